@@ -1,0 +1,115 @@
+"""The course layout (spec section 2) and the notebook surgery shared by tools and tests."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+SOLUTIONS = ROOT / "solutions"
+CHAPTERS = ROOT / "chapters"
+
+SOLUTION_REGION = re.compile(
+    r"^[ \t]*### BEGIN SOLUTION\n(.*?)^[ \t]*### END SOLUTION[ \t]*\n?", re.M | re.S)
+HIDDEN_REGION = re.compile(
+    r"^[ \t]*### BEGIN HIDDEN TESTS\n(.*?)^[ \t]*### END HIDDEN TESTS[ \t]*\n?", re.M | re.S)
+
+
+@dataclass(frozen=True)
+class GradeCell:
+    grade_id: str
+    points: float
+
+
+def assignments(root: Path = ROOT) -> list[str]:
+    """Assignment ids in course order: the folders of ``solutions/``."""
+    return sorted(p.name for p in (root / "solutions").iterdir()
+                  if p.is_dir() and re.fullmatch(r"\d\d-[a-z0-9-]+", p.name))
+
+
+def notebook_path(assignment_id: str, root: Path = ROOT, released: bool = False) -> Path:
+    """The one notebook of an assignment (source, or released with ``released=True``)."""
+    folder = root / ("chapters" if released else "solutions") / assignment_id
+    notebooks = sorted(folder.glob("*.ipynb"))
+    if len(notebooks) != 1:
+        raise FileNotFoundError(f"{folder} should hold exactly one notebook, found {len(notebooks)}")
+    return notebooks[0]
+
+
+def read(path: Path) -> nbformat.NotebookNode:
+    return nbformat.read(str(path), as_version=4)
+
+
+def nbgrader_meta(cell) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def grade_cells(nb) -> list[GradeCell]:
+    """Grade cells with points, in notebook order."""
+    return [GradeCell(m["grade_id"], float(m.get("points", 0)))
+            for m in map(nbgrader_meta, nb.cells) if m.get("grade")]
+
+
+def solution_cells(nb) -> dict[str, nbformat.NotebookNode]:
+    return {nbgrader_meta(c)["grade_id"]: c for c in nb.cells if nbgrader_meta(c).get("solution")}
+
+
+def strip_markers(source: str) -> str:
+    """The solution as a learner would type it: the solution region without its markers."""
+    return SOLUTION_REGION.sub(lambda m: m.group(1), source)
+
+
+def solution_texts(source: str) -> list[str]:
+    """The text between each BEGIN/END SOLUTION pair."""
+    return [m.group(1) for m in SOLUTION_REGION.finditer(source)]
+
+
+def hidden_texts(source: str) -> list[str]:
+    """The text between each BEGIN/END HIDDEN TESTS pair."""
+    return [m.group(1) for m in HIDDEN_REGION.finditer(source)]
+
+
+def submission(assignment_id: str, answers: dict[str, str] | None = None,
+               root: Path = ROOT) -> nbformat.NotebookNode:
+    """A learner's notebook: the released one with every exercise completed.
+
+    Each solution cell gets the reference solution, except those named in ``answers``
+    (grade_id -> the whole cell source), which get the given code instead.
+    """
+    answers = dict(answers or {})
+    released = read(notebook_path(assignment_id, root, released=True))
+    reference = solution_cells(read(notebook_path(assignment_id, root)))
+    for grade_id, cell in solution_cells(released).items():
+        cell.source = answers.pop(grade_id) if grade_id in answers \
+            else strip_markers(reference[grade_id].source)
+    if answers:
+        raise KeyError(f"{assignment_id} has no solution cell named {sorted(answers)}")
+    return released
+
+
+def is_setup(cell) -> bool:
+    """A read-only cell the exercises need (imports, provided code): grade_id ``setup*``."""
+    meta = nbgrader_meta(cell)
+    return bool(meta.get("locked")) and not meta.get("grade") and \
+        meta.get("grade_id", "").startswith("setup")
+
+
+def exercise_program(source_nb, submitted_nb) -> list[str]:
+    """What grading executes: the instructor's setup cells, then the learner's solution cells.
+
+    Cells are taken in the order of the source notebook; a solution cell the learner
+    deleted is simply missing (its checks then fail with a NameError).
+    """
+    submitted = solution_cells(submitted_nb)
+    program = []
+    for cell in source_nb.cells:
+        meta = nbgrader_meta(cell)
+        if meta.get("solution"):
+            if meta["grade_id"] in submitted:
+                program.append(submitted[meta["grade_id"]].source)
+        elif is_setup(cell):
+            program.append(cell.source)
+    return program

@@ -1,0 +1,66 @@
+"""Stock nbgrader on a temporary copy of the course: the reference grading path.
+
+Used by the tests (the catalog proof, the end-to-end checks, agreement with our own
+grader) and by the throughput benchmark. Everything here runs the real ``nbgrader``
+command line; the gradebook is read through ``nbgrader.api``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+
+from autograder.course import ROOT, notebook_path
+
+Scores = dict[str, tuple[float, float]]  # grade_id -> (score, max_score)
+
+
+class StockCourse:
+    """A throw-away nbgrader course directory built from this repository."""
+
+    def __init__(self, workdir: Path, root: Path = ROOT):
+        self.dir = Path(workdir)
+        self.root = root
+        self.dir.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / "nbgrader_config.py", self.dir / "nbgrader_config.py")
+        shutil.copytree(root / "solutions", self.dir / "solutions", dirs_exist_ok=True)
+        self.db_url = f"sqlite:///{self.dir / 'gradebook.db'}"
+
+    def nbgrader(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "nbgrader", *args,
+                   f"--CourseDirectory.db_url={self.db_url}"]
+        result = subprocess.run(command, cwd=self.dir, capture_output=True, text=True)
+        if check and result.returncode != 0:
+            raise RuntimeError(f"nbgrader {' '.join(args)} exited {result.returncode}:\n"
+                               f"{result.stdout[-4000:]}{result.stderr[-4000:]}")
+        return result
+
+    def generate(self, assignment_id: str) -> None:
+        self.nbgrader("generate_assignment", assignment_id, "--force")
+
+    def submit(self, student_id: str, assignment_id: str, nb) -> Path:
+        name = notebook_path(assignment_id, self.root).name
+        target = self.dir / "submitted" / student_id / assignment_id / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(nb, (bytes, str)):
+            target.write_bytes(nb if isinstance(nb, bytes) else nb.encode())
+        else:
+            nbformat.write(nb, str(target))
+        return target
+
+    def autograde(self, assignment_id: str, *extra: str) -> subprocess.CompletedProcess:
+        return self.nbgrader("autograde", assignment_id, "--force", *extra, check=False)
+
+    def scores(self, assignment_id: str, student_id: str) -> Scores:
+        """Per-grade-cell scores of one autograded submission, from the gradebook."""
+        from nbgrader.api import Gradebook
+
+        notebook_id = notebook_path(assignment_id, self.root).stem
+        with Gradebook(self.db_url) as gradebook:
+            submission = gradebook.find_submission_notebook(notebook_id, assignment_id,
+                                                            student_id)
+            return {g.name: (float(g.score), float(g.max_score)) for g in submission.grades}

@@ -1,0 +1,58 @@
+import pytest
+
+from autograder import course
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:  # nbval cells execute real kernels: part of the slow suite
+        if type(item).__name__ == "IPyNbCell":
+            item.add_marker(pytest.mark.slow)
+
+
+ASSIGNMENTS = course.assignments()
+
+
+@pytest.fixture(params=ASSIGNMENTS)
+def assignment_id(request):
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def nbgrader_graded(tmp_path_factory):
+    """``graded(assignment_id)``: the whole catalog, the solution and the untouched notebook,
+    autograded once per assignment by the real ``nbgrader autograde`` (cached per session)."""
+    from autograder import catalog
+    from autograder.stock import StockCourse
+
+    cache = {}
+
+    def graded(assignment_id):
+        if assignment_id not in cache:
+            stock = StockCourse(tmp_path_factory.mktemp(f"nbgrader-{assignment_id}"))
+            stock.generate(assignment_id)
+            stock.submit("solution", assignment_id, course.submission(assignment_id))
+            untouched = course.notebook_path(assignment_id, released=True).read_bytes()
+            stock.submit("untouched", assignment_id, untouched)
+            for case in catalog.cases(assignment_id):
+                stock.submit(case.name, assignment_id,
+                             course.submission(assignment_id, {case.cell: case.source}))
+            stock.log = stock.autograde(assignment_id)
+            cache[assignment_id] = stock
+        return cache[assignment_id]
+
+    return graded
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory):
+    """Build the book once per session, as the README does, into a temporary folder."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("book")
+    command = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()",
+               "build", str(course.ROOT), "--all", "-W", "--path-output", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, \
+        f"jupyter-book build failed:\n{result.stdout[-6000:]}{result.stderr[-3000:]}"
+    return out / "_build" / "html"

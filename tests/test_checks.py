@@ -1,0 +1,60 @@
+"""Hidden checks judged in-process on every catalog case (fast; the slow proof uses nbgrader)."""
+
+import numpy as np
+import pytest
+
+from autograder import catalog, checks, course, data
+from autograder.checks import Student, Verdict
+
+CASES = [(a, c) for a in course.assignments() for c in catalog.cases(a)]
+
+
+def grade_in_process(assignment_id, answers=None):
+    """Run the grading program in a fresh namespace and judge every check; {grade_id: failures}."""
+    source = course.read(course.notebook_path(assignment_id))
+    submitted = course.submission(assignment_id, answers)
+    namespace = {"__name__": "__main__"}
+    for code in course.exercise_program(source, submitted):
+        exec(compile(code, "<cell>", "exec"), namespace)
+    return {grade_id: check.judge_seen(check.observe_in(namespace))
+            for grade_id, check in checks.checks_for(assignment_id).items()}
+
+
+def test_reference_solution_passes_every_check(assignment_id):
+    failures = {k: v for k, v in grade_in_process(assignment_id).items() if v}
+    assert not failures, failures
+
+
+@pytest.mark.parametrize("assignment_id, case", CASES, ids=[f"{a}:{c.name}" for a, c in CASES])
+def test_catalog_case_in_process(assignment_id, case):
+    results = grade_in_process(assignment_id, {case.cell: case.source})
+    own = {g: f for g, f in results.items()
+           if checks.checks_for(assignment_id)[g].exercise == case.cell}
+    if case.correct:
+        assert not any(results.values()), f"correct alternative rejected: {results}"
+    else:
+        assert any(own.values()), f"wrong case {case.name} passes every check of {case.cell}"
+
+
+def test_observations_are_plain_data():
+    class Liar(np.ndarray):
+        def __eq__(self, other):
+            return True
+
+    encoded = data.roundtrip(data.encode(np.zeros(3).view(Liar)))
+    decoded = data.decode(encoded)
+    assert type(decoded.values) is np.ndarray and decoded.shape == (3,)
+
+
+def test_failures_name_expected_found_and_cause():
+    verdict = Verdict()
+    seen = Student.attempt(lambda: np.zeros((8, 1024, 9216), dtype=np.float32))
+    verdict.array(seen, np.zeros((8, 1024, 768)), "output", hint="is head_dim = d_out // num_heads?")
+    assert verdict.failures == ["output has shape (8, 1024, 9216); expected (8, 1024, 768): "
+                                "is head_dim = d_out // num_heads?"]
+
+
+def test_missing_definition_is_reported_not_raised():
+    verdict = Verdict()
+    verdict.array(Student({}).call("nothing_here", 1), np.zeros(1), "nothing_here(1)")
+    assert "NameError" in verdict.failures[0]
