@@ -88,3 +88,16 @@ def test_catalog_size(assignment_id):
 @pytest.mark.parametrize("path", sorted(course.ROOT.glob("*/*.ipynb")) or [None])
 def test_no_stray_notebooks(path):
     assert path is None or path.parent.name in {"chapters", "solutions"}
+
+
+def test_check_modules_do_not_load_references(assignment_id):
+    """The grader's student process imports check modules; references must stay out of it."""
+    import subprocess
+    import sys
+
+    module = checks.module_name(assignment_id)
+    code = (f"import sys, autograder.checks.{module}; "
+            "leaked = [m for m in sys.modules if m.startswith(('autograder.reference', "
+            "'autograder.catalog'))]; print(leaked); sys.exit(bool(leaked))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, f"importing the checks loads {result.stdout.strip()}"

@@ -9,48 +9,6 @@ from autograder.checks import Check, Student, Verdict
 ASSIGNMENT = "01-positional-encoding"
 
 
-def reference_encoding(positions, d_model: int, base: float = 10000.0) -> np.ndarray:
-    """pe[p, 2i] = sin(p / base**(2i/d)), pe[p, 2i+1] = cos(same), for any positions."""
-    positions = np.asarray(positions, dtype=np.float64)[:, None]
-    angles = positions / base ** (np.arange(0, d_model, 2) / d_model)
-    pe = np.empty((len(positions), d_model))
-    pe[:, 0::2] = np.sin(angles)
-    pe[:, 1::2] = np.cos(angles)
-    return pe
-
-
-def reference_rotation(offset: int, d_model: int, base: float = 10000.0) -> np.ndarray:
-    """Block-diagonal M with pe[p + offset] = M @ pe[p]."""
-    M = np.zeros((d_model, d_model))
-    for i, omega in enumerate(base ** (-np.arange(0, d_model, 2) / d_model)):
-        c, s = np.cos(offset * omega), np.sin(offset * omega)
-        M[2 * i:2 * i + 2, 2 * i:2 * i + 2] = [[c, s], [-s, c]]
-    return M
-
-
-def encoding_bugs(seq_len: int, d_model: int, base: float = 10000.0) -> dict[str, np.ndarray]:
-    """Encodings produced by known bugs, so a failure can name its likely cause."""
-    p = np.arange(seq_len, dtype=np.float64)[:, None]
-    i2 = np.arange(0, d_model, 2)
-    good = reference_encoding(np.arange(seq_len), d_model, base)
-    cos_shifted = good.copy()
-    cos_shifted[:, 1::2] = np.cos((p - 1) / base ** (i2 / d_model))
-    swapped = good.copy()
-    swapped[:, 0::2], swapped[:, 1::2] = good[:, 1::2], good[:, 0::2]
-    no_two = good.copy()
-    no_two[:, 0::2] = np.sin(p / base ** (np.arange(d_model // 2) / d_model))
-    no_two[:, 1::2] = np.cos(p / base ** (np.arange(d_model // 2) / d_model))
-    halves = np.concatenate([good[:, 0::2], good[:, 1::2]], axis=1)
-    return {
-        "the encoding whose cosine uses pos - 1 (a published bug)": cos_shifted,
-        "sin and cos swapped (sin belongs on even dimensions 2i)": swapped,
-        "frequencies base**(i/d_model) (the exponent needs 2i/d_model)": no_two,
-        "all sines then all cosines (they must interleave: 2i, 2i+1)": halves,
-        "positions starting at 1 (p runs from 0)":
-            reference_encoding(np.arange(1, seq_len + 1), d_model, base),
-    }
-
-
 def _inputs(seed: int, shape: tuple[int, ...], dtype=np.float64) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
 
@@ -72,6 +30,8 @@ def _(student: Student) -> dict:
 
 @sinusoidal_basics.judge
 def _(seen: dict, verdict: Verdict) -> None:
+    from autograder.reference.positional_encoding import encoding_bugs, reference_encoding
+
     verdict.array(seen["pe"], reference_encoding(np.arange(4), 6),
                   "sinusoidal_positional_encoding(4, 6)", atol=1e-9, dtype="float64",
                   library="numpy", variants=encoding_bugs(4, 6),
@@ -89,6 +49,8 @@ def _(student: Student) -> dict:
 
 @sinusoidal_values.judge
 def _(seen: dict, verdict: Verdict) -> None:
+    from autograder.reference.positional_encoding import encoding_bugs, reference_encoding
+
     for n, d, b in SIN_CASES:
         verdict.array(seen[f"{n},{d},{b}"], reference_encoding(np.arange(n), d, b),
                       f"sinusoidal_positional_encoding({n}, {d}, base={b})", atol=1e-9,
@@ -125,6 +87,8 @@ def _(student: Student) -> dict:
 
 @add_basics.judge
 def _(seen: dict, verdict: Verdict) -> None:
+    from autograder.reference.positional_encoding import reference_encoding
+
     x = _inputs(0, (3, 4))
     verdict.array(seen["out"], x + reference_encoding(np.arange(3), 4),
                   "add_positional_encoding(x) for x of shape (3, 4)", atol=1e-9,
@@ -153,6 +117,8 @@ def _(student: Student) -> dict:
 
 @add_contract.judge
 def _(seen: dict, verdict: Verdict) -> None:
+    from autograder.reference.positional_encoding import reference_encoding
+
     for name, seed, shape, dtype, base in ADD_CASES:
         x = _inputs(seed, shape, dtype)
         expected = x.astype(np.float64) + reference_encoding(np.arange(shape[-2]), shape[-1], base)
@@ -171,6 +137,8 @@ def _(seen: dict, verdict: Verdict) -> None:
 
 
 def _relative_errors(M: np.ndarray, offset: int, d_model: int, base: float) -> float:
+    from autograder.reference.positional_encoding import reference_encoding
+
     positions = np.arange(max(0, -offset), max(0, -offset) + 40)
     pe = reference_encoding(positions, d_model, base)
     shifted = reference_encoding(positions + offset, d_model, base)
@@ -178,6 +146,8 @@ def _relative_errors(M: np.ndarray, offset: int, d_model: int, base: float) -> f
 
 
 def _judge_relative(verdict: Verdict, seen, offset: int, d_model: int, base: float) -> None:
+    from autograder.reference.positional_encoding import reference_rotation
+
     what = f"relative_position_matrix({offset}, {d_model}, base={base})"
     M = verdict.value(seen, what)
     if M is None:
