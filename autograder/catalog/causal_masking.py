@@ -1,0 +1,139 @@
+"""Bug catalog for 03-causal-masking."""
+
+from autograder.catalog import correct, wrong
+
+ASSIGNMENT = "03-causal-masking"
+
+CM = "causal_mask"
+CA = "CausalAttention"
+
+_HEAD = '''
+        class CausalAttention(nn.Module):
+            def __init__(self, d_in, d_out, context_length, dropout, qkv_bias=False):
+                super().__init__()
+                self.context_length = context_length
+                self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
+                self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
+                self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
+                self.dropout = nn.Dropout(dropout)
+'''
+_BUFFER = '''
+                ones = torch.ones(context_length, context_length)
+                self.register_buffer("mask", torch.triu(ones, diagonal=1))
+'''
+_CHECK = '''
+            def forward(self, x):
+                b, num_tokens, d_in = x.shape
+                if num_tokens > self.context_length:
+                    raise ValueError(f"{num_tokens} tokens exceed context_length={self.context_length}")
+                queries, keys, values = self.W_query(x), self.W_key(x), self.W_value(x)
+'''
+_MASKED = '''
+                scores = queries @ keys.transpose(1, 2)
+                scores = scores.masked_fill(self.mask.bool()[:num_tokens, :num_tokens], float("-inf"))
+'''
+_REST = '''
+                weights = torch.softmax(scores / keys.shape[-1] ** 0.5, dim=-1)
+                weights = self.dropout(weights)
+                return weights @ values
+'''
+
+
+def _module(head=_HEAD, buffer=_BUFFER, check=_CHECK, masked=_MASKED, rest=_REST) -> str:
+    return "\n".join(part.strip("\n") for part in (head, buffer, "", check, masked, rest))
+
+
+CASES = [
+    wrong("mask_tril", CM, "torch.tril: True on and below the diagonal (the visible part)", '''
+        def causal_mask(num_tokens):
+            return torch.tril(torch.ones(num_tokens, num_tokens, dtype=torch.bool))
+        '''),
+    wrong("mask_hides_diagonal", CM, "triu with diagonal=0: a token cannot see itself", '''
+        def causal_mask(num_tokens):
+            return torch.triu(torch.ones(num_tokens, num_tokens, dtype=torch.bool))
+        '''),
+    wrong("mask_float", CM, "returns a float 0/1 tensor, not bool", '''
+        def causal_mask(num_tokens):
+            return torch.triu(torch.ones(num_tokens, num_tokens), diagonal=1)
+        '''),
+    wrong("fill_with_zero", CA, "hidden scores set to 0, which still gets weight",
+          _module(masked=_MASKED.replace('float("-inf")', "0.0"))),
+    wrong("inverted_mask", CA, "tril buffer used as if True meant hidden",
+          _module(buffer=_BUFFER.replace("torch.triu(ones, diagonal=1)", "torch.tril(ones)"))),
+    wrong("mask_plain_attribute", CA, "self.mask = torch.triu(...): not a buffer, stays behind "
+          "on .to()", _module(buffer='''
+                self.mask = torch.triu(torch.ones(context_length, context_length), diagonal=1)
+        ''')),
+    wrong("mask_parameter", CA, "mask stored as nn.Parameter(requires_grad=False)", _module(
+        buffer='''
+                self.mask = nn.Parameter(torch.triu(torch.ones(context_length, context_length), diagonal=1),
+                                         requires_grad=False)
+        ''')),
+    wrong("mask_rebuilt_in_forward", CA, "no stored mask: a new one is built in every call",
+          _module(buffer="", masked='''
+                scores = queries @ keys.transpose(1, 2)
+                mask = torch.triu(torch.ones(num_tokens, num_tokens, dtype=torch.bool), diagonal=1)
+                scores = scores.masked_fill(mask, float("-inf"))
+        ''')),
+    wrong("mask_not_sliced", CA, "the whole (context_length, context_length) mask is used",
+          _module(masked=_MASKED.replace("[:num_tokens, :num_tokens]", ""))),
+    wrong("no_length_check", CA, "no ValueError beyond context_length (a RuntimeError instead)",
+          _module(check=_CHECK.replace('''                if num_tokens > self.context_length:
+                    raise ValueError(f"{num_tokens} tokens exceed context_length={self.context_length}")
+''', ""))),
+    wrong("dropout_on_context", CA, "dropout applied to the output instead of the weights",
+          _module(rest='''
+                weights = torch.softmax(scores / keys.shape[-1] ** 0.5, dim=-1)
+                return self.dropout(weights @ values)
+        ''')),
+    wrong("dropout_before_softmax", CA, "dropout applied to the scores, before the softmax",
+          _module(rest='''
+                weights = torch.softmax(self.dropout(scores) / keys.shape[-1] ** 0.5, dim=-1)
+                return weights @ values
+        ''')),
+    wrong("functional_dropout_always_on", CA, "F.dropout(weights, p) drops in eval mode too",
+          _module(rest='''
+                weights = torch.softmax(scores / keys.shape[-1] ** 0.5, dim=-1)
+                weights = torch.nn.functional.dropout(weights, self.dropout.p)
+                return weights @ values
+        ''')),
+    wrong("scale_by_d_k", CA, "scores divided by d_k instead of sqrt(d_k)",
+          _module(rest=_REST.replace("keys.shape[-1] ** 0.5", "keys.shape[-1]"))),
+    wrong("qkv_bias_ignored", CA, "the projections never get a bias",
+          _module(head=_HEAD.replace("bias=qkv_bias", "bias=False"))),
+    wrong("softmax_over_queries", CA, "softmax(dim=1) on (b, n, n) scores",
+          _module(rest=_REST.replace("dim=-1", "dim=1"))),
+    correct("triu_ones_bool", CM, "ones, then .triu(1), then .bool()", '''
+        def causal_mask(num_tokens):
+            return torch.ones(num_tokens, num_tokens).triu(1).bool()
+        '''),
+    correct("arange_comparison", CM, "compare key and query positions with broadcasting", '''
+        def causal_mask(num_tokens):
+            positions = torch.arange(num_tokens)
+            return positions[None, :] > positions[:, None]
+        '''),
+    correct("float_buffer_bool", CA, "the book's float 0/1 buffer converted with .bool()",
+            _module()),
+    correct("bool_buffer_where_minus_1e9_einsum", CA, "bool buffer, torch.where with -1e9, einsum",
+            _module(buffer='''
+                self.register_buffer("mask", causal_mask(context_length))
+        ''', masked='''
+                scores = torch.einsum("bqd,bkd->bqk", queries, keys)
+                scores = torch.where(self.mask[:num_tokens, :num_tokens], -1e9, scores)
+        ''', rest='''
+                weights = self.dropout(torch.nn.functional.softmax(scores / math.sqrt(keys.size(-1)), dim=-1))
+                return torch.einsum("bqk,bkd->bqd", weights, values)
+        ''')),
+    correct("nonpersistent_finfo_min", CA, "non-persistent buffer, finfo.min fill after scaling",
+            _module(buffer='''
+                mask = torch.triu(torch.ones(context_length, context_length, dtype=torch.bool), diagonal=1)
+                self.register_buffer("mask", mask, persistent=False)
+        ''', masked='''
+                scores = queries @ keys.transpose(-2, -1) / keys.shape[-1] ** 0.5
+                hidden = self.mask[:num_tokens, :num_tokens]
+                scores = scores.masked_fill(hidden, torch.finfo(scores.dtype).min)
+        ''', rest='''
+                weights = self.dropout(scores.softmax(dim=-1))
+                return weights @ values
+        ''')),
+]
