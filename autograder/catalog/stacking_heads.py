@@ -42,7 +42,8 @@ CASES = [
             def forward(self, x):
                 return torch.cat([head(x) for head in self.heads], dim=-1)
         '''),
-    wrong("concat_on_tokens", WRAP, "torch.cat(..., dim=1): heads stacked along tokens", f'''{_WRAP_INIT}{_HEADS}
+    wrong("concat_on_tokens", WRAP, "torch.cat(..., dim=1): heads stacked along tokens",
+          f'''{_WRAP_INIT}{_HEADS}
 
             def forward(self, x):
                 return torch.cat([head(x) for head in self.heads], dim=1)
