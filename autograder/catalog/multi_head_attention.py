@@ -97,7 +97,7 @@ CASES = [
                 k = self.W_key(x).view(shape)
                 v = self.W_value(x).view(shape)''' + _REST.replace(
               "(weights @ v).transpose(1, 2).contiguous()", "(weights @ v).contiguous()"))),
-    wrong("merge_without_transpose", MHA, "context reshaped to (b, n, d_out) without transposing",
+    wrong("mha_merge_without_transpose", MHA, "context reshaped to (b, n, d_out) without transposing",
           _mha(_CHECK_LEN + _QKV + _REST.replace(".transpose(1, 2).contiguous().view(",
                                                  ".reshape("))),
     wrong("dropout_on_output", MHA, "dropout applied to the output instead of the weights",
