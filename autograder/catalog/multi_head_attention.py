@@ -1,0 +1,260 @@
+"""Bug catalog for 05-multi-head-attention."""
+
+from autograder.catalog import correct, wrong
+
+ASSIGNMENT = "05-multi-head-attention"
+
+SPLIT = "split_heads"
+MERGE = "merge_heads"
+MHA = "MultiHeadAttention"
+
+_INIT = '''
+        class MultiHeadAttention(nn.Module):
+            def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False):
+                super().__init__()
+                if d_out % num_heads != 0:
+                    raise ValueError(f"d_out={d_out} must be divisible by num_heads={num_heads}")
+                self.d_out = d_out
+                self.num_heads = num_heads
+                self.head_dim = d_out // num_heads
+                self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
+                self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
+                self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
+                self.out_proj = nn.Linear(d_out, d_out)
+                self.dropout = nn.Dropout(dropout)
+                self.register_buffer("mask", torch.triu(
+                    torch.ones(context_length, context_length, dtype=torch.bool), diagonal=1))
+'''
+
+_CHECK_LEN = '''
+                b, n, _ = x.shape
+                if n > self.mask.shape[0]:
+                    raise ValueError(f"num_tokens={n} exceeds context_length={self.mask.shape[0]}")'''
+
+_QKV = '''
+                shape = (b, n, self.num_heads, self.head_dim)
+                q = self.W_query(x).view(shape).transpose(1, 2)
+                k = self.W_key(x).view(shape).transpose(1, 2)
+                v = self.W_value(x).view(shape).transpose(1, 2)'''
+
+
+def _mha(body: str, init: str = _INIT) -> str:
+    """A complete class: the reference __init__ (or ``init``) and the given forward body."""
+    return f'''{init}
+            def forward(self, x):{body}
+        '''
+
+
+_REST = '''
+                scores = (q @ k.transpose(2, 3)).masked_fill(self.mask[:n, :n], float("-inf"))
+                weights = self.dropout(torch.softmax(scores / self.head_dim ** 0.5, dim=-1))
+                context = (weights @ v).transpose(1, 2).contiguous().view(b, n, self.d_out)
+                return self.out_proj(context)'''
+
+CASES = [
+    wrong("published_bug_d_out_not_divided", MHA,
+          "published bug: every head gets d_out features, no out_proj ([8, 1024, 9216])", '''
+        class MultiHeadAttention(nn.Module):
+            def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False):
+                super().__init__()
+                self.d_out = d_out
+                self.num_heads = num_heads
+                self.head_dim = d_out
+                self.W_query = nn.Linear(d_in, d_out * num_heads, bias=qkv_bias)
+                self.W_key = nn.Linear(d_in, d_out * num_heads, bias=qkv_bias)
+                self.W_value = nn.Linear(d_in, d_out * num_heads, bias=qkv_bias)
+                self.dropout = nn.Dropout(dropout)
+                self.register_buffer("mask", torch.triu(
+                    torch.ones(context_length, context_length, dtype=torch.bool), diagonal=1))
+
+            def forward(self, x):
+                b, n, _ = x.shape
+                if n > self.mask.shape[0]:
+                    raise ValueError("num_tokens exceeds context_length")
+                shape = (b, n, self.num_heads, self.head_dim)
+                q = self.W_query(x).view(shape).transpose(1, 2)
+                k = self.W_key(x).view(shape).transpose(1, 2)
+                v = self.W_value(x).view(shape).transpose(1, 2)
+                scores = (q @ k.transpose(2, 3)).masked_fill(self.mask[:n, :n], float("-inf"))
+                weights = self.dropout(torch.softmax(scores / self.head_dim ** 0.5, dim=-1))
+                return (weights @ v).transpose(1, 2).reshape(b, n, self.num_heads * self.d_out)
+        '''),
+    wrong("out_proj_not_applied", MHA, "out_proj defined in __init__ but never called",
+          _mha(_CHECK_LEN + _QKV + '''
+                scores = (q @ k.transpose(2, 3)).masked_fill(self.mask[:n, :n], float("-inf"))
+                weights = self.dropout(torch.softmax(scores / self.head_dim ** 0.5, dim=-1))
+                return (weights @ v).transpose(1, 2).contiguous().view(b, n, self.d_out)''')),
+    wrong("scale_by_d_out", MHA, "scores divided by sqrt(d_out) instead of sqrt(head_dim)",
+          _mha(_CHECK_LEN + _QKV + '''
+                scores = (q @ k.transpose(2, 3)).masked_fill(self.mask[:n, :n], float("-inf"))
+                weights = self.dropout(torch.softmax(scores / self.d_out ** 0.5, dim=-1))
+                context = (weights @ v).transpose(1, 2).contiguous().view(b, n, self.d_out)
+                return self.out_proj(context)''')),
+    wrong("view_without_transpose", MHA, "heads split with view(b, h, n, hd), no transpose",
+          _mha(_CHECK_LEN + '''
+                shape = (b, self.num_heads, n, self.head_dim)
+                q = self.W_query(x).view(shape)
+                k = self.W_key(x).view(shape)
+                v = self.W_value(x).view(shape)''' + _REST.replace(
+              "(weights @ v).transpose(1, 2).contiguous()", "(weights @ v).contiguous()"))),
+    wrong("mha_merge_without_transpose", MHA, "context reshaped to (b, n, d_out) without transposing",
+          _mha(_CHECK_LEN + _QKV + _REST.replace(".transpose(1, 2).contiguous().view(",
+                                                 ".reshape("))),
+    wrong("dropout_on_output", MHA, "dropout applied to the output instead of the weights",
+          _mha(_CHECK_LEN + _QKV + '''
+                scores = (q @ k.transpose(2, 3)).masked_fill(self.mask[:n, :n], float("-inf"))
+                weights = torch.softmax(scores / self.head_dim ** 0.5, dim=-1)
+                context = (weights @ v).transpose(1, 2).contiguous().view(b, n, self.d_out)
+                return self.dropout(self.out_proj(context))''')),
+    wrong("mask_not_sliced", MHA, "the full (context_length, context_length) mask is used",
+          _mha(_CHECK_LEN + _QKV + _REST.replace("self.mask[:n, :n]", "self.mask"))),
+    wrong("no_divisibility_check", MHA, "no ValueError when d_out % num_heads != 0",
+          _mha(_CHECK_LEN + _QKV + _REST, _INIT.replace('''                if d_out % num_heads != 0:
+                    raise ValueError(f"d_out={d_out} must be divisible by num_heads={num_heads}")
+''', ""))),
+    wrong("no_length_check", MHA, "no ValueError when num_tokens > context_length",
+          _mha('''
+                b, n, _ = x.shape''' + _QKV + _REST)),
+    wrong("no_causal_mask", MHA, "the mask buffer is registered but never applied",
+          _mha(_CHECK_LEN + _QKV + _REST.replace(
+              '.masked_fill(self.mask[:n, :n], float("-inf"))', ""))),
+    wrong("mask_includes_diagonal", MHA, "triu(diagonal=0): a token cannot see itself",
+          _mha(_CHECK_LEN + _QKV + _REST, _INIT.replace("diagonal=1", "diagonal=0"))),
+    wrong("softmax_over_queries", MHA, "softmax over dim=-2 (queries) instead of keys",
+          _mha(_CHECK_LEN + _QKV + _REST.replace("dim=-1", "dim=-2"))),
+    wrong("out_proj_without_bias", MHA, "out_proj = nn.Linear(d_out, d_out, bias=False)",
+          _mha(_CHECK_LEN + _QKV + _REST, _INIT.replace("nn.Linear(d_out, d_out)",
+                                                      "nn.Linear(d_out, d_out, bias=False)"))),
+    wrong("split_view_without_transpose", SPLIT, "x.view(b, num_heads, n, head_dim)", '''
+        def split_heads(x, num_heads):
+            b, n, d = x.shape
+            if d % num_heads != 0:
+                raise ValueError("d must be divisible by num_heads")
+            return x.view(b, num_heads, n, d // num_heads)
+        '''),
+    wrong("split_without_check", SPLIT, "no ValueError when d % num_heads != 0", '''
+        def split_heads(x, num_heads):
+            b, n, d = x.shape
+            return x.view(b, n, num_heads, d // num_heads).transpose(1, 2)
+        '''),
+    wrong("split_heads_last", SPLIT, "returns (b, n, num_heads, head_dim): transpose missing", '''
+        def split_heads(x, num_heads):
+            b, n, d = x.shape
+            if d % num_heads != 0:
+                raise ValueError("d must be divisible by num_heads")
+            return x.view(b, n, num_heads, d // num_heads)
+        '''),
+    wrong("merge_without_transpose", MERGE, "x.reshape(b, n, h * hd) straight away", '''
+        def merge_heads(x):
+            b, h, n, hd = x.shape
+            return x.reshape(b, n, h * hd)
+        '''),
+    wrong("merge_wrong_permute", MERGE, "permute(0, 2, 3, 1): head_dim before heads", '''
+        def merge_heads(x):
+            b, h, n, hd = x.shape
+            return x.permute(0, 2, 3, 1).reshape(b, n, h * hd)
+        '''),
+    correct("mha_einsum_where_float_mask", MHA,
+            "einsum projections and scores, torch.where masking, float 0/1 mask buffer", '''
+        class MultiHeadAttention(nn.Module):
+            def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False):
+                super().__init__()
+                if d_out % num_heads:
+                    raise ValueError(f"d_out ({d_out}) % num_heads ({num_heads}) != 0")
+                self.d_out, self.num_heads, self.head_dim = d_out, num_heads, d_out // num_heads
+                self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
+                self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
+                self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
+                self.out_proj = nn.Linear(d_out, d_out)
+                self.dropout = nn.Dropout(dropout)
+                self.register_buffer("mask", torch.triu(torch.ones(context_length, context_length),
+                                                        diagonal=1))
+
+            def forward(self, x):
+                b, n, _ = x.shape
+                if n > self.mask.shape[0]:
+                    raise ValueError("num_tokens is larger than context_length")
+                h, hd = self.num_heads, self.head_dim
+                q = self.W_query(x).reshape(b, n, h, hd)
+                k = self.W_key(x).reshape(b, n, h, hd)
+                v = self.W_value(x).reshape(b, n, h, hd)
+                scores = torch.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(hd)
+                hidden = self.mask[:n, :n].bool()
+                scores = torch.where(hidden, torch.full_like(scores, float("-inf")), scores)
+                weights = self.dropout(torch.softmax(scores, dim=-1))
+                context = torch.einsum("bhqk,bkhd->bqhd", weights, v).reshape(b, n, self.d_out)
+                return self.out_proj(context)
+        '''),
+    correct("mha_reshape_permute_finfo", MHA,
+            "reshape/permute, finfo.min fill, non-persistent buffer", '''
+        class MultiHeadAttention(nn.Module):
+            def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False):
+                super().__init__()
+                if d_out % num_heads != 0:
+                    raise ValueError("d_out must be divisible by num_heads")
+                self.d_out = d_out
+                self.num_heads = num_heads
+                self.head_dim = d_out // num_heads
+                self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
+                self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
+                self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
+                self.out_proj = nn.Linear(d_out, d_out)
+                self.dropout = nn.Dropout(dropout)
+                mask = torch.ones(context_length, context_length, dtype=torch.bool).triu(1)
+                self.register_buffer("mask", mask, persistent=False)
+
+            def forward(self, x):
+                b, n, _ = x.shape
+                if n > self.mask.size(0):
+                    raise ValueError(f"{n} tokens but context_length is {self.mask.size(0)}")
+                def heads(t):
+                    return t.reshape(b, n, self.num_heads, self.head_dim).permute(0, 2, 1, 3)
+                q, k, v = heads(self.W_query(x)), heads(self.W_key(x)), heads(self.W_value(x))
+                scores = q @ k.permute(0, 1, 3, 2) / self.head_dim ** 0.5
+                scores = scores.masked_fill(self.mask[:n, :n], torch.finfo(scores.dtype).min)
+                weights = self.dropout(scores.softmax(dim=-1))
+                return self.out_proj((weights @ v).permute(0, 2, 1, 3).reshape(b, n, self.d_out))
+        '''),
+    correct("mha_fused_qkv_product", MHA,
+            "one F.linear with the three weights concatenated, split afterwards, -1e9 fill",
+            _mha(_CHECK_LEN + '''
+                weight = torch.cat([self.W_query.weight, self.W_key.weight, self.W_value.weight])
+                bias = None
+                if self.W_query.bias is not None:
+                    bias = torch.cat([self.W_query.bias, self.W_key.bias, self.W_value.bias])
+                qkv = F.linear(x, weight, bias).view(b, n, 3, self.num_heads, self.head_dim)
+                q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+                scores = (q @ k.transpose(-2, -1)).masked_fill(self.mask[:n, :n], -1e9)
+                weights = self.dropout(torch.softmax(scores / math.sqrt(self.head_dim), dim=-1))
+                return self.out_proj((weights @ v).transpose(1, 2).flatten(2))''')),
+    correct("mha_uses_split_and_merge", MHA, "forward written with split_heads/merge_heads",
+            _mha(_CHECK_LEN + '''
+                q = split_heads(self.W_query(x), self.num_heads)
+                k = split_heads(self.W_key(x), self.num_heads)
+                v = split_heads(self.W_value(x), self.num_heads)
+                scores = (q @ k.transpose(-1, -2)) * self.head_dim ** -0.5
+                scores = scores.masked_fill(self.mask[:n, :n], float("-inf"))
+                return self.out_proj(merge_heads(self.dropout(torch.softmax(scores, dim=-1)) @ v))''')),
+    correct("split_reshape_permute", SPLIT, "reshape + permute, error message naming num_heads",
+            '''
+        def split_heads(x, num_heads):
+            if x.shape[-1] % num_heads:
+                raise ValueError(f"num_heads={num_heads} does not divide {x.shape[-1]}")
+            return x.reshape(*x.shape[:2], num_heads, -1).permute(0, 2, 1, 3)
+        '''),
+    correct("split_unflatten", SPLIT, "unflatten the last dim, then movedim", '''
+        def split_heads(x, num_heads):
+            d = x.shape[-1]
+            if d % num_heads != 0:
+                raise ValueError("num_heads must divide the last dimension")
+            return x.unflatten(-1, (num_heads, d // num_heads)).movedim(2, 1)
+        '''),
+    correct("merge_cat_unbind", MERGE, "torch.cat of the heads along the features", '''
+        def merge_heads(x):
+            return torch.cat(x.unbind(dim=1), dim=-1)
+        '''),
+    correct("merge_permute_flatten", MERGE, "permute then flatten", '''
+        def merge_heads(x):
+            return x.permute(0, 2, 1, 3).flatten(start_dim=2)
+        '''),
+]

@@ -1,0 +1,77 @@
+"""Reference for 04-stacking-heads: functional causal heads, side by side and in depth.
+
+Weights are given as dicts ``{"W_query.weight": tensor, "W_query.bias": tensor, ...}``
+(the names of a ``CausalAttention`` state dict). Eval mode uses PyTorch's own
+``F.scaled_dot_product_attention(is_causal=True)``; train mode writes the formula out
+so that dropout draws one mask on the ``(b, n, n)`` weights, as ``nn.Dropout`` does.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def _project(x: torch.Tensor, weights: dict, name: str) -> torch.Tensor:
+    return F.linear(x, weights[f"{name}.weight"], weights.get(f"{name}.bias"))
+
+
+def causal_attention(x: torch.Tensor, weights: dict, dropout: float = 0.0,
+                     training: bool = False) -> torch.Tensor:
+    """One causal head: softmax(q k^T / sqrt(d_out), future hidden) v."""
+    q, k, v = (_project(x, weights, n) for n in ("W_query", "W_key", "W_value"))
+    if not training or dropout == 0.0:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    n = x.shape[-2]
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    hidden = torch.ones(n, n, dtype=torch.bool).triu(1)
+    attn = torch.softmax(scores.masked_fill(hidden, float("-inf")), dim=-1)
+    return F.dropout(attn, dropout, training=True) @ v
+
+
+def wrapper(x: torch.Tensor, heads: list[dict], dropout: float = 0.0,
+            seed: int | None = None) -> torch.Tensor:
+    """Heads side by side: head i fills features [i*d_out, (i+1)*d_out)."""
+    if seed is not None:
+        torch.manual_seed(seed)
+    return torch.cat([causal_attention(x, h, dropout, seed is not None) for h in heads], dim=-1)
+
+
+def stacked(x: torch.Tensor, layers: list[dict], dropout: float = 0.0,
+            seed: int | None = None) -> torch.Tensor:
+    """Heads in depth: x = x + layer(x), layer by layer."""
+    if seed is not None:
+        torch.manual_seed(seed)
+    for layer in layers:
+        x = x + causal_attention(x, layer, dropout, seed is not None)
+    return x
+
+
+def wrapper_bugs(x: torch.Tensor, heads: list[dict]) -> dict[str, torch.Tensor]:
+    """Outputs of known wrong wrappers, so that a failure can name its likely cause."""
+    outs = [causal_attention(x, h) for h in heads]
+    return {
+        "the heads concatenated in reverse order": torch.cat(outs[::-1], dim=-1),
+        "the heads interleaved feature by feature (stacked on the last dim, then flattened)":
+            torch.stack(outs, dim=-1).flatten(-2),
+        "heads[0] used for every head": torch.cat([outs[0]] * len(outs), dim=-1),
+    }
+
+
+def stacked_bugs(x: torch.Tensor, layers: list[dict]) -> dict[str, torch.Tensor]:
+    """Outputs of known wrong stacks."""
+    plain = x
+    for layer in layers:
+        plain = causal_attention(plain, layer)
+    shared_input = x + sum(causal_attention(x, layer) for layer in layers)
+    reverse = x
+    for layer in layers[::-1]:
+        reverse = reverse + causal_attention(reverse, layer)
+    return {
+        "no residual connection (x = layer(x))": plain,
+        "one residual around the whole stack (x + layers(x))": x + plain,
+        "every layer applied to the original input (x + sum of layer(x))": shared_input,
+        "the layers applied in reverse order": reverse,
+    }
