@@ -356,8 +356,9 @@ def _(seen: dict, verdict: Verdict) -> None:
 
 MHA_CASES = [  # (name, seed, (d_in, d_out, context_length, dropout, num_heads), kwargs, x shape)
     ("3 heads of 4, 7 of 10 tokens", 50, (6, 12, 10, 0.0, 3), {}, (2, 7, 6)),
-    ("head_dim 2, qkv_bias, theta_base 100, batch of one, all 6 tokens", 51,
-     (8, 8, 6, 0.0, 4), {"qkv_bias": True, "theta_base": 100.0}, (1, 6, 8)),
+    ("head_dim 2, qkv_bias, batch of one, all 6 tokens", 51, (8, 8, 6, 0.0, 4),
+     {"qkv_bias": True}, (1, 6, 8)),
+    ("theta_base 100", 55, (6, 8, 8, 0.0, 2), {"theta_base": 100.0}, (2, 8, 6)),
     ("one head, one token", 52, (5, 8, 12, 0.0, 1), {}, (3, 1, 5)),
     ("2 heads of 8, 48 tokens", 53, (16, 16, 64, 0.0, 2), {}, (1, 48, 16)),
 ]
