@@ -59,14 +59,13 @@ def _observe_tables(student: Student, args: tuple, kwargs: dict, rows=None):
 
 
 def _table_bugs(head_dim: int, theta_base: float, context_length: int, rows):
-    import torch as t
     from autograder.reference.rope import tables
 
     positions = np.arange(context_length) if rows is None else np.asarray(rows)
     cos, sin = tables(positions, head_dim, theta_base)
     half = _angles(theta_base, context_length, head_dim)[positions]
     no_two = positions[:, None] * theta_base ** (-np.arange(head_dim // 2) / head_dim)
-    inter = t.tensor(half).repeat_interleave(2, dim=-1).numpy()
+    inter = torch.tensor(half).repeat_interleave(2, dim=-1).numpy()
     bugs = {
         "positions starting at 1 (p runs from 0 to context_length - 1)":
             tables(positions + 1, head_dim, theta_base),
@@ -429,7 +428,9 @@ def _judge_module(verdict: Verdict, seen: dict, case, *, train_seed=None) -> Non
             attention(x, weights, num_heads, base, rope_k=False, **common),
         "RoPE applied to the keys only, not the queries":
             attention(x, weights, num_heads, base, rope_q=False, **common),
-        "no RoPE at all": attention(x, weights, num_heads, base, rope_q=False, rope_k=False,
+        "no RoPE at all (also what rotating queries and keys in the (b, num_tokens, "
+        "num_heads, head_dim) layout gives: every token of a head gets the same angle, which "
+        "cancels in the scores)": attention(x, weights, num_heads, base, rope_q=False, rope_k=False,
                                     **common),
         "attention without the causal mask":
             attention(x, weights, num_heads, base, causal=False, **common),
