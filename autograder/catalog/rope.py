@@ -1,0 +1,319 @@
+"""Bug catalog for 06-rope."""
+
+from autograder.catalog import correct, wrong
+
+ASSIGNMENT = "06-rope"
+
+PRE = "precompute_rope_params"
+ROPE = "compute_rope"
+MHA = "RoPEMultiHeadAttention"
+
+_PRE_CHECK = '''
+            if head_dim % 2 != 0:
+                raise ValueError(f"head_dim must be even, got {head_dim}")'''
+
+_ROPE_CHECKS = '''
+            batch, num_heads, seq_len, head_dim = x.shape
+            if head_dim % 2 != 0:
+                raise ValueError(f"head_dim must be even, got {head_dim}")
+            if seq_len > cos.shape[0]:
+                raise ValueError(f"seq_len ({seq_len}) exceeds the rows of cos ({cos.shape[0]})")
+            if cos.shape[-1] != head_dim or sin.shape[-1] != head_dim:
+                raise ValueError("the last dims of x and cos/sin differ")'''
+
+_MHA_INIT = '''
+            def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False,
+                         theta_base=10000.0):
+                super().__init__(d_in, d_out, context_length, dropout, num_heads, qkv_bias)
+                cos, sin = precompute_rope_params(self.head_dim, theta_base, context_length)
+                self.register_buffer("cos", cos, persistent=False)
+                self.register_buffer("sin", sin, persistent=False)
+'''
+
+_MHA_GUARD = '''
+                if x.shape[1] > self.context_length:
+                    raise ValueError("num_tokens exceeds context_length")'''
+
+CASES = [
+    # --- precompute_rope_params: wrong ------------------------------------------------------
+    wrong("pre_positions_from_one", PRE, "positions 1..context_length instead of 0..", f'''
+        def precompute_rope_params(head_dim, theta_base=10000.0, context_length=4096):{_PRE_CHECK}
+            inv_freq = theta_base ** (-torch.arange(0, head_dim, 2).float() / head_dim)
+            angles = torch.arange(1, context_length + 1).float()[:, None] * inv_freq[None, :]
+            angles = torch.cat([angles, angles], dim=1)
+            return angles.cos(), angles.sin()
+        '''),
+    wrong("pre_missing_factor_2", PRE, "inv_freq = theta_base ** (-i / head_dim), i the pair index",
+          f'''
+        def precompute_rope_params(head_dim, theta_base=10000.0, context_length=4096):{_PRE_CHECK}
+            inv_freq = theta_base ** (-torch.arange(head_dim // 2).float() / head_dim)
+            angles = torch.arange(context_length).float()[:, None] * inv_freq[None, :]
+            angles = torch.cat([angles, angles], dim=1)
+            return angles.cos(), angles.sin()
+        '''),
+    wrong("pre_not_duplicated", PRE, "tables of head_dim / 2 columns: angles not duplicated", f'''
+        def precompute_rope_params(head_dim, theta_base=10000.0, context_length=4096):{_PRE_CHECK}
+            inv_freq = theta_base ** (-torch.arange(0, head_dim, 2).float() / head_dim)
+            angles = torch.arange(context_length).float()[:, None] * inv_freq[None, :]
+            return angles.cos(), angles.sin()
+        '''),
+    wrong("pre_interleaved_tables", PRE, "angles repeated pairwise (interleaved layout tables)", f'''
+        def precompute_rope_params(head_dim, theta_base=10000.0, context_length=4096):{_PRE_CHECK}
+            inv_freq = theta_base ** (-torch.arange(0, head_dim, 2).float() / head_dim)
+            angles = torch.arange(context_length).float()[:, None] * inv_freq[None, :]
+            angles = angles.repeat_interleave(2, dim=1)
+            return angles.cos(), angles.sin()
+        '''),
+    wrong("pre_no_odd_check", PRE, "odd head_dim accepted (gives head_dim + 1 columns)", '''
+        def precompute_rope_params(head_dim, theta_base=10000.0, context_length=4096):
+            inv_freq = theta_base ** (-torch.arange(0, head_dim, 2).float() / head_dim)
+            angles = torch.arange(context_length).float()[:, None] * inv_freq[None, :]
+            angles = torch.cat([angles, angles], dim=1)
+            return angles.cos(), angles.sin()
+        '''),
+    wrong("pre_float64_result", PRE, "computed in float64 and never cast to float32", f'''
+        def precompute_rope_params(head_dim, theta_base=10000.0, context_length=4096):{_PRE_CHECK}
+            inv_freq = theta_base ** (-torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
+            angles = torch.arange(context_length, dtype=torch.float64)[:, None] * inv_freq
+            angles = torch.cat([angles, angles], dim=1)
+            return angles.cos(), angles.sin()
+        '''),
+    wrong("pre_cos_sin_swapped", PRE, "returns (sin, cos)", f'''
+        def precompute_rope_params(head_dim, theta_base=10000.0, context_length=4096):{_PRE_CHECK}
+            inv_freq = theta_base ** (-torch.arange(0, head_dim, 2).float() / head_dim)
+            angles = torch.arange(context_length).float()[:, None] * inv_freq[None, :]
+            angles = torch.cat([angles, angles], dim=1)
+            return angles.sin(), angles.cos()
+        '''),
+    # --- precompute_rope_params: correct ----------------------------------------------------
+    correct("pre_float64_then_cast", PRE, "tables computed in float64, cast to float32", f'''
+        def precompute_rope_params(head_dim, theta_base=10000.0, context_length=4096):{_PRE_CHECK}
+            inv_freq = 1.0 / theta_base ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
+            angles = torch.outer(torch.arange(context_length, dtype=torch.float64), inv_freq)
+            angles = torch.cat([angles, angles], dim=-1)
+            return angles.cos().float(), angles.sin().float()
+        '''),
+    correct("pre_exp_log_and_repeat", PRE, "inv_freq via exp/log, duplication via repeat", f'''
+        def precompute_rope_params(head_dim, theta_base=10000.0, context_length=4096):{_PRE_CHECK}
+            i = torch.arange(head_dim // 2, dtype=torch.float32)
+            inv_freq = torch.exp(-2 * i * math.log(theta_base) / head_dim)
+            angles = torch.einsum("p,f->pf", torch.arange(context_length, dtype=torch.float32), inv_freq)
+            angles = angles.repeat(1, 2)
+            return torch.cos(angles), torch.sin(angles)
+        '''),
+    # --- compute_rope: wrong ------------------------------------------------------------------
+    wrong("rope_layout_bug", ROPE, "published bug: x read as (batch, seq_len, num_heads, head_dim)",
+          '''
+        def compute_rope(x, cos, sin):
+            batch, seq_len, num_heads, head_dim = x.shape
+            if head_dim % 2 != 0:
+                raise ValueError("head_dim must be even")
+            if seq_len > cos.shape[0]:
+                raise ValueError("seq_len exceeds the rows of cos")
+            if cos.shape[-1] != head_dim:
+                raise ValueError("the last dims of x and cos/sin differ")
+            x1, x2 = x[..., : head_dim // 2], x[..., head_dim // 2 :]
+            cos, sin = cos[:seq_len].unsqueeze(1), sin[:seq_len].unsqueeze(1)
+            return (x * cos + torch.cat([-x2, x1], dim=-1) * sin).to(x.dtype)
+        '''),
+    wrong("rope_rotate_half_sign", ROPE, "rotate_half as cat(x2, -x1): rotates by -angle", f'''
+        def compute_rope(x, cos, sin):{_ROPE_CHECKS}
+            x1, x2 = x[..., : head_dim // 2], x[..., head_dim // 2 :]
+            out = x * cos[:seq_len] + torch.cat([x2, -x1], dim=-1) * sin[:seq_len]
+            return out.to(x.dtype)
+        '''),
+    wrong("rope_interleaved_pairs", ROPE, "rotates neighbouring pairs with split-halves tables", f'''
+        def compute_rope(x, cos, sin):{_ROPE_CHECKS}
+            rotated = torch.stack([-x[..., 1::2], x[..., 0::2]], dim=-1).flatten(-2)
+            return (x * cos[:seq_len] + rotated * sin[:seq_len]).to(x.dtype)
+        '''),
+    wrong("rope_no_slice", ROPE, "tables not sliced to seq_len", f'''
+        def compute_rope(x, cos, sin):{_ROPE_CHECKS}
+            x1, x2 = x[..., : head_dim // 2], x[..., head_dim // 2 :]
+            return (x * cos + torch.cat([-x2, x1], dim=-1) * sin).to(x.dtype)
+        '''),
+    wrong("rope_upcast_dtype", ROPE, "bfloat16/float16 input gives a float32 result", f'''
+        def compute_rope(x, cos, sin):{_ROPE_CHECKS}
+            x1, x2 = x[..., : head_dim // 2], x[..., head_dim // 2 :]
+            return x * cos[:seq_len] + torch.cat([-x2, x1], dim=-1) * sin[:seq_len]
+        '''),
+    wrong("rope_cos_sin_swapped", ROPE, "x * sin + rotate_half(x) * cos", f'''
+        def compute_rope(x, cos, sin):{_ROPE_CHECKS}
+            x1, x2 = x[..., : head_dim // 2], x[..., head_dim // 2 :]
+            return (x * sin[:seq_len] + torch.cat([-x2, x1], dim=-1) * cos[:seq_len]).to(x.dtype)
+        '''),
+    wrong("rope_no_checks", ROPE, "no ValueError: odd head_dim and short tables slip through", '''
+        def compute_rope(x, cos, sin):
+            seq_len, head_dim = x.shape[-2:]
+            x1, x2 = x[..., : head_dim // 2], x[..., head_dim // 2 :]
+            return (x * cos[:seq_len] + torch.cat([-x2, x1], dim=-1) * sin[:seq_len]).to(x.dtype)
+        '''),
+    # --- compute_rope: correct ----------------------------------------------------------------
+    correct("rope_in_float32", ROPE, "computes in float32, casts back to the input dtype", f'''
+        def compute_rope(x, cos, sin):{_ROPE_CHECKS}
+            x32 = x.float()
+            x1, x2 = x32[..., : head_dim // 2], x32[..., head_dim // 2 :]
+            out = x32 * cos[:seq_len].float() + torch.cat((-x2, x1), dim=-1) * sin[:seq_len].float()
+            return out.to(dtype=x.dtype)
+        '''),
+    correct("rope_chunk_native_dtype", ROPE, "torch.chunk, tables cast to x.dtype and broadcast "
+            "explicitly", f'''
+        def compute_rope(x, cos, sin):{_ROPE_CHECKS}
+            x1, x2 = torch.chunk(x, 2, dim=-1)
+            cos = cos[:seq_len, :].unsqueeze(0).unsqueeze(0).to(x.dtype)
+            sin = sin[:seq_len, :].unsqueeze(0).unsqueeze(0).to(x.dtype)
+            return x * cos + torch.cat((-x2, x1), dim=-1) * sin
+        '''),
+    correct("rope_complex", ROPE, "complex multiplication on the split-halves pairs", f'''
+        def compute_rope(x, cos, sin):{_ROPE_CHECKS}
+            half = head_dim // 2
+            rotation = torch.complex(cos[:seq_len, :half].float(), sin[:seq_len, :half].float())
+            z = torch.complex(x[..., :half].float(), x[..., half:].float()) * rotation
+            return torch.cat([z.real, z.imag], dim=-1).to(x.dtype)
+        '''),
+    # --- RoPEMultiHeadAttention: wrong --------------------------------------------------------
+    wrong("mha_rope_on_values", MHA, "values rotated too", f'''
+        class RoPEMultiHeadAttention(MultiHeadAttention):{_MHA_INIT}
+            def forward(self, x):{_MHA_GUARD}
+                queries = compute_rope(self.split_heads(self.W_query(x)), self.cos, self.sin)
+                keys = compute_rope(self.split_heads(self.W_key(x)), self.cos, self.sin)
+                values = compute_rope(self.split_heads(self.W_value(x)), self.cos, self.sin)
+                return self.attend(queries, keys, values)
+        '''),
+    wrong("mha_no_rope_on_keys", MHA, "only the queries are rotated", f'''
+        class RoPEMultiHeadAttention(MultiHeadAttention):{_MHA_INIT}
+            def forward(self, x):{_MHA_GUARD}
+                queries = compute_rope(self.split_heads(self.W_query(x)), self.cos, self.sin)
+                keys = self.split_heads(self.W_key(x))
+                values = self.split_heads(self.W_value(x))
+                return self.attend(queries, keys, values)
+        '''),
+    wrong("mha_rope_before_head_split", MHA, "rotates the whole d_out vector, then splits", '''
+        class RoPEMultiHeadAttention(MultiHeadAttention):
+            def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False,
+                         theta_base=10000.0):
+                super().__init__(d_in, d_out, context_length, dropout, num_heads, qkv_bias)
+                cos, sin = precompute_rope_params(d_out, theta_base, context_length)
+                self.register_buffer("cos", cos, persistent=False)
+                self.register_buffer("sin", sin, persistent=False)
+
+            def forward(self, x):
+                if x.shape[1] > self.context_length:
+                    raise ValueError("num_tokens exceeds context_length")
+                q = compute_rope(self.W_query(x).unsqueeze(1), self.cos, self.sin).squeeze(1)
+                k = compute_rope(self.W_key(x).unsqueeze(1), self.cos, self.sin).squeeze(1)
+                queries, keys = self.split_heads(q), self.split_heads(k)
+                return self.attend(queries, keys, self.split_heads(self.W_value(x)))
+        '''),
+    wrong("mha_layout_bug", MHA, "published bug: rotates (b, num_tokens, num_heads, head_dim)", f'''
+        class RoPEMultiHeadAttention(MultiHeadAttention):{_MHA_INIT}
+            def forward(self, x):{_MHA_GUARD}
+                b, n, _ = x.shape
+                q = self.W_query(x).view(b, n, self.num_heads, self.head_dim)
+                k = self.W_key(x).view(b, n, self.num_heads, self.head_dim)
+                q = compute_rope(q, self.cos, self.sin).transpose(1, 2)
+                k = compute_rope(k, self.cos, self.sin).transpose(1, 2)
+                return self.attend(q, k, self.split_heads(self.W_value(x)))
+        '''),
+    wrong("mha_tables_as_parameters", MHA, "cos/sin stored as nn.Parameter (trained)", '''
+        class RoPEMultiHeadAttention(MultiHeadAttention):
+            def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False,
+                         theta_base=10000.0):
+                super().__init__(d_in, d_out, context_length, dropout, num_heads, qkv_bias)
+                cos, sin = precompute_rope_params(self.head_dim, theta_base, context_length)
+                self.cos = nn.Parameter(cos)
+                self.sin = nn.Parameter(sin)
+
+            def forward(self, x):
+                if x.shape[1] > self.context_length:
+                    raise ValueError("num_tokens exceeds context_length")
+                queries = compute_rope(self.split_heads(self.W_query(x)), self.cos, self.sin)
+                keys = compute_rope(self.split_heads(self.W_key(x)), self.cos, self.sin)
+                return self.attend(queries, keys, self.split_heads(self.W_value(x)))
+        '''),
+    wrong("mha_tables_plain_attributes", MHA, "cos/sin plain attributes: do not move with .to()",
+          '''
+        class RoPEMultiHeadAttention(MultiHeadAttention):
+            def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False,
+                         theta_base=10000.0):
+                super().__init__(d_in, d_out, context_length, dropout, num_heads, qkv_bias)
+                self.cos, self.sin = precompute_rope_params(self.head_dim, theta_base, context_length)
+
+            def forward(self, x):
+                if x.shape[1] > self.context_length:
+                    raise ValueError("num_tokens exceeds context_length")
+                queries = compute_rope(self.split_heads(self.W_query(x)), self.cos, self.sin)
+                keys = compute_rope(self.split_heads(self.W_key(x)), self.cos, self.sin)
+                return self.attend(queries, keys, self.split_heads(self.W_value(x)))
+        '''),
+    wrong("mha_ignores_theta_base", MHA, "theta_base not passed to precompute_rope_params", '''
+        class RoPEMultiHeadAttention(MultiHeadAttention):
+            def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False,
+                         theta_base=10000.0):
+                super().__init__(d_in, d_out, context_length, dropout, num_heads, qkv_bias)
+                cos, sin = precompute_rope_params(self.head_dim, context_length=context_length)
+                self.register_buffer("cos", cos, persistent=False)
+                self.register_buffer("sin", sin, persistent=False)
+
+            def forward(self, x):
+                if x.shape[1] > self.context_length:
+                    raise ValueError("num_tokens exceeds context_length")
+                queries = compute_rope(self.split_heads(self.W_query(x)), self.cos, self.sin)
+                keys = compute_rope(self.split_heads(self.W_key(x)), self.cos, self.sin)
+                return self.attend(queries, keys, self.split_heads(self.W_value(x)))
+        '''),
+    # --- RoPEMultiHeadAttention: correct ------------------------------------------------------
+    correct("mha_self_contained", MHA, "own nn.Module: einsum, float mask, -1e9, persistent "
+            "buffers named rope_cos/rope_sin", '''
+        class RoPEMultiHeadAttention(nn.Module):
+            def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False,
+                         theta_base=10000.0):
+                super().__init__()
+                if d_out % num_heads:
+                    raise ValueError("d_out must be divisible by num_heads")
+                self.d_out, self.num_heads, self.head_dim = d_out, num_heads, d_out // num_heads
+                self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
+                self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
+                self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
+                self.out_proj = nn.Linear(d_out, d_out)
+                self.dropout = nn.Dropout(dropout)
+                self.register_buffer("mask", torch.triu(torch.ones(context_length, context_length), 1))
+                cos, sin = precompute_rope_params(self.head_dim, theta_base, context_length)
+                self.register_buffer("rope_cos", cos)
+                self.register_buffer("rope_sin", sin)
+
+            def forward(self, x):
+                b, n, _ = x.shape
+                if n > self.mask.shape[0]:
+                    raise ValueError(f"{n} tokens exceed context_length {self.mask.shape[0]}")
+                def heads(t):
+                    return t.reshape(b, n, self.num_heads, self.head_dim).permute(0, 2, 1, 3)
+                q = compute_rope(heads(self.W_query(x)), self.rope_cos[:n], self.rope_sin[:n])
+                k = compute_rope(heads(self.W_key(x)), self.rope_cos[:n], self.rope_sin[:n])
+                v = heads(self.W_value(x))
+                scores = torch.einsum("bhqd,bhkd->bhqk", q, k) / math.sqrt(self.head_dim)
+                scores = torch.where(self.mask[:n, :n].bool(), torch.tensor(-1e9), scores)
+                weights = self.dropout(torch.softmax(scores, dim=-1))
+                context = torch.einsum("bhqk,bhkd->bhqd", weights, v)
+                return self.out_proj(context.permute(0, 2, 1, 3).reshape(b, n, self.d_out))
+        '''),
+    correct("mha_persistent_renamed", MHA, "subclass with persistent buffers named freqs_cos/"
+            "freqs_sin, tables sliced before compute_rope, its own error for long inputs", '''
+        class RoPEMultiHeadAttention(MultiHeadAttention):
+            def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False,
+                         theta_base=10000.0):
+                super().__init__(d_in, d_out, context_length, dropout, num_heads, qkv_bias)
+                freqs_cos, freqs_sin = precompute_rope_params(self.head_dim, theta_base, context_length)
+                self.register_buffer("freqs_cos", freqs_cos)
+                self.register_buffer("freqs_sin", freqs_sin)
+
+            def forward(self, x):
+                n = x.shape[1]
+                if n > self.context_length:
+                    raise ValueError(f"num_tokens {n} > context_length {self.context_length}")
+                cos, sin = self.freqs_cos[:n], self.freqs_sin[:n]
+                q = compute_rope(self.split_heads(self.W_query(x)), cos, sin)
+                k = compute_rope(self.split_heads(self.W_key(x)), cos, sin)
+                return self.attend(q, k, self.split_heads(self.W_value(x)))
+        '''),
+]
