@@ -1,0 +1,59 @@
+"""Serve MathJax from the built book itself, so every formula renders with no network.
+
+Jupyter Book (Sphinx) loads MathJax 3 from a CDN by default; offline, every formula then
+shows as raw LaTeX. The PyPI package ``django-static-mathjax`` (pinned in requirements.txt)
+ships the MathJax 3 distribution as package data. This extension copies its ``es5/`` folder
+into the book's ``_static/mathjax/`` and points ``mathjax_path`` at the local copy.
+Django itself is not needed: only the package's static files are used.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+from sphinx.errors import ExtensionError
+
+ENTRY = "tex-mml-chtml.js"  # the bundle Sphinx loads from the CDN by default
+TARGET = "mathjax"  # folder under _static/
+# the other prebuilt bundles are never loaded by the book: leave them out (about 14 MB)
+UNUSED_BUNDLES = {"mml-chtml.js", "mml-svg.js", "tex-chtml.js", "tex-chtml-full.js",
+                  "tex-chtml-full-speech.js", "tex-mml-svg.js", "tex-svg.js", "tex-svg-full.js",
+                  "node-main.js"}
+
+
+def mathjax_dist() -> Path:
+    """The ``es5/`` folder of the installed MathJax 3 distribution."""
+    spec = importlib.util.find_spec("mathjax")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for location in locations:
+        es5 = Path(location) / "static" / "mathjax" / "es5"
+        if (es5 / ENTRY).is_file():
+            return es5
+    raise ExtensionError(
+        "MathJax is not installed, so the book cannot render its formulas offline: "
+        "run `python -m pip install -r requirements.txt` (it installs django-static-mathjax)")
+
+
+def use_local_mathjax(app, config) -> None:
+    mathjax_dist()  # fail early, before anything is built, when MathJax is missing
+    config.mathjax_path = f"{TARGET}/{ENTRY}"  # relative paths are resolved under _static/
+
+
+def copy_mathjax(app, exception) -> None:
+    if exception is not None or app.builder.format != "html":
+        return
+    source = mathjax_dist()
+    target = Path(app.outdir) / "_static" / TARGET
+
+    def ignore(folder, names):
+        return [n for n in names if Path(folder) == source and n in UNUSED_BUNDLES]
+
+    shutil.copytree(source, target, ignore=ignore, dirs_exist_ok=True)
+
+
+def setup(app):
+    app.connect("config-inited", use_local_mathjax)
+    app.connect("build-finished", copy_mathjax)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
