@@ -1,10 +1,16 @@
-"""Serve MathJax from the built book itself, so every formula renders with no network.
+"""Small fixes to the built book, kept out of _config.yml because they need a few lines of code.
+
+1. Serve MathJax from the built book itself, so every formula renders with no network.
 
 Jupyter Book (Sphinx) loads MathJax 3 from a CDN by default; offline, every formula then
 shows as raw LaTeX. The PyPI package ``django-static-mathjax`` (pinned in requirements.txt)
 ships the MathJax 3 distribution as package data. This extension copies its ``es5/`` folder
 into the book's ``_static/mathjax/`` and points ``mathjax_path`` at the local copy.
 Django itself is not needed: only the package's static files are used.
+
+2. Give the theme a valid colour mode. Jupyter Book leaves pydata-sphinx-theme's page
+variable ``default_mode`` empty, so every page logs the console error "Got invalid theme mode";
+"auto" (follow the reader's system setting) is what the theme then falls back to anyway.
 """
 
 from __future__ import annotations
@@ -41,6 +47,11 @@ def use_local_mathjax(app, config) -> None:
     config.mathjax_path = f"{TARGET}/{ENTRY}"  # relative paths are resolved under _static/
 
 
+def default_theme_mode(app, pagename, templatename, context, doctree) -> None:
+    if not context.get("default_mode"):
+        context["default_mode"] = "auto"
+
+
 def copy_mathjax(app, exception) -> None:
     if exception is not None or app.builder.format != "html":
         return
@@ -55,5 +66,6 @@ def copy_mathjax(app, exception) -> None:
 
 def setup(app):
     app.connect("config-inited", use_local_mathjax)
+    app.connect("html-page-context", default_theme_mode)
     app.connect("build-finished", copy_mathjax)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
