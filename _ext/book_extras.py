@@ -11,6 +11,11 @@ Django itself is not needed: only the package's static files are used.
 2. Give the theme a valid colour mode. Jupyter Book leaves pydata-sphinx-theme's page
 variable ``default_mode`` empty, so every page logs the console error "Got invalid theme mode";
 "auto" (follow the reader's system setting) is what the theme then falls back to anyway.
+
+3. Drop scripts included twice. sphinx-thebe registers its inline configuration once per
+read of the environment, and Jupyter Book reads it twice, so each page declared
+``const THEBE_JS_URL`` twice: the uncaught "Identifier 'THEBE_JS_URL' has already been
+declared" on every page.
 """
 
 from __future__ import annotations
@@ -52,6 +57,19 @@ def default_theme_mode(app, pagename, templatename, context, doctree) -> None:
         context["default_mode"] = "auto"
 
 
+def drop_duplicate_scripts(app, pagename, templatename, context, doctree) -> None:
+    scripts = context.get("script_files")
+    if scripts:
+        unique, seen = [], set()
+        for script in scripts:  # an inline script is registered with filename None or ""
+            key = (getattr(script, "filename", script) or "", getattr(script, "priority", 0),
+                   tuple(sorted(getattr(script, "attributes", {}).items())))
+            if key not in seen:
+                seen.add(key)
+                unique.append(script)
+        context["script_files"] = unique
+
+
 def copy_mathjax(app, exception) -> None:
     if exception is not None or app.builder.format != "html":
         return
@@ -67,5 +85,6 @@ def copy_mathjax(app, exception) -> None:
 def setup(app):
     app.connect("config-inited", use_local_mathjax)
     app.connect("html-page-context", default_theme_mode)
+    app.connect("html-page-context", drop_duplicate_scripts)
     app.connect("build-finished", copy_mathjax)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
