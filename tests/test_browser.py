@@ -119,6 +119,11 @@ INSPECT = r"""() => {
     title: document.title,
     mjx: document.querySelectorAll('mjx-container').length,
     mjx_errors: Array.from(document.querySelectorAll('mjx-merror')).map(e => e.textContent),
+    // TeX that MathJax typeset as literal text, e.g. \_ inside \text{} or \texttt{}
+    mjx_literal_tex: window.MathJax && MathJax.startup && MathJax.startup.document
+      ? Array.from(MathJax.startup.document.math)
+             .filter(m => />[^<]*\\[^<]*</.test(MathJax.startup.toMML(m.root))).map(m => m.math)
+      : [],
     mathjax_src: Array.from(document.scripts).map(s => s.src).filter(s => /mathjax/i.test(s)),
     prose: prose.textContent,
     images: Array.from(document.images).map(img => ({
@@ -242,6 +247,9 @@ def test_math_is_typeset_from_the_book_itself(pages, built_book, book_url, page)
         assert report["mjx"] >= expected, \
             f"{page}: {expected} formulas in the page but only {report['mjx']} typeset by MathJax"
     assert not report["mjx_errors"], f"{page}: MathJax could not typeset {report['mjx_errors']}"
+    assert not report["mjx_literal_tex"], \
+        f"{page}: formulas show a backslash as text (MathJax text mode, e.g. \\texttt{{a\\_b}}; " \
+        f"use \\mathtt{{a\\_b}}): {report['mjx_literal_tex']}"
     leftovers = sorted({m.group(0) for p in RAW_TEX for m in p.finditer(report["prose"])})
     assert not leftovers, f"{page} shows raw LaTeX in its text: {leftovers}"
 
