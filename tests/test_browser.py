@@ -31,6 +31,11 @@ from conftest import BOOK_PAGES
 
 from autograder import course
 
+try:
+    from playwright.sync_api import Error as PlaywrightError
+except ImportError:  # the browser_context fixture then fails, saying how to install playwright
+    PlaywrightError = Exception
+
 pytestmark = pytest.mark.slow
 
 CONFIG = yaml.safe_load((course.ROOT / "_config.yml").read_text())
@@ -169,9 +174,12 @@ def visit(context, base_url: str, page: str, theme: str, screenshots: Path) -> d
         tab.emulate_media(color_scheme=theme)
         tab.goto(base_url + page + ".html", wait_until="load")
         if tab.evaluate("() => !!document.querySelector('script[src*=\"mathjax\" i]')"):
-            tab.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise",
-                                  timeout=20_000)
-            tab.evaluate("async () => { await MathJax.startup.promise; }")
+            try:  # a MathJax that cannot load (a blocked CDN) shows up as untypeset math below
+                tab.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise",
+                                      timeout=10_000)
+                tab.evaluate("async () => { await MathJax.startup.promise; }")
+            except PlaywrightError as error:
+                report["page_errors"].append(f"MathJax never started: {error}")
         tab.wait_for_load_state("networkidle")
         report.update(tab.evaluate(INSPECT))
         screenshots.mkdir(parents=True, exist_ok=True)
@@ -188,9 +196,22 @@ def screenshots(built_book):
 
 @pytest.fixture(scope="session")
 def pages(browser_context, book_url, screenshots):
-    """``pages(page, theme)``: the report of one page in one theme, visited once per session."""
-    return functools.cache(lambda page, theme="light":
-                           visit(browser_context, book_url, page, theme, screenshots))
+    """``pages(page, theme)``: the report of one page in one theme, visited once per session
+    (a visit that failed fails every test of that page at once, without visiting again)."""
+    @functools.cache
+    def report(page, theme):
+        try:
+            return visit(browser_context, book_url, page, theme, screenshots)
+        except PlaywrightError as error:
+            return {"visit_error": f"{page} ({theme}) could not be inspected: {error}"}
+
+    def get(page, theme="light"):
+        found = report(page, theme)
+        if "visit_error" in found:
+            pytest.fail(found["visit_error"], pytrace=False)
+        return found
+
+    return get
 
 
 @functools.cache
