@@ -312,7 +312,12 @@ def test_figures_sit_on_a_light_opaque_backing(pages, page, theme):
     for figure in pages(page, theme)["figures"]:
         corner = figure["backing"]["corner"]
         assert corner is not None, f"{page}: cannot read the pixels of a figure"
-        backing = corner if corner[3] == 255 else css_rgba(figure["backing"]["css"])
+        css = css_rgba(figure["backing"]["css"])
+        if theme == "dark":  # so that a transparent figure added later stays legible too
+            assert css[3] == 255 and luminance(css) > 0.85, \
+                f"{page}: in the dark theme figures sit on {figure['backing']['css']}, not on white " \
+                "(see _static/custom.css)"
+        backing = corner if corner[3] == 255 else css
         if theme == "light" and corner[3] < 255:
             continue  # a transparent figure on the light page background is legible
         assert backing[3] == 255 and luminance(backing) > 0.85, \
