@@ -427,3 +427,21 @@ def test_notebook_download_matches_released_files(built_book):
         assert copy.is_file(), f"the build holds no downloadable {copy.name}"
         assert json.loads(copy.read_text())["cells"] == \
             json.loads((course.ROOT / f"{page}.ipynb").read_text())["cells"]
+
+
+REMOTE_ASSET = re.compile(
+    r"<(?:script|img|iframe|source|audio|video)\b[^>]*\bsrc=[\"']?(?:https?:)?//[^>]*>"
+    r"|<link\b(?=[^>]*\brel=[\"']?(?:stylesheet|preload|modulepreload|icon))[^>]*\bhref=[\"']?(?:https?:)?//[^>]*>"
+    r"|url\([\"']?(?:https?:)?//[^)]*\)", re.I)
+
+
+def test_no_page_references_remote_assets(built_book):
+    """Without a browser: no page pulls a script, stylesheet, font or image from the network
+    (links a reader clicks, like the launch buttons, are fine)."""
+    found = [f"{path.relative_to(built_book)}: {m.group(0)[:120]}"
+             for path in sorted(built_book.rglob("*.html"))
+             for m in REMOTE_ASSET.finditer(path.read_text())]
+    found += [f"{path.relative_to(built_book)}: {m.group(0)[:120]}"
+              for path in sorted((built_book / "_static").rglob("*.css"))
+              for m in REMOTE_ASSET.finditer(path.read_text(errors="replace"))]
+    assert not found, "remote assets break the book offline:\n" + "\n".join(found)
