@@ -12,6 +12,29 @@ def pytest_collection_modifyitems(items):
 ASSIGNMENTS = course.assignments()
 
 
+def toc_pages(root=course.ROOT) -> list[str]:
+    """Every page of the book in reading order, from ``_toc.yml``: the root, then each
+    ``file`` of its parts, chapters and sections (paths without suffix)."""
+    import yaml
+
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    pages = [toc["root"]]
+
+    def walk(entries):
+        for entry in entries or []:
+            if "file" in entry:
+                pages.append(entry["file"])
+            walk(entry.get("sections"))
+
+    for part in toc.get("parts") or [toc]:
+        walk(part.get("chapters"))
+    walk(toc.get("sections"))
+    return [str(p).removesuffix(".ipynb").removesuffix(".md") for p in pages]
+
+
+BOOK_PAGES = toc_pages()
+
+
 @pytest.fixture(params=ASSIGNMENTS)
 def assignment_id(request):
     return request.param
@@ -45,11 +68,19 @@ def nbgrader_graded(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def built_book(tmp_path_factory):
-    """Build the book once per session, as the README does, into a temporary folder."""
+    """Build the book once per session, as the README does, into a temporary folder.
+
+    With ``BOOK_PATH_OUTPUT=<folder>`` it builds into that folder instead, which keeps the
+    build (and the browser tests' screenshots under ``<folder>/_build/screenshots``) for
+    review and lets jupyter-cache reuse the executed notebooks on the next run.
+    """
+    import os
     import subprocess
     import sys
+    from pathlib import Path
 
-    out = tmp_path_factory.mktemp("book")
+    out = Path(os.environ["BOOK_PATH_OUTPUT"]).resolve() if os.environ.get("BOOK_PATH_OUTPUT") \
+        else tmp_path_factory.mktemp("book")
     command = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()",
                "build", str(course.ROOT), "--all", "-W", "--path-output", str(out)]
     result = subprocess.run(command, capture_output=True, text=True)

@@ -1,0 +1,147 @@
+"""No solution code and no hidden-test text from solutions/ reaches learners or readers.
+
+A *secret line* is a non-trivial line (at least MIN_CHARS characters once whitespace is
+collapsed) between ``### BEGIN SOLUTION``/``### END SOLUTION`` or ``### BEGIN HIDDEN
+TESTS``/``### END HIDDEN TESTS`` in any source notebook, unless the same line also appears
+outside every such region in a source notebook (the lesson shows it on purpose, e.g. the
+imports or a line of a worked example). No secret line of any chapter may appear in
+``chapters/`` (the learner notebooks) nor anywhere in the built book: its pages, its
+``_sources/`` (the notebooks readers download) and its search index.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+from conftest import ASSIGNMENTS
+
+from autograder import course
+
+MIN_CHARS = 12
+TEXT_SUFFIXES = {".html", ".ipynb", ".md", ".txt", ".js", ".json", ".py"}
+
+
+def normalize(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def regions(source: str) -> list[str]:
+    return course.solution_texts(source) + course.hidden_texts(source)
+
+
+def secret_lines(notebooks: list[nbformat.NotebookNode]) -> set[str]:
+    """The secret lines of these source notebooks (see the module docstring)."""
+    inside, outside = set(), set()
+    for nb in notebooks:
+        for cell in nb.cells:
+            enclosed = regions(cell.source)
+            inside |= {normalize(line) for text in enclosed for line in text.splitlines()}
+            rest = course.HIDDEN_REGION.sub("", course.SOLUTION_REGION.sub("", cell.source))
+            outside |= {normalize(line) for line in rest.splitlines()}
+    return {line for line in inside - outside if len(line) >= MIN_CHARS}
+
+
+def notebook_text(nb: nbformat.NotebookNode) -> str:
+    """What a notebook shows: every cell's source and every output's text."""
+    parts = []
+    for cell in nb.cells:
+        parts.append(cell.source)
+        for output in cell.get("outputs", []):
+            parts.append(str(output.get("text", "")))
+            for mime, data in output.get("data", {}).items():
+                if mime.startswith("text/") or mime.endswith("json"):
+                    parts.append(html_text(str(data)) if mime == "text/html" else str(data))
+    return "\n".join(parts)
+
+
+def html_text(page: str) -> str:
+    """The text of an HTML page: highlighted code split into spans reads as it was written."""
+    return html.unescape(re.sub(r"<[^>]+>", "", page))
+
+
+def file_text(path: Path) -> str:
+    raw = path.read_text(errors="replace")
+    if path.suffix == ".ipynb":
+        return notebook_text(nbformat.reads(raw, as_version=4))
+    if path.suffix == ".html":
+        return html_text(raw)
+    return raw
+
+
+def leaks(secrets: set[str], folder: Path, skip: tuple[str, ...] = ()) -> list[str]:
+    """``file: line`` for every secret line found in a text file under ``folder``."""
+    found = []
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder).as_posix()
+        if not path.is_file() or path.suffix not in TEXT_SUFFIXES or relative.startswith(skip):
+            continue
+        text = normalize(file_text(path))
+        found += [f"{relative}: {line}" for line in sorted(secrets) if line in text]
+    return found
+
+
+@pytest.fixture(scope="module")
+def secrets() -> set[str]:
+    return secret_lines([course.read(course.notebook_path(a)) for a in ASSIGNMENTS])
+
+
+def test_every_chapter_has_secret_lines_to_look_for(assignment_id):
+    """Otherwise the checks below would pass vacuously."""
+    nb = course.read(course.notebook_path(assignment_id))
+    hidden = [t for c in nb.cells for t in course.hidden_texts(c.source)]
+    solutions = [t for c in nb.cells for t in course.solution_texts(c.source)]
+    assert hidden and solutions, f"{assignment_id} has no solution or no hidden-test region"
+    secrets = secret_lines([nb])
+    assert all(any(normalize(line) in secrets for line in t.splitlines()) for t in hidden), \
+        f"{assignment_id}: a hidden-test region has no line long enough to be checked"
+    assert any(normalize(line) in secrets for t in solutions for line in t.splitlines()), \
+        f"{assignment_id}: no solution line is long enough to be checked"
+
+
+def test_no_secret_line_in_the_learner_notebooks(secrets):
+    found = leaks(secrets, course.CHAPTERS)
+    assert not found, "solution or hidden-test text in chapters/:\n" + "\n".join(found)
+
+
+def plant(nb: nbformat.NotebookNode, line: str) -> nbformat.NotebookNode:
+    nb = nbformat.from_dict(nb)
+    nb.cells.insert(1, nbformat.v4.new_markdown_cell(f"A harmless-looking remark:\n\n    {line}\n"))
+    return nb
+
+
+@pytest.mark.parametrize("kind", ["solution", "hidden"])
+def test_a_planted_leak_is_detected(assignment_id, tmp_path, kind):
+    """The check can fail: one secret line planted in a copy of the learner notebook, and the
+    same line in a page highlighted as the book does, are both found."""
+    from pygments import highlight
+    from pygments.formatters import HtmlFormatter
+    from pygments.lexers import PythonLexer
+
+    source = course.read(course.notebook_path(assignment_id))
+    texts = [t for c in source.cells
+             for t in (course.solution_texts if kind == "solution" else course.hidden_texts)(c.source)]
+    secrets = secret_lines([source])
+    line = next(raw.strip() for t in texts for raw in t.splitlines() if normalize(raw) in secrets)
+
+    released = course.read(course.notebook_path(assignment_id, released=True))
+    nbformat.write(released, tmp_path / "clean.ipynb")
+    assert leaks(secrets, tmp_path) == [], "the untouched learner notebook already leaks"
+
+    nbformat.write(plant(released, line), tmp_path / "planted.ipynb")
+    page = f"<html><body><div class='highlight'>{highlight(line, PythonLexer(), HtmlFormatter())}</div>"
+    (tmp_path / "planted.html").write_text(page + "</body></html>")
+    found = leaks(secrets, tmp_path)
+    assert f"planted.ipynb: {normalize(line)}" in found and f"planted.html: {normalize(line)}" in found, \
+        f"a planted {kind} line was not detected: {found}"
+
+
+@pytest.mark.slow
+def test_no_secret_line_in_the_built_book(secrets, built_book):
+    """Pages, downloadable _sources and search index (not _static/, the theme's own files)."""
+    assert (built_book / "_sources").is_dir(), "the build has no _sources/ to check"
+    found = leaks(secrets, built_book, skip=("_static/",))
+    assert not found, "solution or hidden-test text in the built book:\n" + "\n".join(found)
