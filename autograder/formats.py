@@ -196,10 +196,10 @@ def summary_table(records: list[dict], assignments: dict | None = None) -> str:
         rows.append([assignment_id, str(len(mine)), f"{sum(scores) / len(scores):.2f}",
                      _number(min(scores)), _number(max(scores)), _number(best), str(errors)])
     header = ["assignment", "graded", "mean", "min", "max", "out of", "errors"]
-    widths = [max(len(x) for x in column) for column in zip(header, *rows)]
-    line = " | ".join(h.ljust(w) for h, w in zip(header, widths))
+    widths = [max(len(x) for x in column) for column in zip(header, *rows, strict=True)]
+    line = " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
     table = [line, "-+-".join("-" * w for w in widths)]
-    table += [" | ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
+    table += [" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
     sandboxes = {r.get("sandbox", {}).get("landlock") for r in records if r.get("sandbox")}
     if 0 in sandboxes:
         table.append("WARNING: Landlock is unavailable on this kernel: student code could read "

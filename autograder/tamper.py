@@ -221,7 +221,8 @@ ATTACKS = [
         '''))),
     Submission("steal_source_notebook", "finds solutions/*.ipynb on disk and executes the "
                "instructor's solution", lambda: notebook(wrong_with(cell=PE, before=STEAL, after='''
-        sinusoidal_positional_encoding = _steal("sinusoidal_positional_encoding") or sinusoidal_positional_encoding
+        _stolen = _steal("sinusoidal_positional_encoding")
+        sinusoidal_positional_encoding = _stolen or sinusoidal_positional_encoding
         ''', others={ADD: HONEST_WRONG[ADD].strip() + '\nadd_positional_encoding = '
                      '_steal("add_positional_encoding") or add_positional_encoding',
                      REL: HONEST_WRONG[REL].strip() + '\nrelative_position_matrix = '
