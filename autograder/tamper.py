@@ -308,7 +308,7 @@ def _solution() -> nbformat.NotebookNode:
     return course.submission(ASSIGNMENT)
 
 
-def _with_cell_code(code: str, cell: str = ADD) -> bytes:
+def with_cell_code(code: str, cell: str = ADD) -> bytes:
     nb = _solution()
     for c in nb.cells:
         if course.nbgrader_meta(c).get("grade_id") == cell:
@@ -364,17 +364,17 @@ BROKEN = [
     (Submission("huge_stored_output", "the solution with a 50 MB output stored in a cell",
                 _big_stored_output), "full"),
     (Submission("huge_printed_output", "the solution printing 50 MB while graded",
-                lambda: _with_cell_code('print("y" * (50 * 1024 * 1024))')), "full"),
+                lambda: with_cell_code('print("y" * (50 * 1024 * 1024))')), "full"),
     (Submission("infinite_loop", "an infinite loop in a solution cell",
-                lambda: _with_cell_code("while True:\n    pass")), "reason"),
+                lambda: with_cell_code("while True:\n    pass")), "reason"),
     (Submission("memory_bomb", "allocates memory until it fails (40 GiB asked)",
-                lambda: _with_cell_code('''
+                lambda: with_cell_code('''
                     blocks = []
                     while len(blocks) < 400:
                         blocks.append(bytearray(100 * 1024 * 1024))
                     ''')), "full"),
     (Submission("fork_bomb", "forks until the process limit, forever",
-                lambda: _with_cell_code('''
+                lambda: with_cell_code('''
                     import os
                     while True:
                         try:
@@ -383,9 +383,9 @@ BROKEN = [
                             pass
                     ''')), "reason"),
     (Submission("segfault", "crashes the interpreter (segmentation fault)",
-                lambda: _with_cell_code("import ctypes\nctypes.string_at(0)")), "reason"),
+                lambda: with_cell_code("import ctypes\nctypes.string_at(0)")), "reason"),
     (Submission("os_exit", "os._exit(3) in a solution cell",
-                lambda: _with_cell_code("import os\nos._exit(3)")), "reason"),
+                lambda: with_cell_code("import os\nos._exit(3)")), "reason"),
     (Submission("solution_cell_deleted", "the add_positional_encoding cell deleted",
                 _solution_deleted), "partial"),
     (Submission("solution_cell_retyped", "the add_positional_encoding cell made a raw cell",
