@@ -207,9 +207,11 @@ class Zygote:
     def __init__(self, hidden: list[str]):
         self.hidden = hidden
         self.lock = threading.Lock()
+        self.info: dict | None = None
         self._start()
 
     def _start(self) -> None:
+        """Start the fork server; ``wait_ready`` waits for its imports."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         env = dict(os.environ)
         env.setdefault("MPLBACKEND", "Agg")
@@ -220,12 +222,19 @@ class Zygote:
             stdin=subprocess.DEVNULL)
         theirs.close()
         self.sock = ours
-        ready = self.sock.recv(65536)
-        if not ready:
-            raise GraderError("the fork server failed to start (see its error above)")
-        self.info = json.loads(ready)
+        self.info = None
+
+    def wait_ready(self) -> dict:
+        if self.info is None:
+            ready = self.sock.recv(65536)
+            if not ready:
+                raise GraderError("the fork server failed to start (see its error above)")
+            self.info = json.loads(ready)
+        return self.info
 
     def close(self) -> None:
+        if self.info is None and self.process.poll() is None:
+            self.process.kill()  # still importing, never used
         try:
             self.sock.close()
         finally:
@@ -242,6 +251,7 @@ class Zygote:
             with self.lock:
                 if self.process.poll() is not None:
                     self._start()
+                self.wait_ready()
                 socket.send_fds(self.sock, [json.dumps(job).encode()], [payload_r, result_w])
         except OSError as exc:
             for fd in (payload_r, payload_w, result_r, result_w):
@@ -254,7 +264,7 @@ class Zygote:
                 stream.write(payload)
         except BrokenPipeError:
             pass
-        chunks, size, overflow = [], 0, False
+        chunks, size, overflow, tail = [], 0, False, b""
         deadline = time.monotonic() + float(job["timeout"]) + 120
         try:
             while True:
@@ -269,13 +279,16 @@ class Zygote:
                     break
                 if size + len(chunk) <= limit:
                     chunks.append(chunk)
-                elif not overflow:
+                else:  # keep only the end, where the supervisor's status is
                     overflow = True
-                    chunks.append(b'\n{"type": "overflow"}\n')
+                    tail = (tail + chunk)[-65536:]
                 size += len(chunk)
         finally:
             os.close(result_r)
         records = []
+        if overflow:
+            chunks.append(b"\n" + b"\n".join(line for line in tail.split(b"\n")
+                                             if b'"type": "status"' in line))
         for line in b"".join(chunks).split(b"\n"):
             if line.strip():
                 try:
@@ -307,7 +320,7 @@ def judge(assignment: Assignment, pair: Pair, submission: Submission,
     overflow = False
     for record in records or []:
         kind = record.get("type")
-        if kind == "sandbox":
+        if kind == "sandbox" and not sandbox:  # the first one: written before student code ran
             sandbox = {k: v for k, v in record.items() if k != "type"}
         elif kind == "cell":
             where = f"while running cell {record.get('label')}"
@@ -327,10 +340,10 @@ def judge(assignment: Assignment, pair: Pair, submission: Submission,
             status = record
     done = any(r.get("type") == "done" for r in records or [])
     if records is not None and not done:
-        if status.get("timed_out"):
-            reason = f"timed out after {timeout:g} s {where} (an infinite loop?)"
-        elif overflow:
+        if overflow:
             reason = f"sent more than {formats.human(LINE_LIMIT())} of results {where}"
+        elif status.get("timed_out"):
+            reason = f"timed out after {timeout:g} s {where} (an infinite loop?)"
         elif status.get("signal"):
             name = SIGNALS.get(status["signal"], f"signal {status['signal']}")
             hint = " (out of memory?)" if name in ("SIGKILL", "SIGABRT") else ""
@@ -410,7 +423,14 @@ def grade(submitted: Path, out: Path, jobs: int | None = None, timeout: float = 
     if not submitted.is_dir():
         raise FileNotFoundError(f"{submitted} is not a folder")
     out.mkdir(parents=True, exist_ok=True)
-    assignments = load_assignments(root)
+    hidden = sorted({str(root.resolve()), str(Path(course.__file__).resolve().parent),
+                     str(submitted), str(out)})
+    zygote = Zygote(hidden)  # starts importing while this process loads the assignments
+    try:
+        assignments = load_assignments(root)
+    except BaseException:
+        zygote.close()
+        raise
     pairs, skipped = discover(submitted, assignments)
     pairs = shard(pairs, *parse_shard(shard_spec))
     jobs = max(1, jobs or os.cpu_count() or 1)
@@ -428,9 +448,6 @@ def grade(submitted: Path, out: Path, jobs: int | None = None, timeout: float = 
         todo.append(pair)
 
     bar = formats.Progress(len(pairs), done=len(records), enabled=progress)
-    hidden = sorted({str(root.resolve()), str(Path(course.__file__).resolve().parent),
-                     str(submitted), str(out)})
-    zygote = Zygote(hidden) if todo else None
     slots: queue.Queue = queue.Queue()
     for uid in _slot_uids(jobs):
         slots.put(uid)
@@ -469,8 +486,7 @@ def grade(submitted: Path, out: Path, jobs: int | None = None, timeout: float = 
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             list(pool.map(guarded, todo))
     finally:
-        if zygote is not None:
-            zygote.close()
+        zygote.close()
         bar.finish()
 
     ordered = [records[(p.student_id, p.assignment_id)] for p in pairs
