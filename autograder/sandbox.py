@@ -67,7 +67,7 @@ READ_ONLY_SYSTEM = ["/usr/lib", "/usr/lib64", "/usr/local/lib", "/lib", "/lib64"
                     "/usr/share/zoneinfo", "/etc/ld.so.cache", "/etc/localtime"]
 DEVICES = ["/dev/null", "/dev/zero", "/dev/urandom", "/dev/random"]
 
-LINE_LIMIT = 64 * 1024 * 1024  # bytes the grader reads back from one submission
+LINE_LIMIT = 256 * 1024 * 1024  # bytes the grader reads back from one submission
 
 
 def _libc():
