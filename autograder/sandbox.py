@@ -381,7 +381,9 @@ def student_process(job: dict, payload_fd: int, result_fd: int, checks: dict, re
         os.dup2(devnull, fd)
     os.close(devnull)
     os.chdir(workdir)
-    os.environ.update({"HOME": workdir, "TMPDIR": workdir, "MPLBACKEND": "Agg"})
+    kept = {k: os.environ[k] for k in ("PATH", "LANG", "LC_ALL", "TZ") if k in os.environ}
+    os.environ.clear()  # no tokens or paths of the grader's environment
+    os.environ.update(kept, HOME=workdir, TMPDIR=workdir, MPLBACKEND="Agg", OMP_NUM_THREADS="1")
     tempfile.tempdir = workdir
 
     def send(record: dict) -> None:
