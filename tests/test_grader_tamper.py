@@ -7,6 +7,7 @@ same attacks through stock nbgrader for comparison.
 """
 
 import json
+import os
 import textwrap
 
 import pytest
@@ -24,7 +25,7 @@ def _try(action):
         action()
         return "allowed"
     except BaseException as exc:
-        return type(exc).__name__[:16]
+        return type(exc).__name__[:12]
 
 def _loaded():
     leaked = [m for m in sys.modules if m.startswith(("autograder.reference", "autograder.catalog"))]
@@ -52,20 +53,21 @@ def _fork_many():
     return len(pids)
 
 PROBES = {{
-    "read solutions": lambda: open(os.path.join(REPO, "solutions", {nb!r})).read(100),
-    "list repository": lambda: os.listdir(REPO),
-    "read reference source": lambda: open(os.path.join(REPO, "autograder", "reference",
+    "solutions": lambda: open(os.path.join(REPO, "solutions", {nb!r})).read(100),
+    "repo": lambda: os.listdir(REPO),
+    "reference file": lambda: open(os.path.join(REPO, "autograder", "reference",
                                                        "positional_encoding.py")).read(100),
-    "import reference": lambda: __import__("autograder.reference.positional_encoding"),
-    "reference in memory": _loaded,
+    "import ref": lambda: __import__("autograder.reference.positional_encoding"),
+    "ref loaded": _loaded,
     "list results": lambda: os.listdir(RESULTS),
     "write results": lambda: open(os.path.join(RESULTS, "forged.json"), "w").write("{{}}"),
-    "read submissions": lambda: os.listdir(SUBMITTED),
-    "read /etc/passwd": lambda: open("/etc/passwd").read(10),
-    "signal the grader": lambda: os.kill(os.getppid(), 0),
-    "tcp connect": _connect,
-    "200 processes": _fork_many,
-    "allocate 8 GiB": lambda: len(bytearray(8 * 1024 ** 3)),
+    "submissions": lambda: os.listdir(SUBMITTED),
+    "etc passwd": lambda: open("/etc/passwd").read(10),
+    "signal grader": lambda: os.kill(os.getppid(), 0),
+    "tcp": _connect,
+    "200 procs": _fork_many,
+    "8 GiB": lambda: len(bytearray(8 * 1024 ** 3)),
+    "grader env": lambda: os.environ["AUTOGRADER_TEST_SECRET"],
 }}
 REPORT = {{name: _try(action) for name, action in PROBES.items()}}
 
@@ -86,7 +88,11 @@ def graded(tmp_path_factory):
                          nb=f"{tamper.ASSIGNMENT}/{course.notebook_path(tamper.ASSIGNMENT).name}")
     tamper.write(submitted, "probe", tamper.Submission(
         "probe", "", lambda: tamper.notebook({tamper.PE: textwrap.dedent(probe)})))
-    records = engine.grade(submitted, results, jobs=2, timeout=30, progress=False)
+    os.environ["AUTOGRADER_TEST_SECRET"] = "the grader's environment"
+    try:
+        records = engine.grade(submitted, results, jobs=2, timeout=30, progress=False)
+    finally:
+        del os.environ["AUTOGRADER_TEST_SECRET"]
     return {r["student_id"]: r for r in records}, results
 
 
@@ -120,14 +126,14 @@ def test_sandbox_probe(graded):
     failure = records["probe"]["cells"][0]["failures"][0]
     report = json.loads(failure.split("PROBE", 1)[1])
     sandbox = records["probe"]["sandbox"]
-    assert len(report) == 13, report
+    assert len(report) == 14, report
     if sandbox.get("landlock", 0) < 1:
         pytest.skip(f"Landlock is unavailable here: {sandbox}")
     abi = sandbox["landlock"]
     may = set()  # what older kernels or an unprivileged grader cannot prevent
     if abi < 4:
-        may.add("tcp connect")
+        may.add("tcp")
     if abi < 6 and "user" not in sandbox:  # same uid as the grader and no signal scoping
-        may.add("signal the grader")
+        may.add("signal grader")
     allowed = sorted(name for name, result in report.items() if result == "allowed")
     assert set(allowed) <= may, f"the sandbox let the student: {allowed} ({report})"
