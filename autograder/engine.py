@@ -191,9 +191,8 @@ def program(assignment: Assignment, nb) -> tuple[list[tuple[str, str]], list[str
             if gid in solutions:
                 source = solutions[gid].get("source", "")
                 program.append((gid, "".join(source) if isinstance(source, list) else str(source)))
-            else:
-                notes.append(f"solution cell {gid} is missing (deleted, retyped or its "
-                             "metadata changed)")
+            elif not any(note.startswith(f"solution cell {gid} ") for note in notes):
+                notes.append(f"solution cell {gid} is missing (deleted, or its metadata changed)")
         elif course.is_setup(cell):
             program.append((meta["grade_id"], cell.source))
     return program, notes
@@ -347,7 +346,8 @@ def judge(assignment: Assignment, pair: Pair, submission: Submission,
         if overflow:
             reason = f"sent more than {formats.human(LINE_LIMIT())} of results {where}"
         elif status.get("timed_out"):
-            reason = f"timed out after {timeout:g} s {where} (an infinite loop?)"
+            reason = (f"timed out after {timeout:g} s {where} (an infinite loop, a call that never "
+                      "returns, or a fork bomb?)")
         elif status.get("signal"):
             name = SIGNALS.get(status["signal"], f"signal {status['signal']}")
             hint = " (out of memory?)" if name in ("SIGKILL", "SIGABRT") else ""

@@ -39,13 +39,15 @@ def main() -> int:
     print("|---|---|---|---|---|")
     for item, expected in tamper.BROKEN:
         r = records[item.name]
-        said = r["reason"] or "; ".join(r["notes"] + [e.splitlines()[0] for e in r["cell_errors"]])
+        errors = [e.split(":")[0] + ": " + e.strip().splitlines()[-1] for e in r["cell_errors"]]
+        said = r["reason"] or "; ".join(r["notes"] + errors)
         print(f"| `{item.name}` | {item.description} | {expected} | {r['score']:g} / {r['max_score']:g} | "
               f"{said.replace('|', '/')} |")
     honest = {s: records[s]["score"] for s in ("honest_solution", "honest_untouched")}
     print(f"\n{len(records)} submissions in {elapsed:.1f} s (timeout {args.timeout:g} s, memory "
           f"{args.memory} MiB); honest grades in the same batch: {honest}")
-    return 0 if honest == {"honest_solution": 10.0, "honest_untouched": 0.0} else 1
+    best = engine.load_assignments()[tamper.ASSIGNMENT].max_score
+    return 0 if honest == {"honest_solution": best, "honest_untouched": 0.0} else 1
 
 
 if __name__ == "__main__":
