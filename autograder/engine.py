@@ -40,7 +40,7 @@ from pathlib import Path
 
 import nbformat
 
-from autograder import course, formats
+from autograder import course, formats, sandbox
 
 VERSION = "1"
 SIGNALS = {int(s): s.name for s in signal.Signals}
@@ -344,7 +344,7 @@ def judge(assignment: Assignment, pair: Pair, submission: Submission,
     done = any(r.get("type") == "done" for r in records or [])
     if records is not None and not done:
         if overflow:
-            reason = f"sent more than {formats.human(LINE_LIMIT())} of results {where}"
+            reason = f"sent more than {formats.human(sandbox.LINE_LIMIT)} of results {where}"
         elif status.get("timed_out"):
             reason = (f"timed out after {timeout:g} s {where} (an infinite loop, a call that never "
                       "returns, or a fork bomb?)")
@@ -356,7 +356,7 @@ def judge(assignment: Assignment, pair: Pair, submission: Submission,
             reason = (f"the student process exited with code {status.get('exit')} {where} "
                       "(sys.exit/os._exit in a solution cell?)")
     elif overflow:
-        reason = f"sent more than {formats.human(LINE_LIMIT())} of results"
+        reason = f"sent more than {formats.human(sandbox.LINE_LIMIT)} of results"
     cells = []
     for cell in assignment.cells:
         gid = cell.grade_id
@@ -382,12 +382,6 @@ def judge(assignment: Assignment, pair: Pair, submission: Submission,
         "wall": status.get("wall"),
         "fingerprint": fingerprint(assignment, submission),
     }
-
-
-def LINE_LIMIT() -> int:  # noqa: N802 (a constant read lazily so that tests can lower it)
-    from autograder import sandbox
-
-    return sandbox.LINE_LIMIT
 
 
 def fingerprint(assignment: Assignment, submission: Submission) -> str:
@@ -471,7 +465,7 @@ def grade(submitted: Path, out: Path, jobs: int | None = None, timeout: float = 
             uid = slots.get()
             try:
                 records_in = zygote.run({"uid": uid, "timeout": timeout, "memory_mb": memory_mb,
-                                         "nproc": nproc}, payload, LINE_LIMIT())
+                                         "nproc": nproc}, payload, sandbox.LINE_LIMIT)
             finally:
                 slots.put(uid)
         record = judge(assignment, pair, submission, records_in, notes, timeout)
