@@ -39,7 +39,8 @@ def main() -> int:
     print("|---|---|---|---|---|")
     for item, expected in tamper.BROKEN:
         r = records[item.name]
-        errors = [e.split(":")[0] + ": " + e.strip().splitlines()[-1] for e in r["cell_errors"]]
+        errors = [e.split(":")[0] + ": " + e.strip().splitlines()[-1] if "\n" in e.strip() else e
+                  for e in r["cell_errors"]]
         said = r["reason"] or "; ".join(r["notes"] + errors)
         print(f"| `{item.name}` | {item.description} | {expected} | {r['score']:g} / {r['max_score']:g} | "
               f"{said.replace('|', '/')} |")
