@@ -1,9 +1,18 @@
-"""Command line: ``python -m autograder release`` (and the grader's commands)."""
+"""Command line.
+
+- ``python -m autograder release [ID...]``: regenerate ``chapters/`` from ``solutions/``;
+- ``python -m autograder grade SUBMITTED_DIR --out RESULTS_DIR [--jobs N] [--timeout S]
+  [--shard K/N] [--memory MB]``: the project's isolated grader (spec section 6);
+- ``python -m autograder merge RESULTS_DIR... --out RESULTS_DIR``: combine shards;
+- ``python -m autograder import-grades RESULTS_DIR [--db URL]``: store the scores in the
+  nbgrader gradebook, so that ``nbgrader export`` reports them.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -12,6 +21,29 @@ def main(argv: list[str] | None = None) -> int:
     release = commands.add_parser("release", help="regenerate chapters/ from solutions/ "
                                   "with nbgrader generate_assignment")
     release.add_argument("assignments", nargs="*", help="assignment ids (default: all)")
+
+    grade = commands.add_parser("grade", help="grade submissions in isolated processes")
+    grade.add_argument("submitted", type=Path,
+                       help="nbgrader submitted/ layout: <student_id>/<assignment_id>/<notebook>.ipynb")
+    grade.add_argument("--out", type=Path, required=True, help="results folder")
+    grade.add_argument("--jobs", type=int, default=None, help="parallel submissions (default: cores)")
+    grade.add_argument("--timeout", type=float, default=60.0,
+                       help="wall-clock seconds per submission (default: 60)")
+    grade.add_argument("--memory", type=int, default=2048,
+                       help="memory a submission may allocate, MiB (default: 2048)")
+    grade.add_argument("--shard", default=None,
+                       help="K/N: grade only shard K (0 <= K < N) of the sorted student x assignment pairs")
+    grade.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+
+    merge = commands.add_parser("merge", help="merge results folders (shards) into one")
+    merge.add_argument("results", type=Path, nargs="+")
+    merge.add_argument("--out", type=Path, required=True)
+
+    gradebook = commands.add_parser("import-grades",
+                                    help="store results in the nbgrader gradebook (for nbgrader export)")
+    gradebook.add_argument("results", type=Path)
+    gradebook.add_argument("--db", default="sqlite:///gradebook.db",
+                           help="gradebook URL (default: sqlite:///gradebook.db, as nbgrader)")
     args = parser.parse_args(argv)
 
     if args.command == "release":
@@ -19,6 +51,28 @@ def main(argv: list[str] | None = None) -> int:
 
         for assignment_id in generate(only=args.assignments or None):
             print(f"released chapters/{assignment_id}")
+    elif args.command == "grade":
+        from autograder import engine
+
+        try:
+            engine.grade(args.submitted, args.out, jobs=args.jobs, timeout=args.timeout,
+                         shard_spec=args.shard, memory_mb=args.memory, progress=not args.quiet)
+        except engine.GraderError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(f"wrote {args.out / 'grades.csv'}")
+    elif args.command == "merge":
+        from autograder import engine, formats
+
+        records = formats.merge(args.results, args.out)
+        print(formats.summary_table(records, engine.load_assignments()), file=sys.stderr)
+        print(f"wrote {args.out / 'grades.csv'} ({len(records)} submissions)")
+    elif args.command == "import-grades":
+        from autograder import engine, formats
+
+        records = formats.load_records(args.results)
+        count = formats.import_gradebook(records, args.db, engine.load_assignments())
+        print(f"imported {count} grades of {len(records)} submissions into {args.db}")
     return 0
 
 

@@ -80,9 +80,14 @@ add_basics = Check("add_basics", exercise="add_positional_encoding")
 
 
 @add_basics.observe
-def _(student: Student) -> dict:
+def _(student: Student) -> dict:  # also everything the cell's visible tests assert
     x = _inputs(0, (3, 4))
-    return {"out": student.call("add_positional_encoding", x)}
+    ones = np.ones((3, 4))
+    batch = np.zeros((2, 3, 4), dtype=np.float32)
+    return {"out": student.call("add_positional_encoding", x),
+            "ones": student.call("add_positional_encoding", ones),
+            "ones after": Student.attempt(lambda: ones),
+            "batch": student.call("add_positional_encoding", batch)}
 
 
 @add_basics.judge
@@ -90,9 +95,19 @@ def _(seen: dict, verdict: Verdict) -> None:
     from autograder.reference.positional_encoding import reference_encoding
 
     x = _inputs(0, (3, 4))
-    verdict.array(seen["out"], x + reference_encoding(np.arange(3), 4),
-                  "add_positional_encoding(x) for x of shape (3, 4)", atol=1e-9,
+    pe = reference_encoding(np.arange(3), 4)
+    verdict.array(seen["out"], x + pe, "add_positional_encoding(x) for x of shape (3, 4)",
+                  atol=1e-9, dtype="float64", library="numpy")
+    verdict.array(seen["ones"], 1 + pe, "add_positional_encoding(np.ones((3, 4)))", atol=1e-9,
                   dtype="float64", library="numpy")
+    after = verdict.value(seen["ones after"], "the input")
+    if after is not None and not np.array_equal(after.values, np.ones((3, 4))):
+        verdict.fail("add_positional_encoding modified its input x in place (x += pe?): "
+                     "return x + pe and leave x unchanged")
+    verdict.array(seen["batch"], np.broadcast_to(pe, (2, 3, 4)),
+                  "add_positional_encoding(x) for x of shape (2, 3, 4), float32", atol=1e-6,
+                  dtype="float32", library="numpy",
+                  hint="the encoding must broadcast over the batch and keep x.dtype")
 
 
 ADD_CASES = [  # (name, seed, shape, dtype, base)

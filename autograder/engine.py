@@ -1,0 +1,499 @@
+"""The project's grader: observe submissions in a sandbox, judge them here.
+
+A pipeline in the spirit of nbgrader's preprocessors, with Otter-Grader's separation of
+what the instructor wrote from what is graded:
+
+1. ``load_assignments``: the instructor's ``solutions/`` notebooks give the setup cells,
+   the grade cells and their points (never the submission's metadata).
+2. ``discover`` / ``shard``: the ``submitted/<student>/<assignment>/<notebook>.ipynb``
+   layout becomes a sorted list of (student, assignment) pairs; ``--shard K/N`` takes
+   every N-th pair starting at K.
+3. ``read_submission``: bytes -> UTF-8 -> JSON -> nbformat 4 (version 3 is converted);
+   each failure is a clear reason and zero points.
+4. ``Zygote.run``: the grading program (``course.exercise_program``: setup cells, then
+   the learner's solution cells matched by ``grade_id``) runs in a sandboxed process
+   forked from a fork server that imported NumPy, PyTorch, Matplotlib and the check
+   modules once (``autograder.sandbox``); each check's ``observe`` returns JSON.
+5. ``judge``: here, in a process that never ran student code, ``check.judge_seen``
+   compares the observations with the references; a grade cell scores its points
+   when its check has no failure.
+6. ``formats``: one ``results.json`` per pair, written atomically (a re-run skips pairs
+   whose results match the same submission), then ``grades.csv``, feedback, summary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from autograder import course, formats, sandbox
+
+VERSION = "1"
+SIGNALS = {int(s): s.name for s in signal.Signals}
+
+
+@dataclass
+class Assignment:
+    id: str
+    notebook: str                       # the file name a submission must use
+    source: nbformat.NotebookNode       # the instructor's notebook
+    cells: list[course.GradeCell]       # grade cells and points, in notebook order
+    exercise: dict[str, str]            # grade cell -> the solution cell it grades
+    hidden: dict[str, bool]             # grade cell -> only hidden tests (not shown)
+    digest: str                         # changes when the notebook or its checks change
+    checks: dict = field(repr=False, default_factory=dict)
+
+    @property
+    def max_score(self) -> float:
+        return sum(c.points for c in self.cells)
+
+
+def load_assignments(root: Path = course.ROOT) -> dict[str, Assignment]:
+    """Every assignment of ``solutions/`` with its checks (``autograder.checks.checks_for``)."""
+    from autograder import checks
+
+    found = {}
+    for assignment_id in course.assignments(root):
+        path = course.notebook_path(assignment_id, root)
+        source = course.read(path)
+        try:
+            registered = checks.checks_for(assignment_id)
+        except (ImportError, KeyError) as exc:
+            print(f"warning: {assignment_id} has no hidden checks ({exc}): not graded", file=sys.stderr)
+            continue
+        cells = course.grade_cells(source)
+        hidden = {}
+        for cell in source.cells:
+            meta = course.nbgrader_meta(cell)
+            if meta.get("grade"):
+                visible = course.HIDDEN_REGION.sub("", cell.source)
+                hidden[meta["grade_id"]] = not any(
+                    line.strip() and not line.strip().startswith("#") for line in visible.splitlines())
+        module = sys.modules[f"autograder.checks.{checks.module_name(assignment_id)}"]
+        digest = hashlib.sha256(path.read_bytes() + Path(module.__file__).read_bytes()
+                                + VERSION.encode()).hexdigest()
+        found[assignment_id] = Assignment(
+            assignment_id, path.name, source, cells,
+            {g: c.exercise for g, c in registered.items()}, hidden, digest, registered)
+    return found
+
+
+@dataclass(frozen=True)
+class Pair:
+    student_id: str
+    assignment_id: str
+    folder: Path
+
+
+def discover(submitted: Path, assignments: dict[str, Assignment]) -> tuple[list[Pair], list[str]]:
+    """Sorted (student, assignment) pairs under ``submitted``; notes on what was skipped."""
+    pairs, notes = [], []
+    for student in sorted(p for p in Path(submitted).iterdir() if p.is_dir()):
+        for folder in sorted(p for p in student.iterdir() if p.is_dir()):
+            if folder.name in assignments:
+                pairs.append(Pair(student.name, folder.name, folder))
+            else:
+                notes.append(f"{student.name}/{folder.name}: not an assignment of this course, skipped")
+    return pairs, notes
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    if not text:
+        return 0, 1
+    k, _, n = text.partition("/")
+    k, n = int(k), int(n)
+    if not (n >= 1 and 0 <= k < n):
+        raise ValueError(f"--shard {text}: expected K/N with 0 <= K < N")
+    return k, n
+
+
+def shard(pairs: list[Pair], k: int, n: int) -> list[Pair]:
+    """Deterministic partition: the pairs sorted by (student, assignment), every n-th from k."""
+    ordered = sorted(pairs, key=lambda p: (p.student_id, p.assignment_id))
+    return ordered[k::n]
+
+
+# --- reading a submission -----------------------------------------------------------------
+
+@dataclass
+class Submission:
+    notebook: nbformat.NotebookNode | None
+    digest: str
+    reason: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def read_submission(pair: Pair, assignment: Assignment) -> Submission:
+    """Parse the learner's notebook defensively; any problem becomes a reason."""
+    path = pair.folder / assignment.notebook
+    others = sorted(p.name for p in pair.folder.glob("*.ipynb") if p.name != assignment.notebook)
+    notes = [f"extra notebook(s) ignored: {', '.join(others)}"] if others else []
+    if not path.is_file():
+        found = f" (found {', '.join(others)})" if others else ""
+        return Submission(None, "missing", f"missing notebook {assignment.notebook}{found}", notes)
+    raw = path.read_bytes()
+    digest = hashlib.sha256(raw).hexdigest()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Submission(None, digest, f"{assignment.notebook} is not valid UTF-8 "
+                          f"(byte {exc.start}): re-save the notebook from Jupyter", notes)
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        return Submission(None, digest, f"{assignment.notebook} is not valid JSON ({exc}): "
+                          "the file is damaged; re-save it from Jupyter", notes)
+    try:
+        if not isinstance(data, dict) or "nbformat" not in data:
+            raise ValueError("no 'nbformat' field")
+        version = int(data.get("nbformat", 0))
+        nb = nbformat.reads(text, as_version=4)
+        if version != 4:
+            notes.append(f"notebook format {version} converted to 4")
+        if not isinstance(nb.get("cells"), list):
+            raise ValueError("no cells")
+    except Exception as exc:
+        return Submission(None, digest, f"{assignment.notebook} is not a Jupyter notebook "
+                          f"({type(exc).__name__}: {str(exc)[:200]})", notes)
+    return Submission(nb, digest, "", notes)
+
+
+def program(assignment: Assignment, nb) -> tuple[list[tuple[str, str]], list[str]]:
+    """(label, code) cells to execute, and notes about the learner's solution cells."""
+    notes = []
+    solutions = {}
+    for cell in nb.cells:
+        meta = course.nbgrader_meta(cell) if isinstance(cell.get("metadata"), dict) else {}
+        if isinstance(meta, dict) and meta.get("solution") and isinstance(meta.get("grade_id"), str):
+            if cell.get("cell_type") != "code":
+                notes.append(f"solution cell {meta['grade_id']} is not a code cell: not run")
+                continue
+            solutions[meta["grade_id"]] = cell
+    program = []
+    for cell in assignment.source.cells:
+        meta = course.nbgrader_meta(cell)
+        if meta.get("solution"):
+            gid = meta["grade_id"]
+            if gid in solutions:
+                source = solutions[gid].get("source", "")
+                program.append((gid, "".join(source) if isinstance(source, list) else str(source)))
+            elif not any(note.startswith(f"solution cell {gid} ") for note in notes):
+                notes.append(f"solution cell {gid} is missing (deleted, or its metadata changed)")
+        elif course.is_setup(cell):
+            program.append((meta["grade_id"], cell.source))
+    return program, notes
+
+
+# --- the fork server ------------------------------------------------------------------------
+
+class GraderError(RuntimeError):
+    """The grader itself failed (not the submission): the pair is retried on a re-run."""
+
+
+class Zygote:
+    """The fork server process (``autograder.sandbox``) and the protocol to use it."""
+
+    def __init__(self, hidden: list[str]):
+        self.hidden = hidden
+        self.lock = threading.Lock()
+        self.info: dict | None = None
+        self._start()
+
+    def _start(self) -> None:
+        """Start the fork server; ``wait_ready`` waits for its imports."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        env = dict(os.environ)
+        env.setdefault("MPLBACKEND", "Agg")
+        env["OMP_NUM_THREADS"] = "1"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "autograder.sandbox", str(theirs.fileno()), json.dumps(self.hidden)],
+            pass_fds=(theirs.fileno(),), env=env, cwd=str(course.ROOT),
+            stdin=subprocess.DEVNULL)
+        theirs.close()
+        self.sock = ours
+        self.info = None
+
+    def wait_ready(self) -> dict:
+        if self.info is None:
+            ready = self.sock.recv(65536)
+            if not ready:
+                raise GraderError("the fork server failed to start (see its error above)")
+            self.info = json.loads(ready)
+        return self.info
+
+    def close(self) -> None:
+        if self.info is None and self.process.poll() is None:
+            self.process.kill()  # still importing, never used
+        try:
+            self.sock.close()
+        finally:
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+    def run(self, job: dict, payload: bytes, limit: int) -> list[dict]:
+        """Send one job; return the records it wrote (the supervisor's status last)."""
+        payload_r, payload_w = os.pipe()
+        result_r, result_w = os.pipe()
+        try:
+            with self.lock:
+                if self.process.poll() is not None:
+                    self._start()
+                self.wait_ready()
+                socket.send_fds(self.sock, [json.dumps(job).encode()], [payload_r, result_w])
+        except OSError as exc:
+            for fd in (payload_r, payload_w, result_r, result_w):
+                os.close(fd)
+            raise GraderError(f"could not reach the fork server: {exc}") from exc
+        os.close(payload_r)
+        os.close(result_w)
+        try:
+            with os.fdopen(payload_w, "wb") as stream:
+                stream.write(payload)
+        except BrokenPipeError:
+            pass
+        chunks, size, overflow, tail = [], 0, False, b""
+        deadline = time.monotonic() + float(job["timeout"]) + 120
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise GraderError("no answer from the sandbox supervisor")
+                ready, _, _ = select.select([result_r], [], [], left)
+                if not ready:
+                    continue
+                chunk = os.read(result_r, 1 << 20)
+                if not chunk:
+                    break
+                if size + len(chunk) <= limit:
+                    chunks.append(chunk)
+                else:  # keep only the end, where the supervisor's status is
+                    overflow = True
+                    tail = (tail + chunk)[-65536:]
+                size += len(chunk)
+        finally:
+            os.close(result_r)
+        records = []
+        if overflow:
+            chunks.append(b"\n" + b"\n".join(line for line in tail.split(b"\n")
+                                             if b'"type": "status"' in line))
+        for line in b"".join(chunks).split(b"\n"):
+            if line.strip():
+                try:
+                    record = json.loads(line)
+                except (ValueError, RecursionError):
+                    continue
+                if isinstance(record, dict) and isinstance(record.get("type"), str):
+                    records.append(record)
+        status = [r for r in records if r["type"] == "status"]
+        if not status:
+            raise GraderError("the sandbox supervisor ended without a status")
+        records = [r for r in records if r["type"] != "status"] + [status[-1]]
+        if overflow:
+            records.insert(-1, {"type": "overflow", "size": size})
+        return records
+
+
+# --- judging --------------------------------------------------------------------------------
+
+def judge(assignment: Assignment, pair: Pair, submission: Submission,
+          records: list[dict] | None, notes: list[str], timeout: float) -> dict:
+    """Turn what the sandbox reported into the pair's record (scores and reasons)."""
+    seen, observe_errors, cell_errors = {}, {}, []
+    reason = submission.reason
+    sandbox = {}
+    status = {"type": "status", "exit": 0}
+    where = "before running any cell"
+    observing = None
+    overflow = False
+    for record in records or []:
+        kind = record.get("type")
+        if kind == "sandbox" and not sandbox:  # the first one: written before student code ran
+            sandbox = {k: v for k, v in record.items() if k != "type"}
+        elif kind == "cell":
+            where = f"while running cell {record.get('label')}"
+        elif kind == "cell_error":
+            cell_errors.append(f"cell {record.get('label')}: {str(record.get('error'))[:2000]}")
+        elif kind == "observing":
+            observing = record.get("grade_id")
+            where = f"while checking {observing}"
+        elif kind == "seen" and isinstance(record.get("grade_id"), str):
+            if "seen" in record:
+                seen[record["grade_id"]] = record["seen"]
+            else:
+                observe_errors[record["grade_id"]] = str(record.get("error"))[:2000]
+        elif kind == "overflow":
+            overflow = True
+        elif kind == "status":
+            status = record
+    done = any(r.get("type") == "done" for r in records or [])
+    if records is not None and not done:
+        if overflow:
+            reason = f"sent more than {formats.human(sandbox.LINE_LIMIT)} of results {where}"
+        elif status.get("timed_out"):
+            reason = (f"timed out after {timeout:g} s {where} (an infinite loop, a call that never "
+                      "returns, or a fork bomb?)")
+        elif status.get("signal"):
+            name = SIGNALS.get(status["signal"], f"signal {status['signal']}")
+            hint = " (out of memory?)" if name in ("SIGKILL", "SIGABRT") else ""
+            reason = f"the student process crashed with {name}{hint} {where}"
+        else:
+            reason = (f"the student process exited with code {status.get('exit')} {where} "
+                      "(sys.exit/os._exit in a solution cell?)")
+    elif overflow:
+        reason = f"sent more than {formats.human(sandbox.LINE_LIMIT)} of results"
+    cells = []
+    for cell in assignment.cells:
+        gid = cell.grade_id
+        check = assignment.checks.get(gid)
+        if check is None:
+            failures = [f"no hidden check is registered for grade cell {gid}"]
+        elif gid in seen:
+            failures = check.judge_seen(seen[gid])
+        elif gid in observe_errors:
+            failures = [observe_errors[gid]]
+        else:
+            failures = [f"not graded: {reason or 'no result'}"]
+        cells.append({"grade_id": gid, "exercise": assignment.exercise.get(gid, ""),
+                      "score": 0.0 if failures else cell.points, "max_score": cell.points,
+                      "hidden": assignment.hidden.get(gid, True), "failures": failures})
+    return {
+        "student_id": pair.student_id, "assignment_id": assignment.id,
+        "notebook": assignment.notebook,
+        "status": "error" if reason else "graded", "reason": reason,
+        "notes": submission.notes + notes, "cell_errors": cell_errors,
+        "score": sum(c["score"] for c in cells), "max_score": assignment.max_score,
+        "cells": cells, "sandbox": sandbox,
+        "wall": status.get("wall"),
+        "fingerprint": fingerprint(assignment, submission),
+    }
+
+
+def fingerprint(assignment: Assignment, submission: Submission) -> str:
+    return f"{assignment.digest[:16]}:{submission.digest[:32]}"
+
+
+# --- the batch ------------------------------------------------------------------------------
+
+def _slot_uids(jobs: int) -> list[int | None]:
+    if os.geteuid() != 0:
+        return [None] * jobs
+    base = 200_000 + (os.getpid() % 30_000) * 64
+    return [base + i for i in range(jobs)]
+
+
+def _nproc_limit(extra: int = 64) -> int:
+    """Processes allowed to a student process (its uid's count when not root)."""
+    if os.geteuid() == 0:
+        return extra
+    uid, count = os.getuid(), 0
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+        if fields.get("Uid", "").split()[:1] == [str(uid)]:
+            count += int(fields.get("Threads", "1").strip() or 1)
+    return count + extra
+
+
+def grade(submitted: Path, out: Path, jobs: int | None = None, timeout: float = 60.0,
+          shard_spec: str | None = None, memory_mb: int = 2048, progress: bool = True,
+          root: Path = course.ROOT) -> list[dict]:
+    """Grade every submission (of this shard); write results; return the records."""
+    submitted, out = Path(submitted).resolve(), Path(out).resolve()
+    if not submitted.is_dir():
+        raise FileNotFoundError(f"{submitted} is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    hidden = sorted({str(root.resolve()), str(Path(course.__file__).resolve().parent),
+                     str(submitted), str(out)})
+    zygote = Zygote(hidden)  # starts importing while this process loads the assignments
+    try:
+        assignments = load_assignments(root)
+    except BaseException:
+        zygote.close()
+        raise
+    pairs, skipped = discover(submitted, assignments)
+    pairs = shard(pairs, *parse_shard(shard_spec))
+    jobs = max(1, jobs or os.cpu_count() or 1)
+
+    records: dict[tuple[str, str], dict] = {}
+    todo = []
+    for pair in pairs:
+        assignment = assignments[pair.assignment_id]
+        previous = formats.load_record(out, pair.student_id, pair.assignment_id)
+        if previous is not None:
+            submission = read_submission(pair, assignment)
+            if previous.get("fingerprint") == fingerprint(assignment, submission):
+                records[(pair.student_id, pair.assignment_id)] = previous
+                continue
+        todo.append(pair)
+
+    bar = formats.Progress(len(pairs), done=len(records), enabled=progress)
+    slots: queue.Queue = queue.Queue()
+    for uid in _slot_uids(jobs):
+        slots.put(uid)
+    nproc = _nproc_limit()
+    failures: list[str] = []
+
+    def one(pair: Pair) -> None:
+        assignment = assignments[pair.assignment_id]
+        submission = read_submission(pair, assignment)
+        records_in = None
+        notes: list[str] = []
+        if submission.notebook is not None:
+            cells, notes = program(assignment, submission.notebook)
+            payload = json.dumps({"assignment_id": assignment.id, "program": cells,
+                                  "checks": [c.grade_id for c in assignment.cells
+                                             if c.grade_id in assignment.checks]}).encode()
+            uid = slots.get()
+            try:
+                records_in = zygote.run({"uid": uid, "timeout": timeout, "memory_mb": memory_mb,
+                                         "nproc": nproc}, payload, sandbox.LINE_LIMIT)
+            finally:
+                slots.put(uid)
+        record = judge(assignment, pair, submission, records_in, notes, timeout)
+        formats.write_record(out, record)
+        records[(pair.student_id, pair.assignment_id)] = record
+        bar.advance(error=record["status"] != "graded")
+
+    def guarded(pair: Pair) -> None:
+        try:
+            one(pair)
+        except Exception as exc:  # a grader failure: report it, keep going, retry on re-run
+            failures.append(f"{pair.student_id}/{pair.assignment_id}: grader error: {exc}")
+            bar.advance(error=True)
+
+    try:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            list(pool.map(guarded, todo))
+    finally:
+        zygote.close()
+        bar.finish()
+
+    ordered = [records[(p.student_id, p.assignment_id)] for p in pairs
+               if (p.student_id, p.assignment_id) in records]
+    formats.write_outputs(out, ordered)
+    if progress:
+        for line in skipped + failures:
+            print(line, file=sys.stderr)
+        print(formats.summary_table(ordered, assignments), file=sys.stderr)
+    if failures:
+        raise GraderError(f"{len(failures)} submission(s) could not be graded; run again to retry")
+    return ordered

@@ -1,0 +1,409 @@
+"""Hostile and broken submissions for chapter 01, used to test both grading paths.
+
+``ATTACKS``: each is an honest wrong solution (``HONEST_WRONG``) plus an attack on the
+grading machinery; a safe grader gives none of them more than the honest wrong solution
+earns. ``BROKEN``: malformed or misbehaving submissions; each must become a clear
+per-submission reason (or be graded normally), and never stop the batch.
+
+Used by ``tests/test_grader_tamper.py``, ``tests/test_grader_robustness.py`` and
+``benchmarks/tamper_table.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from dataclasses import dataclass
+from typing import Callable
+
+import nbformat
+
+from autograder import course
+
+ASSIGNMENT = "01-positional-encoding"
+PE, ADD, REL = "sinusoidal_positional_encoding", "add_positional_encoding", "relative_position_matrix"
+
+# Three published bugs from the catalog: the honest wrong solution every attack starts from.
+HONEST_WRONG = {
+    PE: '''
+def sinusoidal_positional_encoding(seq_len, d_model, base=10000.0):
+    if seq_len <= 0:
+        raise ValueError(f"seq_len must be positive, got {seq_len}")
+    if d_model <= 0 or d_model % 2:
+        raise ValueError(f"d_model must be a positive even number, got {d_model}")
+    pe = np.zeros((seq_len, d_model))
+    for pos in range(seq_len):
+        for i in range(0, d_model, 2):
+            pe[pos, i] = np.sin(pos / base ** (i / d_model))
+            pe[pos, i + 1] = np.cos((pos - 1) / base ** (i / d_model))
+    return pe
+''',
+    ADD: '''
+def add_positional_encoding(x, base=10000.0):
+    x += sinusoidal_positional_encoding(x.shape[-2], x.shape[-1], base).astype(x.dtype)
+    return x
+''',
+    REL: '''
+def relative_position_matrix(offset, d_model, base=10000.0):
+    M = np.zeros((d_model, d_model))
+    for i in range(d_model // 2):
+        angle = offset * base ** (-2 * i / d_model)
+        c, s = np.cos(angle), np.sin(angle)
+        M[2 * i : 2 * i + 2, 2 * i : 2 * i + 2] = [[c, -s], [s, c]]
+    return M
+''',
+}
+
+
+@dataclass(frozen=True)
+class Submission:
+    name: str
+    description: str
+    build: Callable[[], bytes | None]   # the notebook file's bytes (None: no notebook)
+    extra: dict | None = None           # other files in the submission folder
+
+
+def notebook(answers: dict[str, str] | None = None, edit: Callable | None = None) -> bytes:
+    nb = course.submission(ASSIGNMENT, answers)
+    if edit is not None:
+        edit(nb)
+    return nbformat.writes(nb).encode()
+
+
+def wrong_with(cell: str = REL, before: str = "", after: str = "", others: dict | None = None) -> dict:
+    """The honest wrong answers, with attack code added to one cell."""
+    answers = {k: textwrap.dedent(v).strip("\n") for k, v in HONEST_WRONG.items()}
+    answers[cell] = textwrap.dedent(before).strip("\n") + "\n" + answers[cell] + "\n" + \
+        textwrap.dedent(after).strip("\n")
+    answers.update(others or {})
+    return answers
+
+
+def _grade_cells(nb):
+    return [c for c in nb.cells if course.nbgrader_meta(c).get("grade")]
+
+
+def _edit_metadata(nb) -> None:
+    for cell in _grade_cells(nb):
+        meta = cell.metadata["nbgrader"]
+        meta["points"] = 100
+        meta["checksum"] = "0" * 32
+        cell.source = "pass"
+    for cell in nb.cells:  # solution cells flagged as grade cells worth many points
+        meta = course.nbgrader_meta(cell)
+        if meta.get("solution"):
+            meta["grade"] = True
+            meta["points"] = 1000
+
+
+def _delete_grade_cells(nb) -> None:
+    nb.cells = [c for c in nb.cells if not course.nbgrader_meta(c).get("grade")]
+
+
+def _retype_grade_cells(nb) -> None:
+    for cell in _grade_cells(nb):
+        cell.cell_type = "markdown"
+        cell.pop("outputs", None)
+        cell.pop("execution_count", None)
+
+
+STEAL = '''
+import glob as _glob, json as _json, os as _os
+
+def _steal(name):
+    """Find the instructor's notebook on disk and take the reference solution from it."""
+    roots = [_os.getcwd(), "/", "/work", "/tmp", _os.path.expanduser("~")]
+    try:
+        import autograder
+        roots.append(_os.path.dirname(_os.path.dirname(autograder.__file__)))
+    except Exception:
+        pass
+    for root in roots:
+        folder = root
+        for _ in range(6):
+            for path in _glob.glob(_os.path.join(folder, "solutions", "*", "*.ipynb")):
+                try:
+                    cells = _json.load(open(path))["cells"]
+                except Exception:
+                    continue
+                for cell in cells:
+                    if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == name:
+                        space = {"np": np}
+                        exec("".join(cell["source"]), space)
+                        return space[name]
+            folder = _os.path.dirname(folder)
+    return None
+'''
+
+ATTACKS = [
+    Submission("run_cell_replaced", "replaces the kernel's run_cell/run_cell_async: later cells "
+               "(the tests) do nothing", lambda: notebook(wrong_with(after='''
+        from IPython.core.interactiveshell import ExecutionInfo, ExecutionResult
+        _shell = get_ipython()
+        def _skip(raw_cell, *args, **kwargs):
+            return ExecutionResult(ExecutionInfo(raw_cell, False, False, False, None))
+        async def _skip_async(raw_cell, *args, **kwargs):
+            return _skip(raw_cell)
+        _shell.run_cell = _skip
+        _shell.run_cell_async = _skip_async
+        '''))),
+    Submission("input_transformer", "registers an IPython input transformer that turns every "
+               "later cell into `pass`", lambda: notebook(wrong_with(cell=PE, after='''
+        get_ipython().input_transformers_post.append(lambda lines: ["pass\\n"])
+        '''))),
+    Submission("numpy_allclose_patched", "np.allclose/isclose/array_equal always True",
+               lambda: notebook(wrong_with(cell=PE, after='''
+        np.allclose = lambda *a, **k: True
+        np.isclose = lambda *a, **k: True
+        np.array_equal = lambda *a, **k: True
+        '''))),
+    Submission("numpy_testing_patched", "numpy.testing asserts do nothing",
+               lambda: notebook(wrong_with(cell=PE, after='''
+        import numpy.testing
+        for _name in ("assert_allclose", "assert_array_equal", "assert_array_almost_equal",
+                      "assert_equal", "assert_almost_equal"):
+            setattr(numpy.testing, _name, lambda *a, **k: None)
+        '''))),
+    Submission("torch_comparisons_patched", "torch.allclose/equal True, torch.testing.assert_close "
+               "does nothing", lambda: notebook(wrong_with(cell=PE, after='''
+        import torch, torch.testing
+        torch.allclose = lambda *a, **k: True
+        torch.equal = lambda *a, **k: True
+        torch.testing.assert_close = lambda *a, **k: None
+        '''))),
+    Submission("fake_checks_module", "a fake autograder.checks in sys.modules whose run() "
+               "does nothing", lambda: notebook(wrong_with(cell=PE, after='''
+        import sys, types
+        _fake = types.ModuleType("autograder.checks")
+        _fake.run = lambda *args, **kwargs: None
+        sys.modules["autograder.checks"] = _fake
+        '''))),
+    Submission("import_hook", "a meta-path import hook that serves a do-nothing grading package",
+               lambda: notebook(wrong_with(cell=PE, after='''
+        import sys, types, importlib.abc, importlib.machinery
+
+        class _Hook(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+            def find_spec(self, name, path=None, target=None):
+                if name == "autograder" or name.startswith("autograder."):
+                    return importlib.machinery.ModuleSpec(name, self, is_package=True)
+            def create_module(self, spec):
+                module = types.ModuleType(spec.name)
+                module.__path__ = []
+                module.run = lambda *args, **kwargs: None
+                return module
+            def exec_module(self, module):
+                pass
+
+        for _name in [m for m in sys.modules if m == "autograder" or m.startswith("autograder.")]:
+            del sys.modules[_name]
+        sys.meta_path.insert(0, _Hook())
+        '''))),
+    Submission("verdict_patched", "monkeypatches the real grading package: Verdict.fail and "
+               "Check.judge_seen do nothing", lambda: notebook(wrong_with(cell=PE, after='''
+        import autograder.checks as _checks
+        _checks.Verdict.fail = lambda self, message: None
+        _checks.Check.judge_seen = lambda self, seen: []
+        '''))),
+    Submission("liar_arrays", "returns ndarray subclasses that compare equal to anything",
+               lambda: notebook(wrong_with(cell=PE, before='''
+        class _Liar(np.ndarray):
+            def __eq__(self, other):
+                return np.ones(np.shape(self), dtype=bool).view(_Liar)
+            __ne__ = lambda self, other: np.zeros(np.shape(self), dtype=bool)
+            def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+                return True
+            def __array_function__(self, func, types, args, kwargs):
+                return True
+        ''', after='''
+        _honest = sinusoidal_positional_encoding
+        def sinusoidal_positional_encoding(seq_len, d_model, base=10000.0):
+            return _honest(seq_len, d_model, base).view(_Liar)
+        '''))),
+    Submission("steal_source_notebook", "finds solutions/*.ipynb on disk and executes the "
+               "instructor's solution", lambda: notebook(wrong_with(cell=PE, before=STEAL, after='''
+        _stolen = _steal("sinusoidal_positional_encoding")
+        sinusoidal_positional_encoding = _stolen or sinusoidal_positional_encoding
+        ''', others={ADD: HONEST_WRONG[ADD].strip() + '\nadd_positional_encoding = '
+                     '_steal("add_positional_encoding") or add_positional_encoding',
+                     REL: HONEST_WRONG[REL].strip() + '\nrelative_position_matrix = '
+                     '_steal("relative_position_matrix") or relative_position_matrix'}))),
+    Submission("steal_reference_module", "imports autograder.reference and builds the answers "
+               "from the judges' own reference", lambda: notebook(wrong_with(cell=PE, after='''
+        try:
+            from autograder.reference.positional_encoding import reference_encoding, reference_rotation
+            def sinusoidal_positional_encoding(seq_len, d_model, base=10000.0):
+                if seq_len <= 0 or d_model <= 0 or d_model % 2:
+                    raise ValueError(f"bad seq_len or d_model: {seq_len}, {d_model}")
+                return reference_encoding(np.arange(seq_len), d_model, base)
+        except Exception:
+            pass
+        '''))),
+    Submission("metadata_edited", "grade cells emptied, points set to 100, checksums changed, "
+               "solution cells flagged as grade cells", lambda: notebook(wrong_with(),
+                                                                         edit=_edit_metadata)),
+    Submission("grade_cells_deleted", "every grade cell deleted",
+               lambda: notebook(wrong_with(), edit=_delete_grade_cells)),
+    Submission("grade_cells_retyped", "every grade cell turned into a markdown cell",
+               lambda: notebook(wrong_with(), edit=_retype_grade_cells)),
+    Submission("os_exit", "os._exit(0) at the end of the last solution cell",
+               lambda: notebook(wrong_with(after='''
+        import os
+        os._exit(0)
+        '''))),
+    Submission("sys_exit", "raise SystemExit(0) in every solution cell",
+               lambda: notebook({k: v + "\nraise SystemExit(0)" for k, v in wrong_with().items()})),
+    Submission("signal_handlers", "ignores SIGINT/SIGTERM and arms a timer whose handler "
+               "exits cleanly in the middle of grading", lambda: notebook(wrong_with(after='''
+        import os, signal
+        for _s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(_s, signal.SIG_IGN)
+        signal.signal(signal.SIGALRM, lambda *args: os._exit(0))
+        signal.setitimer(signal.ITIMER_REAL, 0.5)
+        '''))),
+    Submission("kill_parent", "kills the process that runs it (the grader)",
+               lambda: notebook(wrong_with(after='''
+        import os, signal
+        os.kill(os.getppid(), signal.SIGKILL)
+        '''))),
+    Submission("write_results", "looks for grades, results and gradebooks on disk and writes "
+               "full marks into them", lambda: notebook(wrong_with(after='''
+        import os, json, sqlite3
+        def _forge(root, depth=4):
+            try:
+                entries = list(os.scandir(root))
+            except OSError:
+                return
+            for entry in entries:
+                try:
+                    if entry.is_dir(follow_symlinks=False) and depth:
+                        _forge(entry.path, depth - 1)
+                    elif entry.name == "results.json":
+                        with open(entry.path, "w") as f:
+                            json.dump({"score": 10, "tests": []}, f)
+                    elif entry.name == "grades.csv":
+                        with open(entry.path, "a") as f:
+                            f.write("forged\\n")
+                    elif entry.name == "gradebook.db":
+                        db = sqlite3.connect(entry.path)
+                        db.execute("UPDATE grade SET auto_score = 100")
+                        db.commit()
+                except Exception:
+                    pass
+        here = os.getcwd()
+        for _ in range(4):
+            _forge(here)
+            here = os.path.dirname(here)
+        _forge("/tmp")
+        '''))),
+]
+
+
+def honest_wrong() -> bytes:
+    return notebook(wrong_with())
+
+
+# --- broken and misbehaving submissions ------------------------------------------------------
+
+def _solution() -> nbformat.NotebookNode:
+    return course.submission(ASSIGNMENT)
+
+
+def with_cell_code(code: str, cell: str = ADD) -> bytes:
+    nb = _solution()
+    for c in nb.cells:
+        if course.nbgrader_meta(c).get("grade_id") == cell:
+            c.source += "\n" + textwrap.dedent(code).strip("\n")
+    return nbformat.writes(nb).encode()
+
+
+def _nbformat3() -> bytes:
+    v3 = nbformat.convert(_solution(), 3)
+    return json.dumps(v3).encode()
+
+
+def _big_stored_output() -> bytes:
+    nb = _solution()
+    code = next(c for c in nb.cells if c.cell_type == "code")
+    code.outputs = [nbformat.v4.new_output("stream", name="stdout", text="x" * (50 * 1024 * 1024))]
+    return nbformat.writes(nb).encode()
+
+
+def _non_utf8() -> bytes:
+    raw = nbformat.writes(_solution()).encode()
+    return raw.replace(b"sinusoidal", b"sinus\xff\xfeoidal", 1)
+
+
+def _solution_deleted() -> bytes:
+    nb = _solution()
+    nb.cells = [c for c in nb.cells if course.nbgrader_meta(c).get("grade_id") != ADD]
+    return nbformat.writes(nb).encode()
+
+
+def _solution_retyped() -> bytes:
+    nb = _solution()
+    for c in nb.cells:
+        if course.nbgrader_meta(c).get("grade_id") == ADD:
+            c.cell_type = "raw"
+            c.pop("outputs", None)
+            c.pop("execution_count", None)
+    return nbformat.writes(nb).encode()
+
+
+# name -> (submission, expected: "full" marks, "zero", "partial" or "reason" (zero + reason))
+BROKEN = [
+    (Submission("malformed_json", "truncated JSON", lambda: b'{"cells": [{"cell_type": "code", '),
+     "reason"),
+    (Submission("nbformat_3", "the solution saved as nbformat 3", _nbformat3), "full"),
+    (Submission("missing_notebook", "no notebook in the folder", lambda: None,
+                extra={"notes.txt": b"forgot it"}), "reason"),
+    (Submission("extra_notebook", "the solution plus an extra notebook", lambda: notebook(),
+                extra={"scratch.ipynb": b"{}"}), "full"),
+    (Submission("renamed_notebook", "the solution under another name", lambda: None,
+                extra={"positional_encoding (1).ipynb": notebook()}), "reason"),
+    (Submission("non_utf8", "invalid UTF-8 bytes in the file", _non_utf8), "reason"),
+    (Submission("huge_stored_output", "the solution with a 50 MB output stored in a cell",
+                _big_stored_output), "full"),
+    (Submission("huge_printed_output", "the solution printing 50 MB while graded",
+                lambda: with_cell_code('print("y" * (50 * 1024 * 1024))')), "full"),
+    (Submission("infinite_loop", "an infinite loop in a solution cell",
+                lambda: with_cell_code("while True:\n    pass")), "reason"),
+    (Submission("memory_bomb", "allocates memory until it fails (40 GiB asked)",
+                lambda: with_cell_code('''
+                    blocks = []
+                    while len(blocks) < 400:
+                        blocks.append(bytearray(100 * 1024 * 1024))
+                    ''')), "full"),
+    (Submission("fork_bomb", "forks until the process limit, forever",
+                lambda: with_cell_code('''
+                    import os
+                    while True:
+                        try:
+                            os.fork()
+                        except OSError:
+                            pass
+                    ''')), "reason"),
+    (Submission("segfault", "crashes the interpreter (segmentation fault)",
+                lambda: with_cell_code("import ctypes\nctypes.string_at(0)")), "reason"),
+    (Submission("os_exit", "os._exit(3) in a solution cell",
+                lambda: with_cell_code("import os\nos._exit(3)")), "reason"),
+    (Submission("solution_cell_deleted", "the add_positional_encoding cell deleted",
+                _solution_deleted), "partial"),
+    (Submission("solution_cell_retyped", "the add_positional_encoding cell made a raw cell",
+                _solution_retyped), "partial"),
+    (Submission("syntax_error", "a syntax error in one solution cell",
+                lambda: notebook({ADD: "def add_positional_encoding(x, base=10000.0):\n    return x +"})),
+     "partial"),
+]
+
+
+def write(submitted, student: str, item: Submission) -> None:
+    """Place one submission under ``submitted/<student>/<assignment>/``."""
+    from pathlib import Path
+
+    folder = Path(submitted) / student / ASSIGNMENT
+    folder.mkdir(parents=True, exist_ok=True)
+    content = item.build()
+    if content is not None:
+        (folder / course.notebook_path(ASSIGNMENT).name).write_bytes(content)
+    for name, data in (item.extra or {}).items():
+        (folder / name).write_bytes(data)

@@ -1,0 +1,101 @@
+"""Throughput: a whole class graded by stock ``nbgrader autograde`` and by our grader.
+
+The class: ``--students`` students x every assignment present, a mix of the reference
+solution, the untouched learner notebook and every entry of the bug catalog (wrong and
+alternative correct ones). Both paths grade the same files on the same machine in one run;
+the script prints both wall times, the ratio, and whether every grade cell got the same score.
+
+    python benchmarks/grading_throughput.py --students 100 [--jobs N] [--assignments ID ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from autograder import catalog, course, engine
+from autograder.stock import StockCourse
+
+
+def build_class(stock: StockCourse, assignments: list[str], students: int) -> dict:
+    """Submit the class; returns {(student, assignment): kind}."""
+    kinds = {}
+    for assignment_id in assignments:
+        cases = catalog.cases(assignment_id)
+        untouched = course.notebook_path(assignment_id, released=True).read_bytes()
+        solution = course.submission(assignment_id)
+        for i in range(students):
+            student = f"student{i:04d}"
+            if i % 4 == 0 or not cases:
+                nb, kind = solution, "solution"
+            elif i % 4 == 1:
+                nb, kind = untouched, "untouched"
+            else:
+                case = cases[i % len(cases)]
+                nb, kind = course.submission(assignment_id, {case.cell: case.source}), case.name
+            stock.submit(student, assignment_id, nb)
+            kinds[(student, assignment_id)] = kind
+    return kinds
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--students", type=int, default=100)
+    parser.add_argument("--assignments", nargs="*", default=None)
+    parser.add_argument("--jobs", type=int, default=None, help="our grader's parallelism (default: cores)")
+    parser.add_argument("--workdir", type=Path, default=None)
+    args = parser.parse_args()
+    assignments = args.assignments or course.assignments()
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="throughput-"))
+    stock = StockCourse(workdir / "stock")
+    for assignment_id in assignments:
+        stock.generate(assignment_id)
+    kinds = build_class(stock, assignments, args.students)
+    ours_submitted = workdir / "ours" / "submitted"
+    shutil.copytree(stock.dir / "submitted", ours_submitted)
+    n = len(kinds)
+    print(f"{args.students} students x {len(assignments)} assignment(s) = {n} submissions; "
+          f"{os.cpu_count()} cores; load average before: {os.getloadavg()[0]:.1f}", flush=True)
+
+    start = time.monotonic()
+    for assignment_id in assignments:
+        result = stock.autograde(assignment_id)
+        if result.returncode != 0:
+            print(f"nbgrader autograde {assignment_id} exited {result.returncode}", file=sys.stderr)
+    stock_time = time.monotonic() - start
+    print(f"stock nbgrader autograde: {stock_time:.1f} s", flush=True)
+
+    start = time.monotonic()
+    records = engine.grade(ours_submitted, workdir / "ours" / "results", jobs=args.jobs,
+                           progress=False)
+    ours_time = time.monotonic() - start
+    print(f"python -m autograder grade: {ours_time:.1f} s "
+          f"(load average after: {os.getloadavg()[0]:.1f})", flush=True)
+
+    disagree = []
+    for record in records:
+        key = (record["student_id"], record["assignment_id"])
+        theirs = stock.scores(record["assignment_id"], record["student_id"])
+        ours = {c["grade_id"]: (c["score"], c["max_score"]) for c in record["cells"]}
+        if ours != theirs:
+            disagree.append(f"{key} ({kinds[key]}): ours {ours} nbgrader {theirs}")
+    print()
+    print("| grader | submissions | wall time (s) | submissions/s |")
+    print("|---|---|---|---|")
+    print(f"| stock `nbgrader autograde` | {n} | {stock_time:.1f} | {n / stock_time:.2f} |")
+    print(f"| `python -m autograder grade` | {len(records)} | {ours_time:.1f} | "
+          f"{len(records) / ours_time:.2f} |")
+    print(f"\nspeed-up: {stock_time / ours_time:.1f}x; identical scores on every grade cell: "
+          f"{n - len(disagree)}/{n} submissions")
+    for line in disagree[:20]:
+        print("  DIFFERENT", line)
+    return 0 if not disagree and len(records) == n else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""The project's grader, piece by piece, without running student code (fast)."""
+
+import csv
+import io
+import json
+
+import nbformat
+import pytest
+
+from autograder import course, engine, formats, sandbox, tamper
+
+A = tamper.ASSIGNMENT
+
+
+@pytest.fixture(scope="module")
+def assignments():
+    return engine.load_assignments()
+
+
+def test_points_come_from_the_instructor_notebook(assignments, assignment_id):
+    loaded = assignments[assignment_id]
+    source = course.read(course.notebook_path(assignment_id))
+    assert [(c.grade_id, c.points) for c in loaded.cells] == \
+        [(c.grade_id, c.points) for c in course.grade_cells(source)]
+    assert set(loaded.checks) == {c.grade_id for c in loaded.cells}
+
+
+def test_shards_partition_the_pairs_deterministically(tmp_path):
+    pairs = [engine.Pair(f"s{i:02d}", a, tmp_path) for i in range(7) for a in ("01-x", "02-y")]
+    shards = [engine.shard(list(reversed(pairs)), k, 3) for k in range(3)]
+    flat = [p for s in shards for p in s]
+    assert sorted(flat, key=str) == sorted(pairs, key=str) and len(flat) == len(set(flat))
+    assert shards == [engine.shard(pairs, k, 3) for k in range(3)], "order of discovery matters"
+    assert max(map(len, shards)) - min(map(len, shards)) <= 1
+    assert engine.parse_shard("2/3") == (2, 3)
+    for bad in ("3/3", "-1/2", "1/0"):
+        with pytest.raises(ValueError):
+            engine.parse_shard(bad)
+
+
+def _submit(tmp_path, content: bytes | None, name=None):
+    folder = tmp_path / "student" / A
+    folder.mkdir(parents=True, exist_ok=True)
+    if content is not None:
+        (folder / (name or course.notebook_path(A).name)).write_bytes(content)
+    return engine.Pair("student", A, folder)
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b'{"cells": [', "not valid JSON"),
+    (b'\xff\xfe{"cells": []}', "not valid UTF-8"),
+    (b'[1, 2, 3]', "not a Jupyter notebook"),
+    (b'{"nbformat": 4, "cells": 7}', "not a Jupyter notebook"),
+    (None, "missing notebook"),
+])
+def test_unreadable_submissions_get_a_reason(tmp_path, assignments, content, reason):
+    submission = engine.read_submission(_submit(tmp_path, content), assignments[A])
+    assert submission.notebook is None and reason in submission.reason
+
+
+def test_nbformat_3_is_converted(tmp_path, assignments):
+    v3 = json.dumps(nbformat.convert(course.submission(A), 3)).encode()
+    submission = engine.read_submission(_submit(tmp_path, v3), assignments[A])
+    assert submission.notebook is not None and not submission.reason
+    cells, notes = engine.program(assignments[A], submission.notebook)
+    assert [label for label, _ in cells] == [label for label, _ in engine.program(
+        assignments[A], course.submission(A))[0]]
+
+
+def test_program_is_instructor_setup_plus_learner_solutions(assignments):
+    nb = course.submission(A, {tamper.ADD: "def add_positional_encoding(x, base=1.0):\n    return x"})
+    for cell in nb.cells:
+        meta = course.nbgrader_meta(cell)
+        if meta.get("grade_id", "").startswith("setup"):
+            cell.source = "raise SystemExit('the learner edited a setup cell')"
+        elif meta.get("grade"):
+            cell.source = "print('edited tests')"
+            meta["points"] = 1000
+        elif meta.get("grade_id") == tamper.REL:
+            cell.cell_type = "markdown"
+    cells, notes = engine.program(assignments[A], nb)
+    source = course.read(course.notebook_path(A))
+    setup = [c.source for c in source.cells if course.is_setup(c)]
+    assert [code for label, code in cells if label.startswith("setup")] == setup
+    assert dict(cells)[tamper.ADD].endswith("return x")
+    assert tamper.REL not in dict(cells) and any("not a code cell" in n for n in notes)
+    assert not any("edited tests" in code for _, code in cells)
+
+
+def _record(score_a=1.0, failures=()):
+    cells = [{"grade_id": "visible_one", "exercise": "f", "score": score_a, "max_score": 1.0,
+              "hidden": False, "failures": list(failures)},
+             {"grade_id": "hidden_two", "exercise": "f", "score": 0.0, "max_score": 2.0,
+              "hidden": True, "failures": ["f(3) has wrong values: it matches the pos - 1 bug"]}]
+    return {"student_id": "ada", "assignment_id": A, "notebook": "positional_encoding.ipynb",
+            "status": "graded", "reason": "", "notes": [], "cell_errors": [], "cells": cells,
+            "score": score_a, "max_score": 3.0, "sandbox": {"landlock": 7}, "fingerprint": "x"}
+
+
+def test_gradescope_results_format():
+    results = formats.results_json(_record())
+    assert results["score"] == 1.0
+    assert [t["visibility"] for t in results["tests"]] == ["visible", "after_published"]
+    for test in results["tests"]:
+        assert set(test) >= {"name", "score", "max_score", "output", "visibility"}
+    assert "pos - 1" in results["tests"][1]["output"]
+
+
+def test_grades_csv_and_feedback(tmp_path):
+    formats.write_record(tmp_path, _record())
+    formats.write_outputs(tmp_path, formats.load_records(tmp_path))
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "grades.csv").read_text())))
+    assert list(rows[0]) == formats.CSV_FIELDS
+    assert [(r["grade_id"], r["score"], r["max_score"]) for r in rows] == \
+        [("visible_one", "1", "1"), ("hidden_two", "0", "2")]
+    text = (tmp_path / "ada" / "feedback.md").read_text()
+    assert "hidden_two" in text and "pos - 1" in text and "1 / 3" in text
+
+
+def test_merge_rebuilds_from_shards(tmp_path):
+    first, second = _record(), dict(_record(), student_id="bob")
+    formats.write_record(tmp_path / "a", first)
+    formats.write_record(tmp_path / "b", second)
+    records = formats.merge([tmp_path / "a", tmp_path / "b"], tmp_path / "all")
+    assert [r["student_id"] for r in records] == ["ada", "bob"]
+    rows = list(csv.DictReader(open(tmp_path / "all" / "grades.csv")))
+    assert {r["student_id"] for r in rows} == {"ada", "bob"} and len(rows) == 4
+
+
+def test_sandbox_hides_folders_inside_allowed_roots(tmp_path):
+    (tmp_path / "site" / "autograder" / "reference").mkdir(parents=True)
+    (tmp_path / "site" / "numpy").mkdir()
+    (tmp_path / "site" / "six.py").write_text("")
+    (tmp_path / "site" / "autograder" / "checks").mkdir()
+    original = sandbox.python_roots
+    sandbox.python_roots = lambda: [str(tmp_path / "site")]
+    try:
+        allowed = sandbox.allowed_paths([str(tmp_path / "site" / "autograder")])
+    finally:
+        sandbox.python_roots = original
+    assert str(tmp_path / "site" / "numpy") in allowed and str(tmp_path / "site" / "six.py") in allowed
+    assert not any("autograder" in p for p in allowed)
+
+
+def test_progress_bar_is_plain_text_without_a_tty():
+    stream = io.StringIO()
+    bar = formats.Progress(3, stream=stream)
+    for _ in range(3):
+        bar.advance()
+    bar.finish()
+    lines = stream.getvalue().splitlines()
+    assert "\r" not in stream.getvalue() and lines[-2].startswith("[###") and "3/3" in lines[-2]
+    assert "ETA" in lines[0]
