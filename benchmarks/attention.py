@@ -37,10 +37,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, help="timed runs per measurement (default 20 "
                         "on CUDA, 5 on CPU); the median is reported")
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's "
+                        "choice; 1 gives steadier timings on a shared machine)")
     parser.add_argument("--no-backward", action="store_true", help="time the forward pass only")
     parser.add_argument("--quick", action="store_true",
                         help="tiny sizes, 3 repeats: checks that everything runs (seconds on a CPU)")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.device == "cuda" and not torch.cuda.is_available():

@@ -81,11 +81,18 @@ def _judge_wrapper_out(verdict: Verdict, seen: dict, args: tuple, x: torch.Tenso
                        what: str) -> list[dict] | None:
     from autograder.reference.stacking_heads import wrapper, wrapper_bugs
 
+    d_out, num_heads = args[1], args[4]
+    out = verdict.value(seen["out"], f"{what}(x)")
+    shape = (x.shape[0], x.shape[1], num_heads * d_out)
+    if isinstance(out, data.Array) and out.shape != shape:
+        verdict.fail(f"{what}(x) for x of shape {tuple(x.shape)} has shape {out.shape}; expected "
+                     f"{shape} = (batch, num_tokens, num_heads * d_out): each head has d_out "
+                     "features, and the heads are concatenated on the last dim")
+        return None
     heads = verdict.value(seen["heads"], f"the weights of {what}.heads")
     if heads is None:
         return None
     heads = _tensors(heads)
-    d_out, num_heads = args[1], args[4]
     expected = wrapper(x, heads).numpy()
     verdict.array(seen["out"], expected, f"{what}(x) for x of shape {tuple(x.shape)}",
                   atol=1e-5, rtol=1e-4, dtype="float32", library="torch",
@@ -257,10 +264,10 @@ def _(seen: dict, verdict: Verdict) -> None:
     what = _call(WRAP, DROP_ARGS)
     case = seen["drop"]
     if _built(verdict, case, what):
-        heads = verdict.value(case["heads"], f"the weights of {what}.heads")
+        x = _x(DROP_SEED, (2, 6, 4))
+        heads = _judge_wrapper_out(verdict, case, DROP_ARGS, x, what)
         if heads is not None:
-            x = _x(DROP_SEED, (2, 6, 4))
-            expected = wrapper(x, _tensors(heads), DROP_ARGS[3], seed=DROP_SEED).numpy()
+            expected = wrapper(x, heads, DROP_ARGS[3], seed=DROP_SEED).numpy()
             verdict.array(case["train"], expected, f"{what} in train mode under "
                           f"torch.manual_seed({DROP_SEED})", atol=1e-5, rtol=1e-4,
                           hint="each head applies its own nn.Dropout to its attention weights, "
@@ -286,6 +293,11 @@ def _judge_stacked(verdict: Verdict, case: dict, args: tuple, x: torch.Tensor,
     from autograder.reference.stacking_heads import stacked, stacked_bugs
 
     if not _built(verdict, case, what):
+        return
+    out = verdict.value(case["out"], f"{what}(x)")
+    if isinstance(out, data.Array) and out.shape != tuple(x.shape):
+        verdict.fail(f"{what}(x) for x of shape {tuple(x.shape)} has shape {out.shape}; expected "
+                     f"{tuple(x.shape)}: every layer maps d_model to d_model")
         return
     layers = verdict.value(case["layers"], f"the weights of {what}.layers")
     if layers is None:
