@@ -3,8 +3,9 @@
 A *secret line* is a non-trivial line (at least MIN_CHARS characters once whitespace is
 collapsed) between ``### BEGIN SOLUTION``/``### END SOLUTION`` or ``### BEGIN HIDDEN
 TESTS``/``### END HIDDEN TESTS`` in any source notebook, unless the same line also appears
-outside every such region in a source notebook (the lesson shows it on purpose, e.g. the
-imports or a line of a worked example). No secret line of any chapter may appear in
+outside every such region in a source notebook, on its own or inside a longer line (the
+lesson or the exercise text shows it on purpose, e.g. the imports, a line of a worked
+example, or the formula `x = x + layer(x)` quoted from the specification). No secret line of any chapter may appear in
 ``chapters/`` (the learner notebooks) nor anywhere in the built book: its pages, its
 ``_sources/`` (the notebooks readers download) and its search index.
 """
@@ -35,14 +36,15 @@ def regions(source: str) -> list[str]:
 
 def secret_lines(notebooks: list[nbformat.NotebookNode]) -> set[str]:
     """The secret lines of these source notebooks (see the module docstring)."""
-    inside, outside = set(), set()
+    inside, outside = set(), []
     for nb in notebooks:
         for cell in nb.cells:
             enclosed = regions(cell.source)
             inside |= {normalize(line) for text in enclosed for line in text.splitlines()}
             rest = course.HIDDEN_REGION.sub("", course.SOLUTION_REGION.sub("", cell.source))
-            outside |= {normalize(line) for line in rest.splitlines()}
-    return {line for line in inside - outside if len(line) >= MIN_CHARS}
+            outside += [normalize(line) for line in rest.splitlines()]
+    shown = "\n".join(outside)
+    return {line for line in inside if len(line) >= MIN_CHARS and line not in shown}
 
 
 def notebook_text(nb: nbformat.NotebookNode) -> str:
