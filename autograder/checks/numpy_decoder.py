@@ -354,7 +354,8 @@ def _(seen: dict, verdict: Verdict) -> None:
     verdict.array(seen["out"], ref.decoder(ids, params, 2), "decoder_forward(token_ids, params, "
                   "num_heads=2) for 6 tokens, vocab_size 11, d_model 8", atol=1e-4, rtol=1e-4,
                   library="numpy", variants=ref.decoder_bugs(ids, params, 2),
-                  hint="logits have one row per token and one column per vocabulary entry")
+                  hint="check the wiring: pre-LN residual branches, the positional encoding, "
+                  "logits = h @ W_emb.T")
 
 
 DECODER_CASES = [  # (seed, vocab_size, d_model, d_ff, num_heads, n)

@@ -143,6 +143,8 @@ def layer_norm_bugs(x, gamma, beta, eps=1e-5) -> dict[str, np.ndarray]:
         "gamma and beta swapped": _ln(x, beta, gamma, eps),
         "the normalised x without gamma and beta": _ln(x, 1.0, 0.0, eps),
     }
+    if eps != 1e-5:
+        found["eps fixed at 1e-5 (is the eps argument used?)"] = _ln(x, gamma, beta, 1e-5)
     if x.ndim >= 2:
         mean = x.mean(axis=0, keepdims=True)
         found["statistics over the first axis (LayerNorm normalises over the last axis)"] = \
@@ -194,7 +196,10 @@ def attention_variant(x, W_q, W_k, W_v, W_o, num_heads, *, causal=True, scale="h
         hidden = np.triu(np.ones((n, n), dtype=bool), k=1)
         scores = np.where(hidden, -np.inf, scores)
     context = _softmax(scores) @ v
-    merged = context.transpose(1, 0, 2).reshape(n, d)
+    if split == "reshape":
+        merged = context.reshape(n, d)
+    else:
+        merged = context.transpose(1, 0, 2).reshape(n, d)
     return merged @ W_o if out_proj else merged
 
 
@@ -213,13 +218,16 @@ def attention_bugs(x, W_q, W_k, W_v, W_o, num_heads) -> dict[str, np.ndarray]:
 
 def decoder_variant(token_ids, params, num_heads, *, post_ln=False, attn_residual=True,
                     mlp_residual=True, positions=True, causal=True, gelu_kind="tanh",
-                    scale="head_dim", final_ln=False, std_eps=False) -> np.ndarray:
+                    scale="head_dim", final_ln=False, std_eps=False, ln1=True,
+                    ln2=True) -> np.ndarray:
     p = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
     ids = np.asarray(token_ids, dtype=np.int64)
     n, d = len(ids), p["W_emb"].shape[1]
     act = gelu if gelu_kind == "tanh" else _gelu_erf
 
     def ln(x, which):
+        if not {"ln1": ln1, "ln2": ln2}[which]:
+            return x
         return _ln(x, p[f"{which}_gamma"], p[f"{which}_beta"], std_eps=std_eps)
 
     def attn(x):
@@ -256,6 +264,10 @@ def decoder_bugs(token_ids, params, num_heads) -> dict[str, np.ndarray]:
         "a decoder whose attention scores are not scaled": decoder_variant(*args, scale="none"),
         "a decoder with an extra final LayerNorm (the contract has none)":
             decoder_variant(*args, final_ln=True),
+        "a decoder whose attention reads the unnormalised stream (ln1 skipped)":
+            decoder_variant(*args, ln1=False),
+        "a decoder whose MLP reads the unnormalised stream (ln2 skipped)":
+            decoder_variant(*args, ln2=False),
     }
 
 
@@ -264,12 +276,15 @@ def generate_bugs(token_ids, params, num_heads, max_new_tokens) -> dict[str, lis
     if max_new_tokens == 0:
         return {}
     logits = decoder(ids, params, num_heads)
-    first = ids[:]
+    first, flat = ids[:], ids[:]
     for _ in range(max_new_tokens):
         first.append(int(np.argmax(decoder(first, params, num_heads)[0])))
+        if flat[-1] < len(params["W_emb"]):
+            flat.append(int(np.argmax(decoder(flat, params, num_heads))))
     return {
         "it never feeds back its own tokens (every new token is predicted from the prompt)":
             ids + [int(np.argmax(logits[-1]))] * max_new_tokens,
         "the argmax of the first position's logits (the next token comes from the last row)":
             first,
+        "the argmax over all logits flattened (np.argmax without picking the last row)": flat,
     }
