@@ -64,7 +64,10 @@ NET_TCP = 0b11          # bind + connect (ABI 4)
 SCOPE_ALL = 0b11        # abstract unix sockets + signals (ABI 6)
 
 READ_ONLY_SYSTEM = ["/usr/lib", "/usr/lib64", "/usr/local/lib", "/lib", "/lib64",
-                    "/usr/share/zoneinfo", "/etc/ld.so.cache", "/etc/localtime"]
+                    "/usr/share/zoneinfo", "/etc/ld.so.cache", "/etc/localtime",
+                    # the CPU description: without it PyTorch's cpuinfo fails and its kernels
+                    # (random numbers included) differ from those the judge uses
+                    "/proc/cpuinfo", "/sys/devices/system/cpu"]
 DEVICES = ["/dev/null", "/dev/zero", "/dev/urandom", "/dev/random"]
 
 LINE_LIMIT = 256 * 1024 * 1024  # bytes the grader reads back from one submission
@@ -220,6 +223,7 @@ def preload() -> dict:
         import torch
 
         torch.set_num_threads(1)
+        torch.randn(64).to(torch.bfloat16).float()  # initialise cpuinfo and the CPU kernels
     except ImportError:
         pass
     try:
