@@ -58,3 +58,34 @@ def test_missing_definition_is_reported_not_raised():
     verdict = Verdict()
     verdict.array(Student({}).call("nothing_here", 1), np.zeros(1), "nothing_here(1)")
     assert "NameError" in verdict.failures[0]
+
+
+def test_hidden_checks_cover_the_visible_asserts(assignment_id):
+    """Our grader judges only the hidden checks, nbgrader also runs the visible asserts: every
+    case the visible asserts of a grade cell reject must be rejected by its check too."""
+    import contextlib
+    import io
+
+    source = course.read(course.notebook_path(assignment_id))
+    registered = checks.checks_for(assignment_id)
+    cases = [("solution", None)] + [(c.name, {c.cell: c.source})
+                                    for c in catalog.cases(assignment_id)]
+    uncovered = []
+    for name, answers in cases:
+        namespace = {"__name__": "__main__"}
+        for code in course.exercise_program(source, course.submission(assignment_id, answers)):
+            with contextlib.suppress(Exception):
+                exec(compile(code, "<cell>", "exec"), namespace)
+        for cell in source.cells:
+            grade_id = course.nbgrader_meta(cell).get("grade_id")
+            if not course.nbgrader_meta(cell).get("grade"):
+                continue
+            try:
+                with contextlib.redirect_stdout(io.StringIO()):
+                    exec(compile(course.HIDDEN_REGION.sub("", cell.source), "<grade>", "exec"),
+                         namespace)
+            except Exception:
+                check = registered[grade_id]
+                if not check.judge_seen(check.observe_in(namespace)):
+                    uncovered.append(f"{name}: {grade_id}")
+    assert not uncovered, f"visible asserts fail but the hidden check passes: {uncovered}"

@@ -5,9 +5,10 @@ collapsed) between ``### BEGIN SOLUTION``/``### END SOLUTION`` or ``### BEGIN HI
 TESTS``/``### END HIDDEN TESTS`` in any source notebook, unless the same line also appears
 outside every such region in a source notebook, on its own or inside a longer line (the
 lesson or the exercise text shows it on purpose, e.g. the imports, a line of a worked
-example, or the formula `x = x + layer(x)` quoted from the specification). No secret line of any chapter may appear in
-``chapters/`` (the learner notebooks) nor anywhere in the built book: its pages, its
-``_sources/`` (the notebooks readers download) and its search index.
+example, or the formula `x = x + layer(x)` quoted from the specification). No secret
+line of any chapter may appear in ``chapters/`` (the learner notebooks) nor anywhere in
+the built book: its pages, its ``_sources/`` (the notebooks readers download) and its
+search index.
 """
 
 from __future__ import annotations

@@ -165,13 +165,26 @@ BASIC_CASES = dict(list(CASES.items())[:1])
 
 
 @causal_attention_basics.observe
-def _(student: Student) -> dict:
-    return _observe_outputs(student, BASIC_CASES)
+def _(student: Student) -> dict:  # what the visible tests assert, observed the hidden way
+    return {"outputs": _observe_outputs(student, BASIC_CASES),
+            "module": causal_attention_buffer._observe(student),
+            "errors": causal_attention_errors._observe(student)}
 
 
 @causal_attention_basics.judge
 def _(seen: dict, verdict: Verdict) -> None:
-    _judge_outputs(verdict, seen, BASIC_CASES)
+    _judge_outputs(verdict, seen["outputs"], BASIC_CASES)
+    module = seen["module"]
+    what = "CausalAttention(4, 3, context_length=7, dropout=0.1)"
+    if "error" in module:
+        verdict.value(module["error"], f"{what} (building the module)")
+    else:
+        if "mask" not in module["buffers"]:
+            verdict.fail(f"{what}: no buffer named 'mask': register it with "
+                         "self.register_buffer('mask', ...)")
+        if module["dropout"] != "Dropout":
+            verdict.fail(f"{what}: self.dropout is a {module['dropout']}; expected nn.Dropout")
+    causal_attention_errors._judge(seen["errors"], verdict)
 
 
 causal_attention_values = Check("causal_attention_values", exercise=CA)

@@ -53,7 +53,8 @@ softmax_basics = Check("softmax_basics", exercise="softmax")
 
 @softmax_basics.observe
 def _(student: Student) -> dict:
-    return {"out": student.call("softmax", np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]]))}
+    return {"out": student.call("softmax", np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]])),
+            "axis0": student.call("softmax", np.array([[1.0], [3.0]]), axis=0)}
 
 
 @softmax_basics.judge
@@ -64,6 +65,9 @@ def _(seen: dict, verdict: Verdict) -> None:
     verdict.array(seen["out"], ref.softmax(x), "softmax([[1, 2, 3], [0, 0, 0]])",
                   library="numpy", variants=ref.softmax_bugs(x),
                   hint="exp(x - max) divided by its sum along the last axis")
+    verdict.array(seen["axis0"], [[0.11920292202211755], [0.8807970779778823]],
+                  "softmax([[1], [3]], axis=0)", library="numpy",
+                  hint="softmax(x, axis=0) normalises down the columns: use the axis argument")
 
 
 SOFTMAX_CASES = [  # (seed, shape, axis, scale)
@@ -432,9 +436,22 @@ def _(seen: dict, verdict: Verdict) -> None:
 generate_basics = Check("generate_basics", exercise="generate")
 
 
+def _visible_params() -> dict[str, np.ndarray]:
+    """The weights of the visible generate test."""
+    rng = np.random.default_rng(2)
+    V, d, d_ff = 12, 8, 32
+    return {"W_emb": rng.standard_normal((V, d)), "ln1_gamma": np.ones(d), "ln1_beta": np.zeros(d),
+            "ln2_gamma": np.ones(d), "ln2_beta": np.zeros(d), "b_1": np.zeros(d_ff),
+            "b_2": np.zeros(d),
+            **{k: rng.standard_normal((d, d)) / 2 for k in ("W_q", "W_k", "W_v", "W_o")},
+            "W_1": rng.standard_normal((d, d_ff)) / 2, "W_2": rng.standard_normal((d_ff, d)) / 4}
+
+
 @generate_basics.observe
 def _(student: Student) -> dict:
-    return {"out": student.call("generate", [3, 1, 4], _params(70, 12, 8, 32), 2, 5)}
+    return {"out": student.call("generate", [3, 1, 4], _params(70, 12, 8, 32), 2, 5),
+            "visible": student.call("generate", [3, 1, 4], _visible_params(), 2, 5),
+            "none": student.call("generate", [5], _visible_params(), 2, 0)}
 
 
 def _judge_generate(verdict: Verdict, seen, prompt, params, h, k) -> None:
@@ -481,6 +498,8 @@ def _judge_generate(verdict: Verdict, seen, prompt, params, h, k) -> None:
 @generate_basics.judge
 def _(seen: dict, verdict: Verdict) -> None:
     _judge_generate(verdict, seen["out"], [3, 1, 4], _params(70, 12, 8, 32), 2, 5)
+    _judge_generate(verdict, seen["visible"], [3, 1, 4], _visible_params(), 2, 5)
+    _judge_generate(verdict, seen["none"], [5], _visible_params(), 2, 0)
 
 
 GENERATE_CASES = [  # (seed, vocab_size, d_model, d_ff, num_heads, prompt, max_new_tokens)

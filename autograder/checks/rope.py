@@ -449,12 +449,20 @@ rope_mha_basics = Check("rope_mha_basics", exercise=MHA)
 
 @rope_mha_basics.observe
 def _(student: Student) -> dict:
-    return _observe_module(student, MHA_CASES[0])
+    def buffers(model) -> dict:  # what the visible tests assert about buffers
+        return {"buffers": Student.attempt(lambda: sorted(k for k, _ in model.named_buffers()))}
+
+    return _observe_module(student, MHA_CASES[0], extra=buffers)
 
 
 @rope_mha_basics.judge
 def _(seen: dict, verdict: Verdict) -> None:
     _judge_module(verdict, seen, MHA_CASES[0])
+    if "buffers" in seen:
+        names = verdict.value(seen["buffers"], "the buffers of RoPEMultiHeadAttention")
+        if names is not None and ("mask" not in names or len(names) < 2):
+            verdict.fail(f"RoPEMultiHeadAttention has buffers {names}; expected the mask and the "
+                         "cos/sin tables registered with self.register_buffer")
 
 
 rope_mha_values = Check("rope_mha_values", exercise=MHA)

@@ -76,15 +76,26 @@ sdpa_basics = Check("sdpa_basics", exercise=SDPA)
 BASIC = (7, (2, 3, 4), (2, 3, 4), (2, 3, 4))
 
 
+def _basic_masked():
+    """The visible test's masked call: key 1 hidden from query 0 (True means hidden)."""
+    return (torch.ones(1, 2, 3), torch.ones(1, 2, 3), torch.ones(1, 2, 1),
+            torch.tensor([[False, True], [False, False]]))
+
+
 @sdpa_basics.observe
 def _(student: Student) -> dict:
-    return _attention_pair(student, _qkv(*BASIC))
+    return {"plain": _attention_pair(student, _qkv(*BASIC)),
+            "masked": _attention_pair(student, _basic_masked())}
 
 
 @sdpa_basics.judge
 def _(seen: dict, verdict: Verdict) -> None:
-    _judge_pair(verdict, seen, _qkv(*BASIC), "scaled_dot_product_attention(q, k, v) with "
-                "q, k, v of shape (2, 3, 4)")
+    _judge_pair(verdict, seen["plain"], _qkv(*BASIC), "scaled_dot_product_attention(q, k, v) "
+                "with q, k, v of shape (2, 3, 4)")
+    verdict.array(seen["masked"]["weights"], [[[1.0, 0.0], [0.5, 0.5]]],
+                  "the weights of attention with the mask [[F, T], [F, F]] on equal scores",
+                  atol=1e-5, dtype="float32", library="torch",
+                  hint="True in the mask means hidden: a hidden key gets weight 0")
 
 
 SDPA_CASES = [  # (name, seed, q shape, k shape, v shape, scale of q and k)

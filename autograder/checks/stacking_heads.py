@@ -107,15 +107,42 @@ WRAP_BASIC = (4, 3, 6, 0.0, 2)
 wrapper_basics = Check("wrapper_basics", exercise=WRAP)
 
 
+def _container_facts(attribute: str) -> Callable[[Any], dict]:
+    """What the visible tests assert about ``m.heads`` / ``m.layers``."""
+    def facts(m) -> dict:
+        items = getattr(m, attribute)
+        return {"module_list": isinstance(items, torch.nn.ModuleList),
+                "type": type(items).__name__, "len": len(items),
+                "distinct": len({id(item) for item in items})}
+    return facts
+
+
+def _judge_container(verdict: Verdict, seen, attribute: str, count: int, what: str) -> None:
+    facts = verdict.value(seen, f"{what}.{attribute}")
+    if facts is None:
+        return
+    if not facts["module_list"]:
+        verdict.fail(f"{what}: self.{attribute} is a {facts['type']}; expected an nn.ModuleList "
+                     "(a Python list hides the parameters from the module)")
+    if facts["len"] != count:
+        verdict.fail(f"{what}: expected {count} entries in self.{attribute}, found {facts['len']}")
+    elif facts["distinct"] != count:
+        verdict.fail(f"{what}: the entries of self.{attribute} are one shared module: create a "
+                     "new CausalAttention for each")
+
+
 @wrapper_basics.observe
 def _(student: Student) -> dict:
-    return _observe_module(student, WRAP, WRAP_BASIC, 0, _wrapper_probes(_x(1, (2, 5, 4))))
+    probes = _wrapper_probes(_x(1, (2, 5, 4)))
+    probes["container"] = _container_facts("heads")
+    return _observe_module(student, WRAP, WRAP_BASIC, 0, probes)
 
 
 @wrapper_basics.judge
 def _(seen: dict, verdict: Verdict) -> None:
     what = _call(WRAP, WRAP_BASIC)
     if _built(verdict, seen, what):
+        _judge_container(verdict, seen["container"], "heads", WRAP_BASIC[4], what)
         _judge_wrapper_out(verdict, seen, WRAP_BASIC, _x(1, (2, 5, 4)), what)
 
 
@@ -322,12 +349,17 @@ stacked_basics = Check("stacked_basics", exercise=STACK)
 
 @stacked_basics.observe
 def _(student: Student) -> dict:
-    return _observe_module(student, STACK, STACK_BASIC, 0, _stacked_probes(_x(2, (2, 5, 4))))
+    probes = _stacked_probes(_x(2, (2, 5, 4)))
+    probes["container"] = _container_facts("layers")
+    return _observe_module(student, STACK, STACK_BASIC, 0, probes)
 
 
 @stacked_basics.judge
 def _(seen: dict, verdict: Verdict) -> None:
-    _judge_stacked(verdict, seen, STACK_BASIC, _x(2, (2, 5, 4)), _call(STACK, STACK_BASIC))
+    what = _call(STACK, STACK_BASIC)
+    if _built(verdict, seen, what):
+        _judge_container(verdict, seen["container"], "layers", STACK_BASIC[2], what)
+    _judge_stacked(verdict, seen, STACK_BASIC, _x(2, (2, 5, 4)), what)
 
 
 # (d_model, context_length, num_layers, dropout, qkv_bias)
