@@ -452,6 +452,8 @@ def grade(submitted: Path, out: Path, jobs: int | None = None, timeout: float = 
     nproc = _nproc_limit()
     failures: list[str] = []
 
+    judging = threading.Lock()
+
     def one(pair: Pair) -> None:
         assignment = assignments[pair.assignment_id]
         submission = read_submission(pair, assignment)
@@ -468,7 +470,8 @@ def grade(submitted: Path, out: Path, jobs: int | None = None, timeout: float = 
                                          "nproc": nproc}, payload, sandbox.LINE_LIMIT)
             finally:
                 slots.put(uid)
-        record = judge(assignment, pair, submission, records_in, notes, timeout)
+        with judging:  # judges seed PyTorch's global generator (dropout): one at a time
+            record = judge(assignment, pair, submission, records_in, notes, timeout)
         formats.write_record(out, record)
         records[(pair.student_id, pair.assignment_id)] = record
         bar.advance(error=record["status"] != "graded")
