@@ -18,41 +18,14 @@ from typing import Callable
 
 import nbformat
 
-from autograder import course
+from autograder import catalog, course
 
 ASSIGNMENT = "01-positional-encoding"
 PE, ADD, REL = "sinusoidal_positional_encoding", "add_positional_encoding", "relative_position_matrix"
 
 # Three published bugs from the catalog: the honest wrong solution every attack starts from.
-HONEST_WRONG = {
-    PE: '''
-def sinusoidal_positional_encoding(seq_len, d_model, base=10000.0):
-    if seq_len <= 0:
-        raise ValueError(f"seq_len must be positive, got {seq_len}")
-    if d_model <= 0 or d_model % 2:
-        raise ValueError(f"d_model must be a positive even number, got {d_model}")
-    pe = np.zeros((seq_len, d_model))
-    for pos in range(seq_len):
-        for i in range(0, d_model, 2):
-            pe[pos, i] = np.sin(pos / base ** (i / d_model))
-            pe[pos, i + 1] = np.cos((pos - 1) / base ** (i / d_model))
-    return pe
-''',
-    ADD: '''
-def add_positional_encoding(x, base=10000.0):
-    x += sinusoidal_positional_encoding(x.shape[-2], x.shape[-1], base).astype(x.dtype)
-    return x
-''',
-    REL: '''
-def relative_position_matrix(offset, d_model, base=10000.0):
-    M = np.zeros((d_model, d_model))
-    for i in range(d_model // 2):
-        angle = offset * base ** (-2 * i / d_model)
-        c, s = np.cos(angle), np.sin(angle)
-        M[2 * i : 2 * i + 2, 2 * i : 2 * i + 2] = [[c, -s], [s, c]]
-    return M
-''',
-}
+HONEST_WRONG = {case.cell: case.source for case in catalog.cases(ASSIGNMENT)
+                if case.name in ("cos_uses_pos_minus_1", "adds_in_place", "rotation_transposed")}
 
 
 @dataclass(frozen=True)

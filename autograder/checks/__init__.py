@@ -47,6 +47,19 @@ class Student:
         """Call ``name(*args, **kwargs)``; return its encoded result or the error it raised."""
         return self.attempt(lambda: self.get(name)(*args, **kwargs))
 
+    def build(self, name: str, args: tuple, seed: int,
+              probes: dict[str, Callable[[Any], Any]]) -> dict:
+        """Build ``name(*args)`` under ``torch.manual_seed(seed)``, then record each probe."""
+        import torch
+
+        try:
+            torch.manual_seed(seed)
+            module = self.get(name)(*args)
+        except Exception as exc:  # student code may raise anything
+            return {"init": data.error(exc)}
+        return {"init": None, **{k: self.attempt(lambda fn=fn: fn(module))
+                                 for k, fn in probes.items()}}
+
     @staticmethod
     def attempt(action: Callable[[], Any]) -> Any:
         try:
@@ -63,6 +76,13 @@ class Verdict:
 
     def fail(self, message: str) -> None:
         self.failures.append(message)
+
+    def built(self, seen: dict, what: str) -> bool:
+        """Whether ``Student.build`` built the module; if not, record why."""
+        if seen["init"] is not None:
+            self.value(seen["init"], what)
+            return False
+        return True
 
     def value(self, seen: Any, what: str) -> Any:
         """Decode ``seen``; on an error, record it and return None."""

@@ -8,8 +8,6 @@ expected outputs from the recorded weights with PyTorch's ``F.scaled_dot_product
 
 from __future__ import annotations
 
-from typing import Any, Callable
-
 import numpy as np
 import torch
 
@@ -36,24 +34,6 @@ def _forward(module, x: torch.Tensor, train: bool = False, seed: int = 0) -> tor
     torch.manual_seed(seed)
     with torch.no_grad():
         return module(x)
-
-
-def _observe_module(student: Student, args: tuple, seed: int,
-                    probes: dict[str, Callable[[Any], Any]]) -> dict:
-    try:
-        torch.manual_seed(seed)
-        module = student.get(MHA)(*args)
-    except Exception as exc:  # student code may raise anything
-        return {"init": data.error(exc)}
-    return {"init": None, **{k: Student.attempt(lambda fn=fn: fn(module))
-                             for k, fn in probes.items()}}
-
-
-def _built(verdict: Verdict, seen: dict, what: str) -> bool:
-    if seen["init"] is not None:
-        verdict.value(seen["init"], what)
-        return False
-    return True
 
 
 def _tensors(found: dict) -> dict:
@@ -241,13 +221,13 @@ mha_basics = Check("mha_basics", exercise=MHA)
 
 @mha_basics.observe
 def _(student: Student) -> dict:
-    return _observe_module(student, MHA_BASIC, 0, _value_probes(_x(60, (2, 5, 6))))
+    return student.build(MHA, MHA_BASIC, 0, _value_probes(_x(60, (2, 5, 6))))
 
 
 @mha_basics.judge
 def _(seen: dict, verdict: Verdict) -> None:
     what = f"{MHA}{MHA_BASIC}"
-    if _built(verdict, seen, what):
+    if verdict.built(seen, what):
         _judge_output(verdict, seen, MHA_BASIC, _x(60, (2, 5, 6)), what)
 
 
@@ -280,8 +260,8 @@ mha_attributes = Check("mha_attributes", exercise=MHA)
 
 @mha_attributes.observe
 def _(student: Student) -> dict:
-    seen = {str(a): _observe_module(student, a, 1, {"facts": _facts}) for a in ATTRIBUTE_CASES}
-    seen["gpt2"] = _observe_module(student, GPT2, 1, {
+    seen = {str(a): student.build(MHA, a, 1, {"facts": _facts}) for a in ATTRIBUTE_CASES}
+    seen["gpt2"] = student.build(MHA, GPT2, 1, {
         "parameters": lambda m: sum(p.numel() for p in m.parameters()),
         "head_dim": lambda m: m.head_dim,
         "shape": lambda m: list(_forward(m, _x(61, (1, 4, 768))).shape)})
@@ -320,12 +300,12 @@ def _judge_facts(verdict: Verdict, facts: dict, args: tuple, what: str) -> None:
 def _(seen: dict, verdict: Verdict) -> None:
     for a in ATTRIBUTE_CASES:
         what = f"{MHA}{a}"
-        if _built(verdict, seen[str(a)], what):
+        if verdict.built(seen[str(a)], what):
             facts = verdict.value(seen[str(a)]["facts"], f"the attributes of {what}")
             if facts is not None:
                 _judge_facts(verdict, facts, a, what)
     what = f"{MHA}{GPT2} (GPT-2 small)"
-    if not _built(verdict, seen["gpt2"], what):
+    if not verdict.built(seen["gpt2"], what):
         return
     count = verdict.value(seen["gpt2"]["parameters"], f"the parameter count of {what}")
     if count is not None and count != GPT2_PARAMETERS:
@@ -368,7 +348,7 @@ def _(student: Student) -> dict:
     seen = {}
     for args, b, n, seed in VALUE_CASES:
         x = _x(seed, (b, n, args[0]))
-        seen[str(args)] = _observe_module(student, args, seed, _value_probes(x, _future(x, n // 2)))
+        seen[str(args)] = student.build(MHA, args, seed, _value_probes(x, _future(x, n // 2)))
     return seen
 
 
@@ -376,7 +356,7 @@ def _(student: Student) -> dict:
 def _(seen: dict, verdict: Verdict) -> None:
     for args, b, n, seed in VALUE_CASES:
         what, case = f"{MHA}{args}", seen[str(args)]
-        if not _built(verdict, case, what):
+        if not verdict.built(case, what):
             continue
         if _judge_output(verdict, case, args, _x(seed, (b, n, args[0])), what) is None:
             continue
@@ -397,7 +377,7 @@ mha_dropout = Check("mha_dropout", exercise=MHA)
 @mha_dropout.observe
 def _(student: Student) -> dict:
     x = _x(DROP_SEED, (2, 7, 6))
-    return _observe_module(student, DROP_ARGS, DROP_SEED, {
+    return student.build(MHA, DROP_ARGS, DROP_SEED, {
         "weights": _weights, "out": lambda m: _forward(m, x),
         "train": lambda m: _forward(m, x, train=True, seed=DROP_SEED)})
 
@@ -407,7 +387,7 @@ def _(seen: dict, verdict: Verdict) -> None:
     from autograder.reference.multi_head_attention import mha_forward
 
     what = f"{MHA}{DROP_ARGS}"
-    if not _built(verdict, seen, what):
+    if not verdict.built(seen, what):
         return
     x = _x(DROP_SEED, (2, 7, 6))
     weights = _judge_output(verdict, seen, DROP_ARGS, x, what)
@@ -428,7 +408,7 @@ TOO_LONG = (4, 4, 5, 0.0, 2)
 @mha_errors.observe
 def _(student: Student) -> dict:
     seen = {str(a): Student.attempt(lambda a=a: student.get(MHA)(*a)) for a in INDIVISIBLE}
-    seen["long"] = _observe_module(student, TOO_LONG, 0,
+    seen["long"] = student.build(MHA, TOO_LONG, 0,
                                    {"out": lambda m: _forward(m, _x(81, (1, 6, 4)))})
     return seen
 
@@ -443,6 +423,6 @@ def _(seen: dict, verdict: Verdict) -> None:
         else:
             verdict.raises(seen[str(a)], f"{MHA}{a} ({a[1]} % {a[4]} != 0)", "ValueError")
     what = f"{MHA}{TOO_LONG}"
-    if _built(verdict, seen["long"], what):
+    if verdict.built(seen["long"], what):
         verdict.raises(seen["long"]["out"], f"{what} on 6 tokens (context_length=5)",
                        "ValueError")

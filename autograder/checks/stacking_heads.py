@@ -37,25 +37,6 @@ def _forward(module, x: torch.Tensor, train: bool = False, seed: int = 0) -> tor
         return module(x)
 
 
-def _observe_module(student: Student, name: str, args: tuple, seed: int,
-                    probes: dict[str, Callable[[Any], Any]]) -> dict:
-    """Build ``name(*args)`` under ``torch.manual_seed(seed)``, then record each probe."""
-    try:
-        torch.manual_seed(seed)
-        module = student.get(name)(*args)
-    except Exception as exc:  # student code may raise anything
-        return {"init": data.error(exc)}
-    return {"init": None, **{k: Student.attempt(lambda fn=fn: fn(module))
-                             for k, fn in probes.items()}}
-
-
-def _built(verdict: Verdict, seen: dict, what: str) -> bool:
-    if seen["init"] is not None:
-        verdict.value(seen["init"], what)
-        return False
-    return True
-
-
 def _tensors(found) -> list[dict]:
     return [{k: torch.from_numpy(a.values).float() for k, a in d.items()} for d in found]
 
@@ -135,13 +116,13 @@ def _judge_container(verdict: Verdict, seen, attribute: str, count: int, what: s
 def _(student: Student) -> dict:
     probes = _wrapper_probes(_x(1, (2, 5, 4)))
     probes["container"] = _container_facts("heads")
-    return _observe_module(student, WRAP, WRAP_BASIC, 0, probes)
+    return student.build(WRAP, WRAP_BASIC, 0, probes)
 
 
 @wrapper_basics.judge
 def _(seen: dict, verdict: Verdict) -> None:
     what = _call(WRAP, WRAP_BASIC)
-    if _built(verdict, seen, what):
+    if verdict.built(seen, what):
         _judge_container(verdict, seen["container"], "heads", WRAP_BASIC[4], what)
         _judge_wrapper_out(verdict, seen, WRAP_BASIC, _x(1, (2, 5, 4)), what)
 
@@ -210,7 +191,7 @@ wrapper_structure = Check("wrapper_structure", exercise=WRAP)
 
 @wrapper_structure.observe
 def _(student: Student) -> dict:
-    return {str(a): _observe_module(student, WRAP, a, 3, {"facts": _structure_facts})
+    return {str(a): student.build(WRAP, a, 3, {"facts": _structure_facts})
             for a in STRUCTURE_CASES}
 
 
@@ -218,7 +199,7 @@ def _(student: Student) -> dict:
 def _(seen: dict, verdict: Verdict) -> None:
     for a in STRUCTURE_CASES:
         what = _call(WRAP, a)
-        if _built(verdict, seen[str(a)], what):
+        if verdict.built(seen[str(a)], what):
             _judge_structure(verdict, seen[str(a)]["facts"], "heads", a[4], a[0], a[1], a[2],
                              a[3], a[5], what)
 
@@ -247,7 +228,7 @@ def _(student: Student) -> dict:
     seen = {}
     for args, b, n, seed in WRAP_VALUE_CASES:
         x = _x(seed, (b, n, args[0]))
-        seen[str(args)] = _observe_module(student, WRAP, args, seed,
+        seen[str(args)] = student.build(WRAP, args, seed,
                                           _wrapper_probes(x, future=_future(x, n // 2)))
     return seen
 
@@ -256,7 +237,7 @@ def _(student: Student) -> dict:
 def _(seen: dict, verdict: Verdict) -> None:
     for args, b, n, seed in WRAP_VALUE_CASES:
         what, case = _call(WRAP, args), seen[str(args)]
-        if not _built(verdict, case, what):
+        if not verdict.built(case, what):
             continue
         x = _x(seed, (b, n, args[0]))
         if _judge_wrapper_out(verdict, case, args, x, what) is None:
@@ -277,9 +258,9 @@ ERROR_ARGS = (4, 3, 5, 0.0, 2, False)
 @wrapper_dropout.observe
 def _(student: Student) -> dict:
     x = _x(DROP_SEED, (2, 6, 4))
-    seen = {"drop": _observe_module(student, WRAP, DROP_ARGS, DROP_SEED,
+    seen = {"drop": student.build(WRAP, DROP_ARGS, DROP_SEED,
                                     _wrapper_probes(x, train_seed=DROP_SEED))}
-    seen["error"] = _observe_module(student, WRAP, ERROR_ARGS, 0,
+    seen["error"] = student.build(WRAP, ERROR_ARGS, 0,
                                     {"long": lambda m: _forward(m, _x(22, (1, 6, 4)))})
     return seen
 
@@ -290,7 +271,7 @@ def _(seen: dict, verdict: Verdict) -> None:
 
     what = _call(WRAP, DROP_ARGS)
     case = seen["drop"]
-    if _built(verdict, case, what):
+    if verdict.built(case, what):
         x = _x(DROP_SEED, (2, 6, 4))
         heads = _judge_wrapper_out(verdict, case, DROP_ARGS, x, what)
         if heads is not None:
@@ -300,7 +281,7 @@ def _(seen: dict, verdict: Verdict) -> None:
                           hint="each head applies its own nn.Dropout to its attention weights, "
                           "heads called in order 0, 1, ...; nothing else draws random numbers")
     what = _call(WRAP, ERROR_ARGS)
-    if _built(verdict, seen["error"], what):
+    if verdict.built(seen["error"], what):
         verdict.raises(seen["error"]["long"], f"{what} on 6 tokens (context_length=5)",
                        "ValueError", mentions="context_length")
 
@@ -319,7 +300,7 @@ def _judge_stacked(verdict: Verdict, case: dict, args: tuple, x: torch.Tensor,
                    what: str, dropout_seed: int | None = None) -> None:
     from autograder.reference.stacking_heads import stacked, stacked_bugs
 
-    if not _built(verdict, case, what):
+    if not verdict.built(case, what):
         return
     out = verdict.value(case["out"], f"{what}(x)")
     if isinstance(out, data.Array) and out.shape != tuple(x.shape):
@@ -351,13 +332,13 @@ stacked_basics = Check("stacked_basics", exercise=STACK)
 def _(student: Student) -> dict:
     probes = _stacked_probes(_x(2, (2, 5, 4)))
     probes["container"] = _container_facts("layers")
-    return _observe_module(student, STACK, STACK_BASIC, 0, probes)
+    return student.build(STACK, STACK_BASIC, 0, probes)
 
 
 @stacked_basics.judge
 def _(seen: dict, verdict: Verdict) -> None:
     what = _call(STACK, STACK_BASIC)
-    if _built(verdict, seen, what):
+    if verdict.built(seen, what):
         _judge_container(verdict, seen["container"], "layers", STACK_BASIC[2], what)
     _judge_stacked(verdict, seen, STACK_BASIC, _x(2, (2, 5, 4)), what)
 
@@ -374,7 +355,7 @@ def _layer_facts(m) -> dict:
 
 @stacked_structure.observe
 def _(student: Student) -> dict:
-    return {str(a): _observe_module(student, STACK, a, 4, {"facts": _layer_facts})
+    return {str(a): student.build(STACK, a, 4, {"facts": _layer_facts})
             for a in STACK_STRUCTURE}
 
 
@@ -382,7 +363,7 @@ def _(student: Student) -> dict:
 def _(seen: dict, verdict: Verdict) -> None:
     for a in STACK_STRUCTURE:
         what = _call(STACK, a)
-        if _built(verdict, seen[str(a)], what):
+        if verdict.built(seen[str(a)], what):
             _judge_structure(verdict, seen[str(a)]["facts"], "layers", a[2], a[0], a[0], a[1],
                              a[3], a[4], what)
 
@@ -404,9 +385,9 @@ def _(student: Student) -> dict:
     seen = {}
     for args, b, n, seed, train in STACK_VALUE_CASES:
         x = _x(seed, (b, n, args[0]))
-        seen[str(args)] = _observe_module(student, STACK, args, seed,
+        seen[str(args)] = student.build(STACK, args, seed,
                                           _stacked_probes(x, train_seed=seed if train else None))
-    seen["error"] = _observe_module(student, STACK, (4, 5, 2), 0,
+    seen["error"] = student.build(STACK, (4, 5, 2), 0,
                                     {"long": lambda m: _forward(m, _x(35, (1, 6, 4)))})
     return seen
 
@@ -417,6 +398,6 @@ def _(seen: dict, verdict: Verdict) -> None:
         _judge_stacked(verdict, seen[str(args)], args, _x(seed, (b, n, args[0])),
                        _call(STACK, args), seed if train else None)
     what = _call(STACK, (4, 5, 2))
-    if _built(verdict, seen["error"], what):
+    if verdict.built(seen["error"], what):
         verdict.raises(seen["error"]["long"], f"{what} on 6 tokens (context_length=5)",
                        "ValueError", mentions="context_length")
