@@ -34,6 +34,14 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--shard", default=None,
                        help="K/N: grade only shard K (0 <= K < N) of the sorted student x assignment pairs")
     grade.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    grade.add_argument("--seed", default=None,
+                       help="the secret that inputs and weights are drawn from (default: the one "
+                       "recorded in --out, else a new one, recorded there for re-runs)")
+    grade.add_argument("--fixed-seeds", action="store_true",
+                       help="use the nbgrader path's fixed seeds (to compare both paths)")
+    grade.add_argument("--shared-network", action="store_true",
+                       help="allow --jobs > 1 where student processes cannot be cut off from "
+                       "the network")
 
     merge = commands.add_parser("merge", help="merge results folders (shards) into one")
     merge.add_argument("results", type=Path, nargs="+")
@@ -56,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             engine.grade(args.submitted, args.out, jobs=args.jobs, timeout=args.timeout,
-                         shard_spec=args.shard, memory_mb=args.memory, progress=not args.quiet)
+                         shard_spec=args.shard, memory_mb=args.memory, progress=not args.quiet,
+                         secret=args.seed, fixed_seeds=args.fixed_seeds,
+                         shared_network=args.shared_network)
         except engine.GraderError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1

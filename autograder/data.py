@@ -14,7 +14,9 @@ from typing import Any
 
 import numpy as np
 
-MAX_ELEMENTS = 5_000_000
+MAX_ELEMENTS = 1_000_000      # values recorded per array (8 MB as float64)
+MAX_ITEMS = 10_000            # entries of one list, tuple or dict
+STORAGE = {"bool": 1, "int64": 8, "float64": 8}
 
 
 def encode(value: Any) -> Any:
@@ -39,25 +41,55 @@ def encode(value: Any) -> Any:
     return {"kind": "object", "type": type(value).__name__, "repr": _short_repr(value)}
 
 
-def decode(data: Any) -> Any:
-    """Inverse of ``encode`` (arrays come back as ``Array``)."""
+class Malformed(ValueError):
+    """Observed data that ``encode`` cannot have written: the student process sent it."""
+
+
+def decode(data: Any, depth: int = 0) -> Any:
+    """Inverse of ``encode`` (arrays come back as ``Array``); ``Malformed`` for anything else.
+
+    The data came from a process that ran student code, so nothing is assumed: every kind,
+    key, type, size and nesting level is checked before it is used.
+    """
+    if depth > 8:
+        raise Malformed("nested too deeply")
     if data is None or isinstance(data, (bool, str)):
         return data
+    if not isinstance(data, dict) or not isinstance(data.get("kind"), str):
+        raise Malformed(f"a {type(data).__name__} where an encoded value was due")
     kind = data["kind"]
     if kind == "int":
-        return data["value"]
+        return _typed(data, "value", int)
     if kind == "float":
-        return float(data["value"])
+        try:
+            return float(_typed(data, "value", str))
+        except ValueError:
+            raise Malformed("a float that does not parse") from None
     if kind == "array":
         return Array.from_data(data)
     if kind in ("list", "tuple", "sequence"):
-        items = [decode(v) for v in data["items"]]
+        items = _typed(data, "items", list)
+        if len(items) > MAX_ITEMS:
+            raise Malformed(f"a {kind} of {len(items)} items")
+        items = [decode(v, depth + 1) for v in items]
         return tuple(items) if kind == "tuple" else items
     if kind == "dict":
-        return {k: decode(v) for k, v in data["items"].items()}
+        items = _typed(data, "items", dict)
+        if len(items) > MAX_ITEMS:
+            raise Malformed(f"a dict of {len(items)} items")
+        return {str(k): decode(v, depth + 1) for k, v in items.items()}
     if kind == "error":
-        return Raised(data["type"], data["message"])
-    return Opaque(data["type"], data["repr"])
+        return Raised(_typed(data, "type", str)[:200], _typed(data, "message", str)[:2000])
+    if kind == "object":
+        return Opaque(_typed(data, "type", str)[:200], _typed(data, "repr", str)[:2000])
+    raise Malformed(f"an unknown kind {kind[:40]!r}")
+
+
+def _typed(data: dict, key: str, kind: type) -> Any:
+    value = data.get(key)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise Malformed(f"'{key}' is not a {kind.__name__}")
+    return value
 
 
 def error(exc: BaseException) -> dict:
@@ -83,12 +115,32 @@ class Array:
 
     @classmethod
     def from_data(cls, data: dict) -> Array:
-        shape = tuple(int(n) for n in data["shape"])
+        shape = _typed(data, "shape", list)
+        if len(shape) > 8 or not all(isinstance(n, int) and not isinstance(n, bool)
+                                     and 0 <= n < 2**40 for n in shape):
+            raise Malformed("an array shape that is not a short list of sizes")
+        shape = tuple(shape)
+        library = _typed(data, "library", str)
+        if library not in ("numpy", "torch"):
+            raise Malformed(f"an array from library {library[:40]!r}")
+        dtype = _typed(data, "dtype", str)[:40]
+        device = data.get("device", "cpu")
+        device = device[:40] if isinstance(device, str) else "?"
         values = None
-        if data["data"] is not None:
-            raw = base64.b64decode(data["data"])
-            values = np.frombuffer(raw, dtype=data["storage"]).reshape(shape).copy()
-        return cls(values, shape, data["dtype"], data["library"], data.get("device", "cpu"))
+        if data.get("data") is not None:
+            storage = _typed(data, "storage", str)
+            if storage not in STORAGE:
+                raise Malformed(f"array storage {storage[:40]!r}")
+            count = int(np.prod(shape, dtype=np.int64))
+            text = _typed(data, "data", str)
+            if count > MAX_ELEMENTS or len(text) != 4 * -(-count * STORAGE[storage] // 3):
+                raise Malformed("array data whose length does not match its shape")
+            try:
+                raw = base64.b64decode(text, validate=True)
+            except ValueError:
+                raise Malformed("array data that is not base64") from None
+            values = np.frombuffer(raw, dtype=storage).reshape(shape).copy()
+        return cls(values, shape, dtype, library, device)
 
     def __repr__(self) -> str:
         return f"Array({self.library}, {self.dtype}, shape={self.shape})"

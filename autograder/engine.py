@@ -40,7 +40,7 @@ from pathlib import Path
 
 import nbformat
 
-from autograder import course, formats, sandbox
+from autograder import checks, course, formats, sandbox
 
 VERSION = "1"
 SIGNALS = {int(s): s.name for s in signal.Signals}
@@ -64,8 +64,6 @@ class Assignment:
 
 def load_assignments(root: Path = course.ROOT) -> dict[str, Assignment]:
     """Every assignment of ``solutions/`` with its checks (``autograder.checks.checks_for``)."""
-    from autograder import checks
-
     found = {}
     for assignment_id in course.assignments(root):
         path = course.notebook_path(assignment_id, root)
@@ -83,9 +81,7 @@ def load_assignments(root: Path = course.ROOT) -> dict[str, Assignment]:
                 visible = course.HIDDEN_REGION.sub("", cell.source)
                 hidden[meta["grade_id"]] = not any(
                     line.strip() and not line.strip().startswith("#") for line in visible.splitlines())
-        module = sys.modules[f"autograder.checks.{checks.module_name(assignment_id)}"]
-        digest = hashlib.sha256(path.read_bytes() + Path(module.__file__).read_bytes()
-                                + VERSION.encode()).hexdigest()
+        digest = score_digest(root, path, assignment_id)
         found[assignment_id] = Assignment(
             assignment_id, path.name, source, cells,
             {g: c.exercise for g, c in registered.items()}, hidden, digest, registered)
@@ -267,7 +263,7 @@ class Zygote:
                 stream.write(payload)
         except BrokenPipeError:
             pass
-        chunks, size, overflow, tail = [], 0, False, b""
+        reader = RecordReader(limit)
         deadline = time.monotonic() + float(job["timeout"]) + 120
         try:
             while True:
@@ -280,63 +276,111 @@ class Zygote:
                 chunk = os.read(result_r, 1 << 20)
                 if not chunk:
                     break
-                if size + len(chunk) <= limit:
-                    chunks.append(chunk)
-                else:  # keep only the end, where the supervisor's status is
-                    overflow = True
-                    tail = (tail + chunk)[-65536:]
-                size += len(chunk)
+                reader.feed(chunk)
         finally:
             os.close(result_r)
-        records = []
-        if overflow:
-            chunks.append(b"\n" + b"\n".join(line for line in tail.split(b"\n")
-                                             if b'"type": "status"' in line))
-        for line in b"".join(chunks).split(b"\n"):
-            if line.strip():
-                try:
-                    record = json.loads(line)
-                except (ValueError, RecursionError):
-                    continue
-                if isinstance(record, dict) and isinstance(record.get("type"), str):
-                    records.append(record)
+        reader.feed(b"\n")
+        records = reader.records
         status = [r for r in records if r["type"] == "status"]
         if not status:
             raise GraderError("the sandbox supervisor ended without a status")
-        records = [r for r in records if r["type"] != "status"] + [status[-1]]
-        if overflow:
-            records.insert(-1, {"type": "overflow", "size": size})
-        return records
+        return [r for r in records if r["type"] != "status"] + [status[-1]]
+
+
+class RecordReader:
+    """Splits the result stream into JSON records, at a bounded cost to the grader.
+
+    One line is one record. A line longer than ``sandbox.LINE_LIMIT`` is dropped as it
+    arrives (never held whole) and one with more than ``sandbox.CONTAINER_LIMIT`` lists and
+    objects is not parsed; each becomes an ``oversize`` record. Past ``total`` bytes only the
+    supervisor's status line (written last, by a process that never ran student code) is
+    still parsed.
+    """
+
+    def __init__(self, total: int):
+        self.total = total
+        self.size = 0
+        self.records: list[dict] = []
+        self.line = bytearray()
+        self.dropping = 0  # bytes of the current, over-long line dropped so far
+
+    def feed(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        *complete, rest = chunk.split(b"\n")
+        for part in complete:
+            self._end_line(part)
+        self._extend(rest)
+
+    def _extend(self, part: bytes) -> None:
+        if self.dropping or len(self.line) + len(part) > sandbox.LINE_LIMIT:
+            self.dropping += len(self.line) + len(part)
+            self.line = bytearray()
+        else:
+            self.line += part
+
+    def _end_line(self, part: bytes) -> None:
+        self._extend(part)
+        line, dropped = bytes(self.line), self.dropping
+        self.line, self.dropping = bytearray(), 0
+        if dropped:
+            self.records.append({"type": "oversize", "size": dropped, "why": "long"})
+            return
+        if not line.strip():
+            return
+        if self.size > self.total and b'"type": "status"' not in line:
+            if not any(r["type"] == "overflow" for r in self.records):
+                self.records.append({"type": "overflow", "size": self.size})
+            return
+        if line.count(b"[") + line.count(b"{") > sandbox.CONTAINER_LIMIT:
+            self.records.append({"type": "oversize", "size": len(line), "why": "nested"})
+            return
+        try:
+            record = json.loads(line)
+        except (ValueError, RecursionError):
+            return
+        if isinstance(record, dict) and isinstance(record.get("type"), str):
+            self.records.append(record)
 
 
 # --- judging --------------------------------------------------------------------------------
 
 def judge(assignment: Assignment, pair: Pair, submission: Submission,
-          records: list[dict] | None, notes: list[str], timeout: float) -> dict:
-    """Turn what the sandbox reported into the pair's record (scores and reasons)."""
+          records: list[dict] | None, notes: list[str], timeout: float,
+          secret: str | None = None) -> dict:
+    """Turn what the sandbox reported into the pair's record (scores and reasons).
+
+    Raises ``GraderError`` when a judge fails on answers that passed validation (a grader
+    bug): the pair is then reported as a grader error and graded again on the next run.
+    """
     seen, observe_errors, cell_errors = {}, {}, []
     reason = submission.reason
-    sandbox = {}
+    isolation = {}
     status = {"type": "status", "exit": 0}
     where = "before running any cell"
     observing = None
     overflow = False
     for record in records or []:
         kind = record.get("type")
-        if kind == "sandbox" and not sandbox:  # the first one: written before student code ran
-            sandbox = {k: v for k, v in record.items() if k != "type"}
+        if kind == "sandbox" and not isolation:  # the first one: written before student code ran
+            isolation = {k: v for k, v in record.items() if k != "type"}
         elif kind == "cell":
-            where = f"while running cell {record.get('label')}"
+            where = f"while running cell {str(record.get('label'))[:100]}"
         elif kind == "cell_error":
-            cell_errors.append(f"cell {record.get('label')}: {str(record.get('error'))[:2000]}")
-        elif kind == "observing":
-            observing = record.get("grade_id")
-            where = f"while checking {observing}"
+            cell_errors.append(f"cell {str(record.get('label'))[:100]}: "
+                               f"{str(record.get('error'))[:2000]}")
+        elif kind == "observing" and isinstance(record.get("grade_id"), str):
+            observing = record["grade_id"]
+            where = f"while checking {observing[:100]}"
         elif kind == "seen" and isinstance(record.get("grade_id"), str):
             if "seen" in record:
                 seen[record["grade_id"]] = record["seen"]
             else:
                 observe_errors[record["grade_id"]] = str(record.get("error"))[:2000]
+        elif kind == "oversize" and observing is not None:
+            observe_errors[observing] = (
+                f"the answers to {observing} were not read: more than "
+                f"{formats.human(sandbox.LINE_LIMIT)} or {sandbox.CONTAINER_LIMIT} nested "
+                "lists and objects")
         elif kind == "overflow":
             overflow = True
         elif kind == "status":
@@ -344,7 +388,7 @@ def judge(assignment: Assignment, pair: Pair, submission: Submission,
     done = any(r.get("type") == "done" for r in records or [])
     if records is not None and not done:
         if overflow:
-            reason = f"sent more than {formats.human(sandbox.LINE_LIMIT)} of results {where}"
+            reason = f"sent more than {formats.human(sandbox.TOTAL_LIMIT)} of results {where}"
         elif status.get("timed_out"):
             reason = (f"timed out after {timeout:g} s {where} (an infinite loop, a call that never "
                       "returns, or a fork bomb?)")
@@ -356,7 +400,7 @@ def judge(assignment: Assignment, pair: Pair, submission: Submission,
             reason = (f"the student process exited with code {status.get('exit')} {where} "
                       "(sys.exit/os._exit in a solution cell?)")
     elif overflow:
-        reason = f"sent more than {formats.human(sandbox.LINE_LIMIT)} of results"
+        reason = f"sent more than {formats.human(sandbox.TOTAL_LIMIT)} of results"
     cells = []
     for cell in assignment.cells:
         gid = cell.grade_id
@@ -364,7 +408,10 @@ def judge(assignment: Assignment, pair: Pair, submission: Submission,
         if check is None:
             failures = [f"no hidden check is registered for grade cell {gid}"]
         elif gid in seen:
-            failures = check.judge_seen(seen[gid])
+            try:
+                failures = check.judge_seen(seen[gid], check.seeds(secret))
+            except checks.JudgeError as exc:
+                raise GraderError(str(exc)) from exc
         elif gid in observe_errors:
             failures = [observe_errors[gid]]
         else:
@@ -378,14 +425,60 @@ def judge(assignment: Assignment, pair: Pair, submission: Submission,
         "status": "error" if reason else "graded", "reason": reason,
         "notes": submission.notes + notes, "cell_errors": cell_errors,
         "score": sum(c["score"] for c in cells), "max_score": assignment.max_score,
-        "cells": cells, "sandbox": sandbox,
+        "cells": cells, "sandbox": isolation,
         "wall": status.get("wall"),
-        "fingerprint": fingerprint(assignment, submission),
+        "seed": seed_id(secret),
+        "fingerprint": fingerprint(assignment, submission, secret),
     }
 
 
-def fingerprint(assignment: Assignment, submission: Submission) -> str:
-    return f"{assignment.digest[:16]}:{submission.digest[:32]}"
+def seed_id(secret: str | None) -> str:
+    """What the results record of the run's secret: a digest that names it, never the secret."""
+    return "fixed" if secret is None else hashlib.sha256(secret.encode()).hexdigest()[:16]
+
+
+def fingerprint(assignment: Assignment, submission: Submission, secret: str | None = None) -> str:
+    return f"{assignment.digest[:16]}:{seed_id(secret)}:{submission.digest[:32]}"
+
+
+SECRET_FILE = "grading-secret"
+
+
+def run_secret(out: Path, secret: str | None = None) -> str:
+    """The run's secret seed: given, else the one recorded in ``out``, else a new one that is
+    recorded there (readable by the grader only), so a re-run reproduces the same grades."""
+    path = Path(out) / SECRET_FILE
+    if secret is None and path.is_file():
+        secret = path.read_text().strip()
+    if not secret:
+        import secrets
+
+        secret = secrets.token_hex(16)
+    if not path.is_file() or path.read_text().strip() != secret:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as stream:
+            stream.write(secret + "\n")
+    return secret
+
+
+def score_digest(root: Path, assignment_path: Path, assignment_id: str) -> str:
+    """A digest of everything that defines a score: the grading package's runtime sources
+    (checks, references, the observation format, the scoring code; not the test support)
+    and the grade cells and points of the instructor's notebook."""
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256(VERSION.encode())
+    for path in sorted(package.rglob("*.py")):
+        relative = path.relative_to(package).as_posix()
+        if relative.startswith(("catalog/", "testing/")) or relative in ("tamper.py", "stock.py"):
+            continue
+        digest.update(relative.encode() + b"\0" + path.read_bytes())
+    source = course.read(assignment_path)
+    for cell in source.cells:
+        meta = course.nbgrader_meta(cell)
+        if meta.get("grade") or meta.get("solution") or course.is_setup(cell):
+            digest.update(json.dumps([meta.get("grade_id"), meta.get("points"), cell.source],
+                                     sort_keys=True).encode())
+    return digest.hexdigest()
 
 
 # --- the batch ------------------------------------------------------------------------------
@@ -415,8 +508,15 @@ def _nproc_limit(extra: int = 64) -> int:
 
 def grade(submitted: Path, out: Path, jobs: int | None = None, timeout: float = 60.0,
           shard_spec: str | None = None, memory_mb: int = 2048, progress: bool = True,
-          root: Path = course.ROOT) -> list[dict]:
-    """Grade every submission (of this shard); write results; return the records."""
+          root: Path = course.ROOT, secret: str | None = None, fixed_seeds: bool = False,
+          shared_network: bool = False) -> list[dict]:
+    """Grade every submission (of this shard); write results; return the records.
+
+    Inputs and weights come from ``secret`` (default: the one recorded in ``out``, else a
+    new one recorded there); ``fixed_seeds`` uses the nbgrader path's fixed seeds instead.
+    Without network isolation for student processes, ``jobs > 1`` is refused unless
+    ``shared_network`` says that students graded at the same time may talk.
+    """
     submitted, out = Path(submitted).resolve(), Path(out).resolve()
     if not submitted.is_dir():
         raise FileNotFoundError(f"{submitted} is not a folder")
@@ -432,6 +532,17 @@ def grade(submitted: Path, out: Path, jobs: int | None = None, timeout: float = 
     pairs, skipped = discover(submitted, assignments)
     pairs = shard(pairs, *parse_shard(shard_spec))
     jobs = max(1, jobs or os.cpu_count() or 1)
+    secret = None if fixed_seeds else run_secret(out, secret)
+    try:
+        network = zygote.wait_ready().get("network", "none")
+    except BaseException:
+        zygote.close()
+        raise
+    if network == "none" and jobs > 1 and not shared_network:
+        zygote.close()
+        raise GraderError("student processes cannot be cut off from the network here (no network "
+                          "namespace, no seccomp): students graded at the same time could talk. "
+                          "Use --jobs 1, or --shared-network to accept that")
 
     records: dict[tuple[str, str], dict] = {}
     todo = []
@@ -440,7 +551,7 @@ def grade(submitted: Path, out: Path, jobs: int | None = None, timeout: float = 
         previous = formats.load_record(out, pair.student_id, pair.assignment_id)
         if previous is not None:
             submission = read_submission(pair, assignment)
-            if previous.get("fingerprint") == fingerprint(assignment, submission):
+            if previous.get("fingerprint") == fingerprint(assignment, submission, secret):
                 records[(pair.student_id, pair.assignment_id)] = previous
                 continue
         todo.append(pair)
@@ -462,16 +573,17 @@ def grade(submitted: Path, out: Path, jobs: int | None = None, timeout: float = 
         if submission.notebook is not None:
             cells, notes = program(assignment, submission.notebook)
             payload = json.dumps({"assignment_id": assignment.id, "program": cells,
-                                  "checks": [c.grade_id for c in assignment.cells
-                                             if c.grade_id in assignment.checks]}).encode()
+                                  "checks": {c.grade_id: assignment.checks[c.grade_id].seeds(secret)
+                                             for c in assignment.cells
+                                             if c.grade_id in assignment.checks}}).encode()
             uid = slots.get()
             try:
                 records_in = zygote.run({"uid": uid, "timeout": timeout, "memory_mb": memory_mb,
-                                         "nproc": nproc}, payload, sandbox.LINE_LIMIT)
+                                         "nproc": nproc}, payload, sandbox.TOTAL_LIMIT)
             finally:
                 slots.put(uid)
         with judging:  # judges seed PyTorch's global generator (dropout): one at a time
-            record = judge(assignment, pair, submission, records_in, notes, timeout)
+            record = judge(assignment, pair, submission, records_in, notes, timeout, secret)
         formats.write_record(out, record)
         records[(pair.student_id, pair.assignment_id)] = record
         bar.advance(error=record["status"] != "graded")
@@ -494,6 +606,9 @@ def grade(submitted: Path, out: Path, jobs: int | None = None, timeout: float = 
                if (p.student_id, p.assignment_id) in records]
     formats.write_outputs(out, ordered)
     if progress:
+        if network == "none":
+            print("warning: student processes were not cut off from the network (no network "
+                  "namespace, no seccomp)", file=sys.stderr)
         for line in skipped + failures:
             print(line, file=sys.stderr)
         print(formats.summary_table(ordered, assignments), file=sys.stderr)

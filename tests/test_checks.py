@@ -47,17 +47,44 @@ def test_observations_are_plain_data():
 
 
 def test_failures_name_expected_found_and_cause():
-    verdict = Verdict()
-    seen = Student.attempt(lambda: np.zeros((8, 1024, 9216), dtype=np.float32))
-    verdict.array(seen, np.zeros((8, 1024, 768)), "output", hint="is head_dim = d_out // num_heads?")
-    assert verdict.failures == ["output has shape (8, 1024, 9216); expected (8, 1024, 768): "
+    verdict = Verdict({"out": Student.attempt(lambda: np.zeros((2, 4, 18), dtype=np.float32))})
+    verdict.array("out", np.zeros((2, 4, 6)), "output", hint="is head_dim = d_out // num_heads?")
+    assert verdict.failures == ["output has shape (2, 4, 18); expected (2, 4, 6): "
                                 "is head_dim = d_out // num_heads?"]
 
 
 def test_missing_definition_is_reported_not_raised():
-    verdict = Verdict()
-    verdict.array(Student({}).call("nothing_here", 1), np.zeros(1), "nothing_here(1)")
+    verdict = Verdict({"out": Student({}).call("nothing_here", 1)})
+    verdict.array("out", np.zeros(1), "nothing_here(1)")
     assert "NameError" in verdict.failures[0]
+
+
+def test_a_case_passes_only_on_evidence():
+    """A judge that reads nothing, or reads an answer and neither passes nor fails it, fails."""
+    from autograder.checks import Check
+
+    lazy = Check("lazy", exercise="f")
+    lazy.observe(lambda student, case, seed: {"out": student.call("f")})
+    lazy.judge(lambda verdict, case, seed: None)
+    assert lazy.judge_seen(lazy.observe_in({"f": lambda: 1}))
+    reader = Check("reader", exercise="f")
+    reader.observe(lambda student, case, seed: {"out": student.call("f")})
+    reader.judge(lambda verdict, case, seed: verdict.value("out", "f()"))
+    assert reader.judge_seen(reader.observe_in({"f": lambda: 1}))
+    honest = Check("honest", exercise="f")
+    honest.observe(lambda student, case, seed: {"out": student.call("f")})
+    honest.judge(lambda verdict, case, seed: verdict.equal("out", 1, "f()"))
+    assert not honest.judge_seen(honest.observe_in({"f": lambda: 1}))
+    assert honest.judge_seen(honest.observe_in({"f": lambda: None})) == \
+        ["f() returned None: is a `return` missing?"]
+
+
+def test_secret_seeds_differ_from_the_fixed_ones_and_are_reproducible():
+    from autograder.checks import case_seeds
+
+    assert case_seeds("g", 3) == case_seeds("g", 3)
+    assert case_seeds("g", 3, "s") == case_seeds("g", 3, "s") != case_seeds("g", 3)
+    assert case_seeds("g", 3, "s") != case_seeds("g", 3, "t")
 
 
 def test_hidden_checks_cover_the_visible_asserts(assignment_id):

@@ -30,10 +30,17 @@ def correct(name: str, cell: str, note: str, source: str) -> Case:
     return Case(name, cell, True, note, textwrap.dedent(source).strip("\n"))
 
 
-def cases(assignment_id: str) -> list[Case]:
-    """Every case for an assignment (empty when it has no catalog yet)."""
+def written(assignment_id: str) -> list[Case]:
+    """The hand-written cases of an assignment (empty when it has no catalog yet)."""
     for info in pkgutil.iter_modules(__path__):
         module = importlib.import_module(f"{__name__}.{info.name}")
         if getattr(module, "ASSIGNMENT", None) == assignment_id:
             return list(module.CASES)
     return []
+
+
+def cases(assignment_id: str) -> list[Case]:
+    """Every case for an assignment: the written ones, then the generated mutants."""
+    from autograder.catalog.mutants import generated
+
+    return written(assignment_id) + generated(assignment_id)

@@ -1,22 +1,37 @@
 """Hidden checks: one module per chapter, one ``Check`` per grade cell.
 
-A check is two steps. *Observe* runs the student's code on fixed inputs and records
-what it returned or raised as plain JSON data. *Judge* compares that data with an
-independent reference and lists what is wrong, with the likely cause. The nbgrader
-hidden test cell runs both in the kernel (``run``); the project's grader observes in
-a sandboxed process and judges elsewhere, so patched comparisons, a hijacked kernel
-or an object that equals everything change nothing that is judged.
+A check is a table of cases and two functions. *Observe* runs in the process that ran the
+student's code: for one case and one seed it makes the calls the case asks for and returns
+the answers as plain JSON data. *Judge* runs in a process that never ran student code: it
+rebuilds the inputs and weights from the same case and seed, computes the expected values
+with an independent reference and compares them with the answers.
+
+What comes out of the student process is the student's answer, nothing more: the judge
+never reads inputs, weights or facts from it. Grading fails closed. A case passes only when
+its judge recorded positive evidence (``Verdict.array``, ``raises``, ``equal``, ``ok``) and
+no failure; a missing key, ``None`` where a value is due, a value of the wrong kind or shape,
+NaN, or data that ``encode`` cannot have written is a failure with a message. A judge that
+raises on data that passed those checks is a grader bug (``JudgeError``), never a score.
+
+Seeds: each case gets a seed derived from the check, the case and the run's secret
+(``case_seeds``). The nbgrader path uses no secret, so its seeds are fixed; the project's
+grader draws a secret per results folder and sends the student process only the derived
+seeds, so answers cannot be looked up in advance.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import pkgutil
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from autograder import data
 
-__all__ = ["Check", "CheckFailed", "Student", "Verdict", "assignments", "checks_for", "run"]
+__all__ = ["Check", "CheckFailed", "JudgeError", "Missing", "Student", "Verdict", "assignments",
+           "case_seeds", "checks_for", "load_weights", "run"]
+
+RAISED = "raised"  # the key under which a case records an exception its calls raised
 
 
 class CheckFailed(AssertionError):
@@ -31,6 +46,16 @@ class CheckFailed(AssertionError):
         head = f"CheckFailed: {self.grade_id} ({len(self.failures)} problem(s))"
         return [head] + [f"  - {f}" for f in self.failures]
 
+
+class JudgeError(RuntimeError):
+    """A judge raised on data that passed validation: a bug in the grader, not a score."""
+
+
+class Missing(Exception):
+    """Evidence a case needs is absent or unusable; the failure is already recorded."""
+
+
+# --- the student side ------------------------------------------------------------------------
 
 class Student:
     """The student's namespace, seen only through calls whose outcome is recorded."""
@@ -47,18 +72,18 @@ class Student:
         """Call ``name(*args, **kwargs)``; return its encoded result or the error it raised."""
         return self.attempt(lambda: self.get(name)(*args, **kwargs))
 
-    def build(self, name: str, args: tuple, seed: int,
-              probes: dict[str, Callable[[Any], Any]]) -> dict:
-        """Build ``name(*args)`` under ``torch.manual_seed(seed)``, then record each probe."""
+    def build(self, name: str, args: tuple = (), kwargs: dict | None = None,
+              weights: dict | None = None, seed: int = 0) -> Any:
+        """``name(*args, **kwargs)`` under ``torch.manual_seed(seed)``, then the grader's
+        ``weights`` loaded by attribute path (``load_weights``). Raises what the student's
+        code raised; the case then records it."""
         import torch
 
-        try:
-            torch.manual_seed(seed)
-            module = self.get(name)(*args)
-        except Exception as exc:  # student code may raise anything
-            return {"init": data.error(exc)}
-        return {"init": None, **{k: self.attempt(lambda fn=fn: fn(module))
-                                 for k, fn in probes.items()}}
+        torch.manual_seed(seed)
+        module = self.get(name)(*args, **(kwargs or {}))
+        if weights:
+            load_weights(module, weights)
+        return module
 
     @staticmethod
     def attempt(action: Callable[[], Any]) -> Any:
@@ -68,64 +93,128 @@ class Student:
             return data.error(exc)
 
 
-class Verdict:
-    """Collects failures while judging; each message names expected, found and likely cause."""
+def load_weights(module: Any, weights: dict) -> None:
+    """Copy each tensor of ``weights`` into ``module`` at its attribute path
+    (``"W_query.weight"``, ``"heads.1.W_key.bias"``). A path that does not lead to a tensor
+    of the same shape is an error that names the contract's attribute."""
+    import torch
 
-    def __init__(self) -> None:
+    for path, value in weights.items():
+        target = module
+        for part in path.split("."):
+            try:
+                target = target[int(part)] if part.isdigit() else getattr(target, part)
+            except (AttributeError, IndexError, KeyError, TypeError):
+                raise AttributeError(f"the module has no {path} (the contract names it)") from None
+        if not isinstance(target, torch.Tensor):
+            found = "None" if target is None else type(target).__name__
+            hint = ": pass bias=qkv_bias to nn.Linear" if path.endswith(".bias") else ""
+            raise AttributeError(f"{path} should be a tensor of shape {tuple(value.shape)}, "
+                                 f"found {found}{hint}")
+        if tuple(target.shape) != tuple(value.shape):
+            raise ValueError(f"{path} has shape {tuple(target.shape)}; expected "
+                             f"{tuple(value.shape)}")
+        with torch.no_grad():
+            target.copy_(value)
+
+
+# --- the judge side ----------------------------------------------------------------------------
+
+class CaseRaised(data.Raised):
+    """The case's calls raised before this answer was recorded (building the module, say)."""
+
+
+class Verdict:
+    """Judges one case's answers; records failures and the evidence that passed.
+
+    ``seen`` is what the student process answered for this case. Every method that reads a
+    field validates it first; a field that is missing, ``None``, an error, malformed or of
+    the wrong kind is a failure. ``value`` then raises ``Missing`` (the judge stops for this
+    case); the comparing methods return False.
+    """
+
+    def __init__(self, seen: Any, label: str = "") -> None:
+        self.seen = seen
+        self.label = label
         self.failures: list[str] = []
+        self.asked: set[str] = set()
+        self.passed: set[str] = set()
+        self._reported_raise = False
 
     def fail(self, message: str) -> None:
         self.failures.append(message)
 
-    def built(self, seen: dict, what: str) -> bool:
-        """Whether ``Student.build`` built the module; if not, record why."""
-        if seen["init"] is not None:
-            self.value(seen["init"], what)
-            return False
-        return True
+    def ok(self, field: str) -> None:
+        """Record positive evidence for ``field`` judged by the caller's own comparison."""
+        self.passed.add(field)
 
-    def value(self, seen: Any, what: str) -> Any:
-        """Decode ``seen``; on an error, record it and return None."""
-        found = data.decode(seen)
+    def _missing(self, message: str) -> Missing:
+        self.fail(message)
+        return Missing(message)
+
+    def raw(self, field: str, what: str) -> Any:
+        """The decoded answer for ``field``; it may be an exception (``data.Raised``). When
+        the case's calls raised before ``field`` was answered, that exception is the answer."""
+        self.asked.add(field)
+        if not isinstance(self.seen, dict):
+            raise self._missing(f"{what}: no answer was recorded (the observation is "
+                                f"{type(self.seen).__name__}, not a record)")
+        if field in self.seen:
+            return self._decode(self.seen[field], what)
+        if RAISED in self.seen:
+            found = self._decode(self.seen[RAISED], what)
+            if isinstance(found, data.Raised):
+                return CaseRaised(found.type, found.message)
+        raise self._missing(f"{what}: no answer was recorded")
+
+    def _decode(self, value: Any, what: str) -> Any:
+        try:
+            return data.decode(value)
+        except data.Malformed as exc:
+            raise self._missing(f"{what}: the recorded answer is malformed ({exc})") from None
+
+    @staticmethod
+    def _raised(found: data.Raised) -> str:
+        hint = " (the exercise is not completed yet)" if found.type == "NotImplementedError" else ""
+        return f"raised {found.type}: {found.message}{hint}"
+
+    def value(self, field: str, what: str, kind: type | tuple[type, ...] | None = None) -> Any:
+        """The decoded answer; ``Missing`` unless it is a value (of ``kind``, when given)."""
+        found = self.raw(field, what)
+        if isinstance(found, CaseRaised):
+            if self._reported_raise:
+                raise Missing(what)
+            self._reported_raise = True
+            where = f"{self.label}: " if self.label else ""
+            raise self._missing(f"{where}{self._raised(found)}")
         if isinstance(found, data.Raised):
-            hint = " (the exercise is not completed yet)" if found.type == "NotImplementedError" \
-                else ""
-            self.fail(f"{what} raised {found.type}: {found.message}{hint}")
-            return None
+            raise self._missing(f"{what} {self._raised(found)}")
+        if found is None:
+            raise self._missing(f"{what} returned None: is a `return` missing?")
+        if kind is not None and not isinstance(found, kind):
+            names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+            shown = found.type if isinstance(found, data.Opaque) else type(found).__name__
+            raise self._missing(f"{what} returned {shown}; expected {names.replace('Array', 'an array')}")
         return found
 
-    def array(self, seen: Any, expected: Any, what: str, *, atol: float = 1e-6,
+    def array(self, field: str, expected: Any, what: str, *, atol: float = 1e-6,
               rtol: float = 1e-5, dtype: str | None = None, library: str | None = None,
               variants: dict[str, Any] | None = None, hint: str = "") -> bool:
-        """Check an array result against ``expected`` (shape, dtype, then values)."""
+        """Check an array answer against ``expected`` (shape, dtype, finite values, values)."""
         import numpy as np
 
-        found = self.value(seen, what)
-        if found is None:
-            return False
-        if not isinstance(found, data.Array):
-            kind = found.type if isinstance(found, data.Opaque) else type(found).__name__
-            self.fail(f"{what} returned {kind}; expected an array of shape {np.shape(expected)}")
-            return False
-        if library and found.library != library:
-            self.fail(f"{what} returned a {found.library} array; expected a {library} one")
-            return False
         expected = np.asarray(expected)
-        if found.shape != expected.shape:
-            self.fail(f"{what} has shape {found.shape}; expected {expected.shape}"
-                      + (f": {hint}" if hint else ""))
-            return False
-        if dtype and found.dtype != dtype:
-            self.fail(f"{what} has dtype {found.dtype}; expected {dtype}")
-            return False
-        if found.values is None:
-            self.fail(f"{what} has {int(np.prod(found.shape))} elements: too many to check")
+        try:
+            found = self.array_of(field, expected.shape, what, dtype=dtype, library=library,
+                                  hint=hint)
+        except Missing:
             return False
         if found.values.dtype == np.bool_ or expected.dtype == np.bool_:
-            ok = np.array_equal(found.values, expected)
+            ok = found.values.dtype == expected.dtype and np.array_equal(found.values, expected)
         else:
             ok = np.allclose(found.values, expected, atol=atol, rtol=rtol, equal_nan=False)
         if ok:
+            self.passed.add(field)
             return True
         message = f"{what} has wrong values: {_first_difference(found.values, expected)}"
         for label, variant in (variants or {}).items():
@@ -140,12 +229,38 @@ class Verdict:
         self.fail(message)
         return False
 
-    def raises(self, seen: Any, what: str, error: str = "ValueError",
+    def array_of(self, field: str, shape: tuple[int, ...] | None, what: str, *,
+                 dtype: str | None = None, library: str | None = None, hint: str = "",
+                 finite: bool = True) -> data.Array:
+        """The answer as an ``Array`` of ``shape`` (and dtype, library), with every value
+        recorded and, if ``finite``, no NaN; ``Missing`` otherwise."""
+        import numpy as np
+
+        found = self.value(field, what, data.Array)
+        if library and found.library != library:
+            raise self._missing(f"{what} returned a {found.library} array; expected a {library} one")
+        if shape is not None and found.shape != tuple(shape):
+            raise self._missing(f"{what} has shape {found.shape}; expected {tuple(shape)}"
+                                + (f": {hint}" if hint else ""))
+        if dtype and found.dtype != dtype:
+            raise self._missing(f"{what} has dtype {found.dtype}; expected {dtype}")
+        if found.values is None:
+            raise self._missing(f"{what} has {int(np.prod(found.shape))} elements: too many to check")
+        if finite and found.values.dtype.kind == "f" and np.isnan(found.values).any():
+            raise self._missing(f"{what} contains NaN (at index "
+                                f"{tuple(int(i) for i in np.argwhere(np.isnan(found.values))[0])})")
+        return found
+
+    def raises(self, field: str, what: str, error: str = "ValueError",
                mentions: str | None = None) -> bool:
         """Check that the call raised ``error`` whose message names ``mentions``."""
-        found = data.decode(seen)
+        try:
+            found = self.raw(field, what)
+        except Missing:
+            return False
         if not isinstance(found, data.Raised):
-            self.fail(f"{what} should raise {error}, but returned {found!r}")
+            shown = "None" if found is None else repr(found)[:200]
+            self.fail(f"{what} should raise {error}, but returned {shown}")
             return False
         if found.type == "NotImplementedError":
             self.fail(f"{what} raised NotImplementedError (the exercise is not completed yet)")
@@ -158,48 +273,107 @@ class Verdict:
             self.fail(f"{what} raised {error}('{found.message}'); the message should name "
                       f"the argument '{mentions}'")
             return False
+        self.passed.add(field)
         return True
 
-    def equal(self, seen: Any, expected: Any, what: str, hint: str = "") -> bool:
-        found = self.value(seen, what)
-        if found is None:
+    def equal(self, field: str, expected: Any, what: str, hint: str = "") -> bool:
+        """Check a plain answer (int, float, bool, str, list of those) equals ``expected``."""
+        try:
+            found = self.value(field, what, (type(expected),) if not isinstance(expected, bool)
+                               else (bool,))
+        except Missing:
             return False
-        if found != expected:
+        if isinstance(expected, float):
+            ok = abs(found - expected) <= 1e-9 * max(1.0, abs(expected))
+        else:
+            ok = found == expected and type(found) is type(expected)
+        if not ok:
             self.fail(f"{what}: expected {expected!r}, found {found!r}"
                       + (f". Likely cause: {hint}" if hint else ""))
             return False
+        self.passed.add(field)
         return True
 
 
-class Check:
-    """One grade cell's check: ``observe`` student code, then ``judge`` what was seen."""
+ObserveFn = Callable[[Student, Any, int], dict]
+JudgeFn = Callable[[Verdict, Any, int], None]
 
-    def __init__(self, grade_id: str, exercise: str):
+
+def case_seeds(grade_id: str, count: int, secret: str | None = None) -> list[int]:
+    """One seed per case: fixed without a ``secret`` (nbgrader), secret-derived with one."""
+    prefix = "" if secret is None else f"{secret}/"
+    return [int.from_bytes(hashlib.sha256(f"{prefix}{grade_id}/{i}".encode()).digest()[:4],
+                           "big") >> 1 for i in range(count)]
+
+
+class Check:
+    """One grade cell's check: a table of ``cases``, ``observe`` each, ``judge`` each.
+
+    ``observe(student, case, seed) -> {field: encoded answer}`` runs with the student's
+    code; an exception it lets through is recorded as the case's answer. ``judge(verdict,
+    case, seed)`` rebuilds everything from ``case`` and ``seed`` and judges the answers
+    through ``verdict``. The framework owns the keys: answers are stored per case index.
+    """
+
+    def __init__(self, grade_id: str, exercise: str, cases: Sequence[Any] = (None,),
+                 label: Callable[[Any], str] | None = None, needs: Sequence[str] = ()):
+        if not cases:
+            raise ValueError(f"check {grade_id} has no cases")
         self.grade_id = grade_id
         self.exercise = exercise
-        self._observe: Callable[[Student], dict] | None = None
-        self._judge: Callable[[dict, Verdict], None] | None = None
+        self.cases = list(cases)
+        self.label = label or (lambda case: "" if case is None else str(case))
+        self.needs = tuple(needs)  # earlier exercises this one calls (for feedback)
+        self._observe: ObserveFn | None = None
+        self._judge: JudgeFn | None = None
 
-    def observe(self, fn: Callable[[Student], dict]) -> Callable[[Student], dict]:
+    def observe(self, fn: ObserveFn) -> ObserveFn:
         self._observe = fn
         return fn
 
-    def judge(self, fn: Callable[[dict, Verdict], None]) -> Callable[[dict, Verdict], None]:
+    def judge(self, fn: JudgeFn) -> JudgeFn:
         self._judge = fn
         return fn
 
-    def observe_in(self, namespace: dict) -> dict:
-        """Run the student's code; the result is plain JSON data."""
-        return data.roundtrip(self._observe(Student(namespace)))
+    def seeds(self, secret: str | None = None) -> list[int]:
+        return case_seeds(self.grade_id, len(self.cases), secret)
 
-    def judge_seen(self, seen: dict) -> list[str]:
-        """Judge observed data; returns the failures (empty when the check passes)."""
-        verdict = Verdict()
-        try:
-            self._judge(seen, verdict)
-        except Exception as exc:  # malformed or surprising data is a failed check, not a crash
-            verdict.fail(f"could not judge the observed results ({type(exc).__name__}: {exc})")
-        return verdict.failures
+    def observe_in(self, namespace: dict, seeds: Sequence[int] | None = None) -> dict:
+        """Answer every case with the student's code; plain JSON data, keyed by case index."""
+        seeds = list(seeds) if seeds is not None else self.seeds()
+        student = Student(namespace)
+        answers = {}
+        for index, (case, seed) in enumerate(zip(self.cases, seeds, strict=True)):
+            try:
+                answers[str(index)] = self._observe(student, case, seed)
+            except Exception as exc:  # building or calling the student's code failed
+                answers[str(index)] = {RAISED: data.error(exc)}
+        return data.roundtrip(answers)
+
+    def judge_seen(self, seen: Any, seeds: Sequence[int] | None = None) -> list[str]:
+        """Judge the answers; the failures (empty only when every case passed on evidence).
+
+        Raises ``JudgeError`` when a judge itself fails on answers that passed validation.
+        """
+        seeds = list(seeds) if seeds is not None else self.seeds()
+        failures: list[str] = []
+        for index, (case, seed) in enumerate(zip(self.cases, seeds, strict=True)):
+            answers = seen.get(str(index)) if isinstance(seen, dict) else None
+            verdict = Verdict(answers, self.label(case))
+            try:
+                self._judge(verdict, case, seed)
+            except Missing:
+                pass
+            except Exception as exc:
+                raise JudgeError(f"the judge of {self.grade_id} (case {index}) failed: "
+                                 f"{type(exc).__name__}: {exc}") from exc
+            if not verdict.failures:
+                unjudged = sorted(verdict.asked - verdict.passed)
+                if not verdict.passed or unjudged:
+                    verdict.fail(f"{self.grade_id}, case {index}: no evidence that it passed "
+                                 f"(unjudged answers: {unjudged or 'none asked'})")
+            failures.extend(verdict.failures)
+        return failures
 
 
 def module_name(assignment_id: str) -> str:
@@ -219,6 +393,8 @@ def assignments() -> list[str]:
     """Every assignment that has a check module, in course order."""
     found = []
     for info in pkgutil.iter_modules(__path__):
+        if info.name.startswith("_"):
+            continue
         module = importlib.import_module(f"{__name__}.{info.name}")
         if hasattr(module, "ASSIGNMENT"):
             found.append(module.ASSIGNMENT)
@@ -226,11 +402,12 @@ def assignments() -> list[str]:
 
 
 def run(assignment_id: str, grade_id: str, namespace: dict) -> None:
-    """Observe and judge in this process (the nbgrader path); raise CheckFailed on failure."""
+    """Observe and judge in this process (the nbgrader path, fixed seeds); raise CheckFailed."""
     checks = checks_for(assignment_id)
     if grade_id not in checks:
         raise KeyError(f"no hidden check '{grade_id}' for assignment {assignment_id}")
-    failures = checks[grade_id].judge_seen(checks[grade_id].observe_in(namespace))
+    check = checks[grade_id]
+    failures = check.judge_seen(check.observe_in(namespace))
     if failures:
         raise CheckFailed(grade_id, failures)
 

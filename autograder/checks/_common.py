@@ -1,0 +1,76 @@
+"""Seeded inputs and weights shared by the chapters' checks.
+
+Everything here is a pure function of a seed, so the observing side (with the student's
+code) and the judging side (with the reference) rebuild the same values independently.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+
+def rng(seed: int, stream: int = 0) -> np.random.Generator:
+    """A NumPy generator for ``seed``; ``stream`` separates independent draws of one case."""
+    return np.random.default_rng([seed, stream])
+
+
+def normal(seed: int, shape: tuple[int, ...], dtype: Any = np.float64, stream: int = 0,
+           scale: float = 1.0) -> np.ndarray:
+    return (rng(seed, stream).standard_normal(shape) * scale).astype(dtype)
+
+
+def integer(seed: int, low: int, high: int, stream: int = 0) -> int:
+    """An int in ``[low, high]``."""
+    return int(rng(seed, 1000 + stream).integers(low, high + 1))
+
+
+def uniform(seed: int, low: float, high: float, stream: int = 0) -> float:
+    return float(rng(seed, 2000 + stream).uniform(low, high))
+
+
+def randn(seed: int, shape: tuple[int, ...], stream: int = 0, scale: float = 1.0):
+    """A float32 torch tensor (drawn with NumPy, so no torch generator state is involved)."""
+    import torch
+
+    return torch.from_numpy(normal(seed, shape, np.float32, stream, scale))
+
+
+def linear(seed: int, name: str, d_in: int, d_out: int, bias: bool, stream: int = 0,
+           gain: float = 1.5) -> dict:
+    """Non-degenerate weights for ``nn.Linear(d_in, d_out, bias)`` at attribute ``name``:
+    ``{"<name>.weight": (d_out, d_in), "<name>.bias": (d_out,)}``, float32."""
+    scale = gain / math.sqrt(d_in)
+    found = {f"{name}.weight": randn(seed, (d_out, d_in), 3000 + stream, scale)}
+    if bias:
+        found[f"{name}.bias"] = randn(seed, (d_out,), 4000 + stream, 0.5)
+    return found
+
+
+def future_changed(x, t: int, seed: int):
+    """``x`` (``(..., n, d)``, NumPy or torch) with every position after ``t`` replaced by
+    other values: a causal model's outputs at positions ``<= t`` must not change."""
+    changed = x.clone() if hasattr(x, "clone") else x.copy()
+    tail = changed[..., t + 1:, :]
+    noise = normal(seed, tuple(tail.shape), np.float64, stream=5000, scale=3.0)
+    changed[..., t + 1:, :] = noise.astype(np.float32) if hasattr(x, "clone") else noise
+    return changed
+
+
+def judge_causal(verdict, field: str, changed_field: str, shape: tuple[int, ...], t: int,
+                 what: str) -> None:
+    """The outputs ``field`` (on x) and ``changed_field`` (on ``future_changed(x, t)``) must
+    agree at every position ``<= t`` (the second-last axis): nothing reads the future."""
+    out = verdict.array_of(field, shape, what)
+    changed = verdict.array_of(changed_field, shape, f"{what} with the tokens after {t} changed")
+    gap = float(np.max(np.abs(out.values[..., :t + 1, :] - changed.values[..., :t + 1, :])))
+    if gap <= 1e-5 * max(1.0, float(np.max(np.abs(out.values)))):
+        verdict.ok(field)
+        verdict.ok(changed_field)
+    else:
+        verdict.fail(f"{what}: changing the tokens after position {t} changed the outputs at "
+                     f"positions 0..{t} by up to {gap:.3g}; position t may only depend on tokens "
+                     "0..t: is the causal mask applied (True strictly above the diagonal), "
+                     "before the softmax?")
