@@ -353,6 +353,7 @@ def judge(assignment: Assignment, pair: Pair, submission: Submission,
     bug): the pair is then reported as a grader error and graded again on the next run.
     """
     seen, observe_errors, cell_errors = {}, {}, []
+    notes = list(notes)
     reason = submission.reason
     isolation = {}
     status = {"type": "status", "exit": 0}
@@ -376,11 +377,13 @@ def judge(assignment: Assignment, pair: Pair, submission: Submission,
                 seen[record["grade_id"]] = record["seen"]
             else:
                 observe_errors[record["grade_id"]] = str(record.get("error"))[:2000]
-        elif kind == "oversize" and observing is not None:
-            observe_errors[observing] = (
-                f"the answers to {observing} were not read: more than "
-                f"{formats.human(sandbox.LINE_LIMIT)} or {sandbox.CONTAINER_LIMIT} nested "
-                "lists and objects")
+        elif kind == "oversize":
+            problem = (f"more than {formats.human(sandbox.LINE_LIMIT)} in one line or more than "
+                       f"{sandbox.CONTAINER_LIMIT} nested lists and objects")
+            if observing is not None:
+                observe_errors[observing] = f"the answers to {observing} were not read: {problem}"
+            else:
+                notes.append(f"the student process wrote a record that was not read ({problem})")
         elif kind == "overflow":
             overflow = True
         elif kind == "status":

@@ -248,7 +248,10 @@ def network_isolation() -> str:
     os.close(write)
     with os.fdopen(read, "rb") as stream:
         found = stream.read().decode() or "none"
-    os.waitpid(pid, 0)
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:  # already reaped (SIGCHLD ignored)
+        pass
     return found
 
 
@@ -322,9 +325,10 @@ def serve(sock: socket.socket, hidden: list[str]) -> None:
     """The zygote's loop: one request (JSON + two fds) per job; fork a supervisor for it."""
     checks = preload()
     readable = allowed_paths(hidden)
+    network = network_isolation()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # supervisors are reaped automatically
     sock.sendall(json.dumps({"ready": True, "landlock": landlock_abi(),
-                             "network": network_isolation(),
+                             "network": network,
                              "assignments": sorted(checks)}).encode())
     while True:
         try:

@@ -380,3 +380,233 @@ def write(submitted, student: str, item: Submission) -> None:
         (folder / course.notebook_path(ASSIGNMENT).name).write_bytes(content)
     for name, data in (item.extra or {}).items():
         (folder / name).write_bytes(data)
+
+
+# --- attacks on the observation boundary, for every chapter ----------------------------------
+
+def honest_wrong_answers(assignment_id: str) -> dict[str, str]:
+    """One hand-written wrong case of the catalog per exercise: the chapter's honest wrong
+    solution, the baseline its attacks are measured against."""
+    answers: dict[str, str] = {}
+    for case in catalog.written(assignment_id):
+        if not case.correct and case.cell not in answers:
+            answers[case.cell] = case.source
+    return answers
+
+
+def chapter_notebook(assignment_id: str, answers: dict[str, str] | None = None,
+                     before: str = "", after: str = "", untouched: bool = False) -> bytes:
+    """A chapter's notebook with attack code before the first and after the last solution
+    cell; ``untouched``: the learner's stubs instead of the honest wrong answers."""
+    if untouched:
+        nb = course.read(course.notebook_path(assignment_id, released=True))
+    else:
+        nb = course.submission(assignment_id, answers)
+    solutions = [c for c in nb.cells if course.nbgrader_meta(c).get("solution")]
+    solutions[0].source = textwrap.dedent(before).strip("\n") + "\n" + solutions[0].source
+    solutions[-1].source += "\n" + textwrap.dedent(after).strip("\n")
+    return nbformat.writes(nb).encode()
+
+
+FORGED_ENCODER = '''
+import autograder.data as _data
+_data.encode = lambda value: None
+'''
+
+NONE_FOR_NOT_IMPLEMENTED = '''
+import autograder.data as _data
+_real_error = _data.error
+_data.error = lambda exc: None if isinstance(exc, NotImplementedError) else _real_error(exc)
+'''
+
+PATCHED_FRAMEWORK = '''
+import autograder.checks as _checks
+_checks.Student.build = lambda self, *args, **kwargs: (lambda *a, **k: None)
+_checks.Check.observe_in = lambda self, namespace, seeds=None: {
+    str(i): {"out": {"kind": "int", "value": 1}} for i in range(len(self.cases))}
+_checks.Verdict.fail = lambda self, message: None
+'''
+
+ZERO_VALUE_WEIGHTS = '''
+import torch as _torch
+for _name, _cls in list(globals().items()):
+    if isinstance(_cls, type) and issubclass(_cls, _torch.nn.Module) and _cls.__module__ == "__main__":
+        def _wrap(cls=_cls, init=_cls.__init__):
+            def __init__(self, *args, **kwargs):
+                init(self, *args, **kwargs)
+                for module in self.modules():
+                    if isinstance(getattr(module, "W_value", None), _torch.nn.Linear):
+                        _torch.nn.init.zeros_(module.W_value.weight)
+            cls.__init__ = __init__
+        _wrap()
+'''
+
+LYING_STATE_DICT = '''
+import torch as _torch
+for _name, _cls in list(globals().items()):
+    if isinstance(_cls, type) and issubclass(_cls, _torch.nn.Module) and _cls.__module__ == "__main__":
+        _cls.state_dict = lambda self, *a, **k: {n: _torch.zeros_like(p) for n, p in
+                                                 _torch.nn.Module.state_dict(self).items()}
+        _cls.load_state_dict = lambda self, *a, **k: None
+        _cls.parameters = lambda self, recurse=True: iter(())
+'''
+
+
+def lookup_table(assignment_id: str) -> str:
+    """Attack code that answers every check from a table built offline with the reference
+    solution, keyed on the check's seeds as the check module in memory computes them: it
+    knows every answer wherever the seeds are the fixed ones (the nbgrader path)."""
+    from autograder import checks
+
+    source = course.read(course.notebook_path(assignment_id))
+    namespace = {"__name__": "__main__"}
+    for code in course.exercise_program(source, course.submission(assignment_id)):
+        exec(compile(code, "<cell>", "exec"), namespace)
+    table = {gid: {"seeds": check.seeds(), "answers": check.observe_in(namespace)}
+             for gid, check in checks.checks_for(assignment_id).items()}
+    return f'''
+import json as _json, autograder.checks as _checks
+_TABLE = _json.loads({json.dumps(json.dumps(table))})
+_observe_in = _checks.Check.observe_in
+def _lookup(self, namespace, seeds=None):
+    entry = _TABLE.get(self.grade_id)
+    wanted = list(seeds) if seeds is not None else self.seeds()
+    if entry and entry["seeds"] == wanted:
+        return entry["answers"]
+    return _observe_in(self, namespace, seeds)
+_checks.Check.observe_in = _lookup
+'''
+
+
+def chapter_attacks(assignment_id: str) -> list[tuple[Submission, str]]:
+    """(attack, baseline) for one chapter; the baseline is "untouched" (the learner's stubs)
+    or "honest_wrong" (``honest_wrong_answers``)."""
+    wrong = honest_wrong_answers(assignment_id)
+    found = [
+        (Submission("forged_encoder", "replaces autograder.data.encode with one that records "
+                    "None", lambda: chapter_notebook(assignment_id, before=FORGED_ENCODER,
+                                                     untouched=True)), "untouched"),
+        (Submission("not_implemented_as_none", "records NotImplementedError as None",
+                    lambda: chapter_notebook(assignment_id, before=NONE_FOR_NOT_IMPLEMENTED,
+                                             untouched=True)), "untouched"),
+        (Submission("patched_framework", "patches Student.build, Check.observe_in and "
+                    "Verdict.fail in the student process", lambda: chapter_notebook(
+                        assignment_id, before=PATCHED_FRAMEWORK, untouched=True)), "untouched"),
+        (Submission("lookup_table", "answers from a table computed offline for the seeds the "
+                    "check module holds", lambda: chapter_notebook(
+                        assignment_id, wrong, before=lookup_table(assignment_id))),
+         "honest_wrong"),
+    ]
+    if any("nn.Module" in source for source in wrong.values()):
+        found += [
+            (Submission("zero_value_weights", "the honest wrong module with W_value zeroed in "
+                        "__init__", lambda: chapter_notebook(assignment_id, wrong,
+                                                             after=ZERO_VALUE_WEIGHTS)),
+             "honest_wrong"),
+            (Submission("lying_state_dict", "the honest wrong module whose state_dict, "
+                        "load_state_dict and parameters lie", lambda: chapter_notebook(
+                            assignment_id, wrong, after=LYING_STATE_DICT)), "honest_wrong"),
+        ]
+    return found
+
+
+# --- students who talk to each other, and a bomb for the grader --------------------------------
+
+COLLUSION_PORT = 47_811
+COLLUSION_ABSTRACT = b"\0attention-course-collusion"
+
+COLLUSION_SERVER = f'''
+import json as _json, socket as _socket, threading as _threading, time as _time
+
+def _serve_udp():
+    sock = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", {COLLUSION_PORT}))
+    while True:
+        request, peer = sock.recvfrom(65536)
+        n, d, base = _json.loads(request)
+        sock.sendto(_json.dumps(sinusoidal_positional_encoding(n, d, base).tolist()).encode(), peer)
+
+def _serve_unix():
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM)
+    sock.bind({COLLUSION_ABSTRACT!r})
+    while True:
+        request, peer = sock.recvfrom(65536)
+
+for _target in (_serve_udp, _serve_unix):
+    try:
+        _threading.Thread(target=_target, daemon=True).start()
+    except Exception:
+        pass
+_time.sleep(8)  # keep serving while the other student is graded
+'''
+
+COLLUSION_CLIENT = f'''
+import json as _json, socket as _socket
+
+def sinusoidal_positional_encoding(seq_len, d_model, base=10000.0):
+    for _ in range(40):
+        try:
+            sock = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+            sock.settimeout(0.2)
+            sock.sendto(_json.dumps([seq_len, d_model, base]).encode(), ("127.0.0.1", {COLLUSION_PORT}))
+            return np.array(_json.loads(sock.recvfrom(1 << 20)[0]))
+        except OSError:
+            try:
+                _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM).connect({COLLUSION_ABSTRACT!r})
+            except OSError:
+                pass
+    raise NotImplementedError("nobody answered")
+'''
+
+
+def collusion_pair() -> list[Submission]:
+    """A server (the solution, serving answers over UDP and an abstract unix socket while it
+    is graded) and a client (no implementation: it asks the server)."""
+    return [
+        Submission("collusion_server", "the solution, serving answers over UDP on 127.0.0.1 and "
+                   "an abstract unix socket", lambda: notebook(
+                       {PE: strip(PE) + "\n" + COLLUSION_SERVER})),
+        Submission("collusion_client", "no implementation: asks the other student over UDP",
+                   lambda: notebook({PE: COLLUSION_CLIENT, ADD: stub(ADD), REL: stub(REL)})),
+    ]
+
+
+def strip(grade_id: str) -> str:
+    """The reference solution of one exercise of chapter 01, as a learner would type it."""
+    reference = course.solution_cells(course.read(course.notebook_path(ASSIGNMENT)))
+    return course.strip_markers(reference[grade_id].source)
+
+
+def stub(grade_id: str) -> str:
+    released = course.solution_cells(course.read(course.notebook_path(ASSIGNMENT, released=True)))
+    return released[grade_id].source
+
+
+JSON_BOMB_MB = 90
+JSON_BOMB = f'''
+import os as _os
+_head = b'{{"type": "seen", "grade_id": "sinusoidal_values", "seen": ['
+_os.write(3, _head + b"[]," * ({JSON_BOMB_MB} * 1024 * 1024 // 3) + b'[]]}}\\n')
+_os.write(3, b'[' * 10_000 + b'\\n' + b'{{"a": ' * 40_000 + b'\\n')
+'''
+
+
+def json_bomb() -> Submission:
+    """The honest wrong solution plus a 90 MB line of nested empty lists written straight to
+    the result pipe (and two deeply nested ones)."""
+    return Submission("json_bomb", f"writes one {JSON_BOMB_MB} MB JSON line of nested empty "
+                      "lists to the result pipe", lambda: notebook(wrong_with(after=JSON_BOMB)))
+
+
+JSON_AT_LIMITS = """
+import os as _os
+for _i in range(5):
+    _os.write(3, b'{"type": "seen", "grade_id": "sinusoidal_values", "seen": {"0": {"pe": "'
+              + b"a" * (23 * 1024 * 1024) + b'"}}}\\n')
+"""
+
+
+def json_at_limits() -> Submission:
+    """The largest records the reader accepts: five 23 MB JSON strings (the worst case)."""
+    return Submission("json_at_limits", "writes five 23 MB records, each just under the limit "
+                      "of one record", lambda: notebook(wrong_with(after=JSON_AT_LIMITS)))

@@ -82,7 +82,7 @@ def graded(tmp_path_factory):
     submitted, results = root / "submitted", root / "results"
     tamper.write(submitted, "honest_wrong", tamper.Submission("honest_wrong", "", tamper.honest_wrong))
     tamper.write(submitted, "solution", tamper.Submission("solution", "", tamper.notebook))
-    for attack in tamper.ATTACKS:
+    for attack in tamper.ATTACKS + tamper.collusion_pair() + [tamper.json_bomb()]:
         tamper.write(submitted, attack.name, attack)
     probe = PROBE.format(repo=str(course.ROOT), results=str(results), submitted=str(submitted),
                          nb=f"{tamper.ASSIGNMENT}/{course.notebook_path(tamper.ASSIGNMENT).name}")
@@ -137,3 +137,121 @@ def test_sandbox_probe(graded):
         may.add("signal grader")
     allowed = sorted(name for name, result in report.items() if result == "allowed")
     assert set(allowed) <= may, f"the sandbox let the student: {allowed} ({report})"
+
+
+def test_students_graded_at_the_same_time_cannot_talk(graded):
+    """The client has no implementation and asks the server (graded beside it, --jobs 2) over
+    UDP and an abstract unix socket: it gets nothing, the server keeps its own marks."""
+    records, _ = graded
+    client, server = records["collusion_client"], records["collusion_server"]
+    assert client["score"] == 0, client["cells"]
+    assert server["score"] == server["max_score"], server["cells"]
+    assert "namespace" in server["sandbox"]["network"] or "seccomp" in server["sandbox"]["network"]
+
+
+def test_the_collusion_pair_works_without_a_sandbox(tmp_path):
+    """Proof that the previous test can fail: outside the sandbox the client gets the answers."""
+    import subprocess
+    import sys
+    import time
+
+    import numpy as np
+
+    def program(item):
+        nb = __import__("nbformat").reads(item.build().decode(), as_version=4)
+        source = course.read(course.notebook_path(tamper.ASSIGNMENT))
+        return "\n".join(course.exercise_program(source, nb))
+
+    server_item, client_item = tamper.collusion_pair()
+    server = subprocess.Popen([sys.executable, "-c", program(server_item)])
+    try:
+        time.sleep(3)
+        asked = program(client_item) + "\nprint(sinusoidal_positional_encoding(3, 4).tolist())"
+        out = subprocess.run([sys.executable, "-c", asked], capture_output=True, text=True,
+                             timeout=60)
+    finally:
+        server.kill()
+    from autograder.reference.positional_encoding import reference_encoding
+
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert np.allclose(json.loads(out.stdout.strip().splitlines()[-1]),
+                       reference_encoding(np.arange(3), 4))
+
+
+def test_json_bomb_is_bounded(graded):
+    records, _ = graded
+    bomb = records["json_bomb"]
+    assert bomb["score"] <= records["honest_wrong"]["score"]
+    assert bomb["status"] == "graded", bomb["reason"]
+    assert any("not read" in note for note in bomb["notes"]), bomb["notes"]
+
+
+CHAPTER_ATTACKS = [(a, attack, baseline) for a in course.assignments()
+                   for attack, baseline in tamper.chapter_attacks(a)]
+
+
+@pytest.fixture(scope="module")
+def chapters_graded(tmp_path_factory):
+    """Every chapter's attacks on the observation boundary, with both baselines, graded by
+    the project's grader (secret seeds)."""
+    import nbformat
+
+    submitted = tmp_path_factory.mktemp("chapters") / "submitted"
+    results = submitted.parent / "results"
+    for assignment_id in course.assignments():
+        name = course.notebook_path(assignment_id).name
+        baselines = {
+            "untouched": course.notebook_path(assignment_id, released=True).read_bytes(),
+            "honest_wrong": nbformat.writes(course.submission(
+                assignment_id, tamper.honest_wrong_answers(assignment_id))).encode(),
+        }
+        items = list(baselines.items()) + [(attack.name, attack.build())
+                                           for attack, _ in tamper.chapter_attacks(assignment_id)]
+        for student, content in items:
+            folder = submitted / student / assignment_id
+            folder.mkdir(parents=True)
+            (folder / name).write_bytes(content)
+    records = engine.grade(submitted, results, jobs=2, timeout=60, progress=False)
+    return {(r["student_id"], r["assignment_id"]): r for r in records}
+
+
+@pytest.mark.parametrize("assignment_id, attack, baseline", CHAPTER_ATTACKS,
+                         ids=[f"{a}:{attack.name}" for a, attack, _ in CHAPTER_ATTACKS])
+def test_chapter_attack_earns_nothing(chapters_graded, assignment_id, attack, baseline):
+    base = chapters_graded[(baseline, assignment_id)]
+    record = chapters_graded[(attack.name, assignment_id)]
+    assert record["status"] == "graded", record["reason"]
+    for mine, theirs in zip(record["cells"], base["cells"], strict=True):
+        assert mine["score"] <= theirs["score"], \
+            f"{attack.name} gained on {mine['grade_id']} over {baseline}: {mine['failures']}"
+    if baseline == "honest_wrong":
+        assert 0 < base["score"] < base["max_score"], "the honest wrong baseline must be partial"
+
+
+@pytest.mark.parametrize("assignment_id", course.assignments())
+def test_the_lookup_table_knows_every_fixed_seed_answer(assignment_id):
+    """Proof that the lookup-table attack can fail a grader: with the fixed seeds of the
+    nbgrader path it passes every check of the chapter on top of the honest wrong solution."""
+    import nbformat
+
+    from autograder import checks
+
+    item = next(a for a, _ in tamper.chapter_attacks(assignment_id) if a.name == "lookup_table")
+    submitted = nbformat.reads(item.build().decode(), as_version=4)
+    source = course.read(course.notebook_path(assignment_id))
+    namespace = {"__name__": "__main__"}
+    for code in course.exercise_program(source, submitted):
+        exec(compile(code, "<cell>", "exec"), namespace)
+    registered = checks.checks_for(assignment_id)
+    try:
+        fixed = {g: c.judge_seen(c.observe_in(namespace)) for g, c in registered.items()}
+        secret = {g: c.judge_seen(c.observe_in(namespace, c.seeds("s")), c.seeds("s"))
+                  for g, c in registered.items()}
+    finally:
+        import importlib
+
+        importlib.reload(checks)  # the attack patched Check.observe_in in this process
+        for module in [m for m in list(__import__("sys").modules) if m.startswith("autograder.checks.")]:
+            importlib.reload(__import__("sys").modules[module])
+    assert not any(fixed.values()), fixed
+    assert any(secret.values())
