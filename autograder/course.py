@@ -113,3 +113,12 @@ def exercise_program(source_nb, submitted_nb) -> list[str]:
         elif is_setup(cell):
             program.append(cell.source)
     return program
+
+
+def graded_cells_only(nb) -> nbformat.NotebookNode:
+    """The notebook with only the cells grading uses (setup, solution and grade cells): what
+    stock nbgrader needs to grade a case without re-running the lesson."""
+    nb = nbformat.from_dict(nb)
+    nb.cells = [c for c in nb.cells if nbgrader_meta(c).get("grade")
+                or nbgrader_meta(c).get("solution") or is_setup(c)]
+    return nb

@@ -43,7 +43,11 @@ def assignment_id(request):
 @pytest.fixture(scope="session")
 def nbgrader_graded(tmp_path_factory):
     """``graded(assignment_id)``: the whole catalog, the solution and the untouched notebook,
-    autograded once per assignment by the real ``nbgrader autograde`` (cached per session)."""
+    autograded once per assignment by the real ``nbgrader autograde`` (cached per session).
+
+    The solution and the untouched notebook are submitted whole; each catalog case is
+    submitted with the cells grading uses only (setup, solution and grade cells), so
+    nbgrader does not re-run the lesson once per case (the scores are the same)."""
     from autograder import catalog
     from autograder.stock import StockCourse
 
@@ -57,8 +61,8 @@ def nbgrader_graded(tmp_path_factory):
             untouched = course.notebook_path(assignment_id, released=True).read_bytes()
             stock.submit("untouched", assignment_id, untouched)
             for case in catalog.cases(assignment_id):
-                stock.submit(case.name, assignment_id,
-                             course.submission(assignment_id, {case.cell: case.source}))
+                stock.submit(case.name, assignment_id, course.graded_cells_only(
+                    course.submission(assignment_id, {case.cell: case.source})))
             stock.log = stock.autograde(assignment_id)
             cache[assignment_id] = stock
         return cache[assignment_id]
