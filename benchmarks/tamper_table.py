@@ -1,10 +1,12 @@
 """Tampering: the same attack submissions graded by stock nbgrader and by the project's grader.
 
-Every attack is the honest wrong solution of chapter 01 plus an attack on the grading
-machinery (``autograder.tamper.ATTACKS``). Prints a markdown table of the points each grading
-path gives (out of the assignment's maximum), next to what the honest wrong solution earns.
+Table 1: the honest wrong solution of chapter 01 plus an attack on the grading machinery
+(``autograder.tamper.ATTACKS``, the collusion pair, the JSON bomb). Table 2: the attacks on
+the observation boundary on every chapter (``tamper.chapter_attacks``), each against its
+baseline (the untouched notebook or the chapter's honest wrong solution). Prints the points
+each grading path gives, next to what the baseline earns.
 
-    python benchmarks/tamper_table.py [--workdir DIR]
+    python benchmarks/tamper_table.py [--workdir DIR] [--no-chapters]
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--only", nargs="*", help="attack names (default: all)")
+    parser.add_argument("--no-chapters", action="store_true", help="table 1 only")
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="tamper-"))
     assignment = tamper.ASSIGNMENT
     subjects = [tamper.Submission("honest_wrong", "the honest wrong solution (baseline)",
                                   tamper.honest_wrong)]
-    subjects += [a for a in tamper.ATTACKS if not args.only or a.name in args.only]
+    subjects += [a for a in tamper.ATTACKS + tamper.collusion_pair() + [tamper.json_bomb()]
+                 if not args.only or a.name in args.only]
 
     stock = StockCourse(workdir / "stock")
     stock.generate(assignment)
@@ -51,7 +55,8 @@ def main() -> int:
     stock_time = time.monotonic() - start
 
     start = time.monotonic()
-    records = engine.grade(ours_dir / "submitted", ours_dir / "results", timeout=30, progress=False)
+    records = engine.grade(ours_dir / "submitted", ours_dir / "results", jobs=2, timeout=30,
+                           progress=False)
     ours_time = time.monotonic() - start
     ours = {r["student_id"]: r for r in records}
     best = engine.load_assignments()[assignment].max_score
@@ -78,7 +83,71 @@ def main() -> int:
     print(f"\n{len(subjects) - 1} attacks; more than the honest wrong solution: "
           f"stock nbgrader {gains_stock}, our grader {gains_ours}. "
           f"(stock {stock_time:.0f} s, ours {ours_time:.1f} s)")
+    if not args.no_chapters:
+        gains_ours += chapters_table(workdir)
     return 0 if gains_ours == 0 else 1
+
+
+def chapters_table(workdir: Path) -> int:
+    """Table 2; returns how many attacks gained under our grader."""
+    import nbformat
+
+    from autograder import course
+
+    stock = StockCourse(workdir / "chapters-stock")
+    ours_dir = workdir / "chapters-ours" / "submitted"
+    rows = []
+    for assignment_id in course.assignments():
+        stock.generate(assignment_id)
+        name = course.notebook_path(assignment_id).name
+        subjects = {
+            "untouched": course.notebook_path(assignment_id, released=True).read_bytes(),
+            "honest_wrong": nbformat.writes(course.submission(
+                assignment_id, tamper.honest_wrong_answers(assignment_id))).encode()}
+        for attack, baseline in tamper.chapter_attacks(assignment_id):
+            subjects[attack.name] = attack.build()
+            rows.append((assignment_id, attack, baseline))
+        for student, content in subjects.items():
+            stock.submit(student, assignment_id, content)
+            (ours_dir / student / assignment_id).mkdir(parents=True, exist_ok=True)
+            (ours_dir / student / assignment_id / name).write_bytes(content)
+    stock_scores = {}
+    for assignment_id in course.assignments():
+        stock.autograde(assignment_id)
+        for student in {"untouched", "honest_wrong"} | {a.name for a, b in
+                                                       tamper.chapter_attacks(assignment_id)}:
+            try:
+                stock_scores[(student, assignment_id)] = sum(
+                    s for s, _ in stock.scores(assignment_id, student).values())
+            except Exception:
+                stock_scores[(student, assignment_id)] = None
+    records = engine.grade(ours_dir, ours_dir.parent / "results", jobs=2, timeout=60,
+                           progress=False)
+    ours = {(r["student_id"], r["assignment_id"]): r for r in records}
+    best = {a.id: a.max_score for a in engine.load_assignments().values()}
+    print("\n| chapter | attack | baseline | stock `nbgrader autograde` | "
+          "`python -m autograder grade` |")
+    print("|---|---|---|---|---|")
+    gains = {"stock": 0, "ours": 0}
+    for assignment_id, attack, baseline in rows:
+        cells = []
+        for label, score, base in (
+                ("stock", stock_scores[(attack.name, assignment_id)],
+                 stock_scores[(baseline, assignment_id)]),
+                ("ours", ours[(attack.name, assignment_id)]["score"],
+                 ours[(baseline, assignment_id)]["score"])):
+            if score is None:
+                cells.append("not graded")
+                continue
+            gained = base is not None and score > base
+            gains[label] += gained
+            cells.append(f"{score:g} / {best[assignment_id]:g} (baseline {base:g})"
+                         + (" **(gains)**" if gained else ""))
+        print(f"| {assignment_id} | `{attack.name}`: {attack.description} | {baseline} | "
+              f"{cells[0]} | {cells[1]} |")
+    print(f"\n{len(rows)} chapter attacks; more than their baseline: stock nbgrader "
+          f"{gains['stock']}, our grader {gains['ours']}.")
+    return gains["ours"]
 
 
 if __name__ == "__main__":
