@@ -239,19 +239,16 @@ def test_the_lookup_table_knows_every_fixed_seed_answer(assignment_id):
     item = next(a for a, _ in tamper.chapter_attacks(assignment_id) if a.name == "lookup_table")
     submitted = nbformat.reads(item.build().decode(), as_version=4)
     source = course.read(course.notebook_path(assignment_id))
-    namespace = {"__name__": "__main__"}
-    for code in course.exercise_program(source, submitted):
-        exec(compile(code, "<cell>", "exec"), namespace)
     registered = checks.checks_for(assignment_id)
+    honest_observe_in = checks.Check.observe_in
+    namespace = {"__name__": "__main__"}
     try:
+        for code in course.exercise_program(source, submitted):
+            exec(compile(code, "<cell>", "exec"), namespace)
         fixed = {g: c.judge_seen(c.observe_in(namespace)) for g, c in registered.items()}
         secret = {g: c.judge_seen(c.observe_in(namespace, c.seeds("s")), c.seeds("s"))
                   for g, c in registered.items()}
     finally:
-        import importlib
-
-        importlib.reload(checks)  # the attack patched Check.observe_in in this process
-        for module in [m for m in list(__import__("sys").modules) if m.startswith("autograder.checks.")]:
-            importlib.reload(__import__("sys").modules[module])
+        checks.Check.observe_in = honest_observe_in  # the attack patched it in this process
     assert not any(fixed.values()), fixed
     assert any(secret.values())
