@@ -422,6 +422,11 @@ def judge(assignment: Assignment, pair: Pair, submission: Submission,
         cells.append({"grade_id": gid, "exercise": assignment.exercise.get(gid, ""),
                       "score": 0.0 if failures else cell.points, "max_score": cell.points,
                       "hidden": assignment.hidden.get(gid, True), "failures": failures})
+    failed = {c["exercise"] for c in cells if c["failures"]}
+    for c in cells:
+        if c["grade_id"] in assignment.checks:
+            c["failures"] = checks.blame_earlier(assignment.checks[c["grade_id"]], c["failures"],
+                                                 failed)
     return {
         "student_id": pair.student_id, "assignment_id": assignment.id,
         "notebook": assignment.notebook,

@@ -29,7 +29,7 @@ from typing import Any, Callable, Sequence
 from autograder import data
 
 __all__ = ["Check", "CheckFailed", "JudgeError", "Missing", "Student", "Verdict", "assignments",
-           "case_seeds", "checks_for", "load_weights", "run"]
+           "blame_earlier", "case_seeds", "checks_for", "load_weights", "run"]
 
 RAISED = "raised"  # the key under which a case records an exception its calls raised
 
@@ -401,6 +401,20 @@ def assignments() -> list[str]:
     return sorted(found)
 
 
+def blame_earlier(check: Check, failures: list[str], failed_exercises: set[str]) -> list[str]:
+    """When ``check`` failed and an exercise it calls (``check.needs``) failed its own checks,
+    say to fix that one first, and drop the guesses at a cause inside this exercise."""
+    culprits = [name for name in check.needs if name in failed_exercises]
+    if not failures or not culprits:
+        return failures
+    names = " and ".join(f"`{name}`" for name in culprits)
+    head = (f"fix {names} first: {check.exercise} calls {'them' if len(culprits) > 1 else 'it'}, "
+            f"and {'they fail their' if len(culprits) > 1 else 'it fails its'} own checks; "
+            "what follows may come from there")
+    plain = [f.split(". Likely cause")[0].split(". It matches")[0] for f in failures]
+    return [head] + plain
+
+
 def run(assignment_id: str, grade_id: str, namespace: dict) -> None:
     """Observe and judge in this process (the nbgrader path, fixed seeds); raise CheckFailed."""
     checks = checks_for(assignment_id)
@@ -408,6 +422,10 @@ def run(assignment_id: str, grade_id: str, namespace: dict) -> None:
         raise KeyError(f"no hidden check '{grade_id}' for assignment {assignment_id}")
     check = checks[grade_id]
     failures = check.judge_seen(check.observe_in(namespace))
+    if failures and check.needs:
+        failed = {other.exercise for other in checks.values() if other.exercise in check.needs
+                  and other.judge_seen(other.observe_in(namespace))}
+        failures = blame_earlier(check, failures, failed)
     if failures:
         raise CheckFailed(grade_id, failures)
 
