@@ -67,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
                          shard_spec=args.shard, memory_mb=args.memory, progress=not args.quiet,
                          secret=args.seed, fixed_seeds=args.fixed_seeds,
                          shared_network=args.shared_network)
+        except engine.UsageError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         except engine.GraderError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1

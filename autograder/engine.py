@@ -111,7 +111,10 @@ def parse_shard(text: str | None) -> tuple[int, int]:
     if not text:
         return 0, 1
     k, _, n = text.partition("/")
-    k, n = int(k), int(n)
+    try:
+        k, n = int(k), int(n)
+    except ValueError:
+        raise ValueError(f"--shard {text}: expected K/N with 0 <= K < N") from None
     if not (n >= 1 and 0 <= k < n):
         raise ValueError(f"--shard {text}: expected K/N with 0 <= K < N")
     return k, n
@@ -198,6 +201,10 @@ def program(assignment: Assignment, nb) -> tuple[list[tuple[str, str]], list[str
 
 class GraderError(RuntimeError):
     """The grader itself failed (not the submission): the pair is retried on a re-run."""
+
+
+class UsageError(ValueError):
+    """The command was given something it cannot grade; nothing was written."""
 
 
 class Zygote:
@@ -514,6 +521,36 @@ def _nproc_limit(extra: int = 64) -> int:
     return count + extra
 
 
+def check_arguments(submitted: Path, out: Path, jobs: int | None, timeout: float,
+                    memory_mb: int, shard_spec: str | None) -> None:
+    """``UsageError`` naming the problem, before anything is started or written."""
+    if not submitted.exists():
+        raise UsageError(f"{submitted} does not exist: give the nbgrader submitted/ folder "
+                         "(<student_id>/<assignment_id>/<notebook>.ipynb)")
+    if not submitted.is_dir():
+        raise UsageError(f"{submitted} is not a folder: give the nbgrader submitted/ folder")
+    if out == submitted or submitted in out.parents:
+        raise UsageError(f"--out {out} is inside the submissions folder {submitted}: the results "
+                         "would land among the students' work; choose a folder outside it")
+    if out in submitted.parents:
+        raise UsageError(f"--out {out} contains the submissions folder: choose a folder of its own")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder")
+    if not any(p.is_dir() for s in submitted.iterdir() if s.is_dir() for p in s.iterdir()):
+        raise UsageError(f"no submissions under {submitted}: expected "
+                         "<student_id>/<assignment_id>/<notebook>.ipynb")
+    if jobs is not None and jobs < 1:
+        raise UsageError(f"--jobs {jobs}: give at least 1")
+    if not timeout > 0:
+        raise UsageError(f"--timeout {timeout:g}: give a positive number of seconds")
+    if memory_mb < 64:
+        raise UsageError(f"--memory {memory_mb}: give at least 64 MiB")
+    try:
+        parse_shard(shard_spec)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def grade(submitted: Path, out: Path, jobs: int | None = None, timeout: float = 60.0,
           shard_spec: str | None = None, memory_mb: int = 2048, progress: bool = True,
           root: Path = course.ROOT, secret: str | None = None, fixed_seeds: bool = False,
@@ -526,8 +563,7 @@ def grade(submitted: Path, out: Path, jobs: int | None = None, timeout: float = 
     ``shared_network`` says that students graded at the same time may talk.
     """
     submitted, out = Path(submitted).resolve(), Path(out).resolve()
-    if not submitted.is_dir():
-        raise FileNotFoundError(f"{submitted} is not a folder")
+    check_arguments(submitted, out, jobs, timeout, memory_mb, shard_spec)
     out.mkdir(parents=True, exist_ok=True)
     hidden = sorted({str(root.resolve()), str(Path(course.__file__).resolve().parent),
                      str(submitted), str(out)})
