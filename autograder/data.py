@@ -139,6 +139,8 @@ class Array:
                 raw = base64.b64decode(text, validate=True)
             except ValueError:
                 raise Malformed("array data that is not base64") from None
+            if len(raw) != count * STORAGE[storage]:
+                raise Malformed("array data whose length does not match its shape")
             values = np.frombuffer(raw, dtype=storage).reshape(shape).copy()
         return cls(values, shape, dtype, library, device)
 

@@ -303,6 +303,8 @@ def preload() -> dict:
 
         torch.set_num_threads(1)
         torch.randn(64).to(torch.bfloat16).float()  # initialise cpuinfo and the CPU kernels
+        meta = torch.empty(2, 2, device="meta")  # the meta device's first use imports a lot
+        meta.masked_fill(torch.ones(2, 2, dtype=torch.bool, device="meta"), 0.0).softmax(-1)
     except ImportError:
         pass
     try:

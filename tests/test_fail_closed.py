@@ -9,7 +9,6 @@ must pass (so the test can tell the two apart).
 
 from __future__ import annotations
 
-import base64
 import copy
 
 import numpy as np
@@ -54,12 +53,6 @@ def replacements(value) -> dict[str, object]:
         found["a shape that does not match its data"] = lying
         found["bytes that are not base64"] = dict(value, data="@" * len(value["data"]))
         found["an unknown storage"] = dict(value, storage="object")
-        if values.size:
-            flipped = values.astype(np.float64).copy()
-            flipped.reshape(-1)[0] = -flipped.reshape(-1)[0] + 1.0
-            found["one value changed"] = data.encode(flipped) if values.dtype.kind == "f" \
-                else dict(value, data=base64.b64encode(
-                    np.logical_not(values).astype(values.dtype).tobytes()).decode())
     return found
 
 

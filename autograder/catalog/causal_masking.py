@@ -136,4 +136,59 @@ CASES = [
                 weights = self.dropout(scores.softmax(dim=-1))
                 return weights @ values
         ''')),
+    wrong("softmax_overflows", CA, "a hand-written softmax without max-subtraction: NaN when "
+          "scores are around 1e4", _module(rest="""
+                exp = torch.exp(scores / keys.shape[-1] ** 0.5)
+                weights = self.dropout(exp / exp.sum(dim=-1, keepdim=True))
+                return weights @ values
+        """)),
+    wrong("query_bias_hard_coded", CA, "W_query = nn.Linear(d_in, d_out) (bias=True by default) "
+          "whatever qkv_bias says", _module(head=_HEAD.replace(
+              "self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)",
+              "self.W_query = nn.Linear(d_in, d_out)"))),
+    wrong("value_bias_never", CA, "W_value = nn.Linear(d_in, d_out, bias=False) even when "
+          "qkv_bias=True", _module(head=_HEAD.replace(
+              "self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)",
+              "self.W_value = nn.Linear(d_in, d_out, bias=False)"))),
+    wrong("fused_qkv_built_in_init", CA, "the projections fused into one matrix in __init__: "
+          "loaded weights are ignored", _module(buffer=_BUFFER + """
+                fused = torch.cat([self.W_query.weight, self.W_key.weight, self.W_value.weight])
+                self.register_buffer("fused", fused.detach().T.clone())
+        """, check=_CHECK.replace(
+            "queries, keys, values = self.W_query(x), self.W_key(x), self.W_value(x)",
+            "queries, keys, values = (x @ self.fused).chunk(3, dim=-1)"))),
+    wrong("w_value_zeroed_in_init", CA, "W_value zeroed in __init__ and copied; forward uses the "
+          "copy (every output is 0)", _module(buffer=_BUFFER + """
+                nn.init.zeros_(self.W_value.weight)
+                self.value_weight = self.W_value.weight.detach().clone()
+        """, check=_CHECK.replace("self.W_value(x)", "x @ self.value_weight.T"))),
+    wrong("state_dict_lies", CA, "forward uses private projections; state_dict hides them",
+          _module(buffer=_BUFFER + """
+                self._q = nn.Linear(d_in, d_out, bias=qkv_bias)
+                self._k = nn.Linear(d_in, d_out, bias=qkv_bias)
+                self._v = nn.Linear(d_in, d_out, bias=qkv_bias)
+
+            def state_dict(self, *args, **kwargs):
+                found = super().state_dict(*args, **kwargs)
+                return {k: v for k, v in found.items() if not k.startswith("_")}
+        """, check=_CHECK.replace(
+            "queries, keys, values = self.W_query(x), self.W_key(x), self.W_value(x)",
+            "queries, keys, values = self._q(x), self._k(x), self._v(x)"))),
+    wrong("mask_built_on_input_device", CA, "no buffer: the mask is built in forward on "
+          "x.device (works on any device, but is not the registered buffer the contract names)",
+          _module(buffer="", masked="""
+                scores = queries @ keys.transpose(1, 2)
+                mask = torch.ones(num_tokens, num_tokens, dtype=torch.bool, device=x.device).triu(1)
+                scores = scores.masked_fill(mask, float("-inf"))
+        """)),
+    wrong("casts_input_to_float32", CA, "x.float() in forward: breaks module.to(torch.float64)",
+          _module(check=_CHECK.replace("queries, keys, values =", "x = x.float()\n"
+                                       "                queries, keys, values ="))),
+    correct("stable_manual_softmax", CA, "a hand-written softmax that subtracts the row max",
+            _module(rest="""
+                scores = scores / keys.shape[-1] ** 0.5
+                exp = torch.exp(scores - scores.amax(dim=-1, keepdim=True))
+                weights = self.dropout(exp / exp.sum(dim=-1, keepdim=True))
+                return weights @ values
+        """)),
 ]

@@ -125,6 +125,66 @@ CASES = [
     wrong("out_proj_without_bias", MHA, "out_proj = nn.Linear(d_out, d_out, bias=False)",
           _mha(_CHECK_LEN + _QKV + _REST, _INIT.replace("nn.Linear(d_out, d_out)",
                                                       "nn.Linear(d_out, d_out, bias=False)"))),
+    wrong("issue_no_mask_d_out_scale_zero_values", MHA,
+          "no causal mask, scores / sqrt(d_out), and nn.init.zeros_(self.W_value.weight): "
+          "judged on the module's own weights, v = 0 hid both bugs",
+          _mha(_CHECK_LEN + _QKV + '''
+                scores = q @ k.transpose(2, 3)
+                weights = self.dropout(torch.softmax(scores / self.d_out ** 0.5, dim=-1))
+                context = (weights @ v).transpose(1, 2).contiguous().view(b, n, self.d_out)
+                return self.out_proj(context)''',
+               _INIT + '''                nn.init.zeros_(self.W_value.weight)
+''')),
+    wrong("state_dict_lies", MHA,
+          "forward ignores W_value and the mask; state_dict() reports a zero W_value",
+          _mha(_CHECK_LEN + '''
+                shape = (b, n, self.num_heads, self.head_dim)
+                q = self.W_query(x).view(shape).transpose(1, 2)
+                k = self.W_key(x).view(shape).transpose(1, 2)
+                v = torch.zeros(b, self.num_heads, n, self.head_dim)
+                weights = torch.softmax(q @ k.transpose(2, 3) / self.head_dim ** 0.5, dim=-1)
+                context = (weights @ v).transpose(1, 2).contiguous().view(b, n, self.d_out)
+                return self.out_proj(context)
+
+            def state_dict(self, *args, **kwargs):
+                found = super().state_dict(*args, **kwargs)
+                found["W_value.weight"] = torch.zeros_like(found["W_value.weight"])
+                if "W_value.bias" in found:
+                    found["W_value.bias"] = torch.zeros_like(found["W_value.bias"])
+                return found''')),
+    wrong("weights_cached_in_init", MHA,
+          "one fused (3 * d_out, d_in) weight copied from the projections in __init__: "
+          "forward never sees weights loaded later",
+          _mha(_CHECK_LEN + '''
+                qkv = F.linear(x, self.qkv_weight, self.qkv_bias)
+                q, k, v = qkv.view(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)'''
+               + _REST, _INIT + '''                with torch.no_grad():
+                    self.register_buffer("qkv_weight", torch.cat(
+                        [self.W_query.weight, self.W_key.weight, self.W_value.weight]))
+                    self.qkv_bias = None if not qkv_bias else torch.cat(
+                        [self.W_query.bias, self.W_key.bias, self.W_value.bias])
+''')),
+    wrong("mask_plain_attribute", MHA, "self.mask = torch.triu(...): not a registered buffer",
+          _mha(_CHECK_LEN + _QKV + _REST, _INIT.replace('''self.register_buffer("mask", torch.triu(
+                    torch.ones(context_length, context_length, dtype=torch.bool), diagonal=1))''',
+                                                       '''self.mask = torch.triu(
+                    torch.ones(context_length, context_length, dtype=torch.bool), diagonal=1)'''))),
+    wrong("key_bias_hard_coded_off", MHA, "W_key = nn.Linear(d_in, d_out, bias=False) always",
+          _mha(_CHECK_LEN + _QKV + _REST, _INIT.replace(
+              "self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)",
+              "self.W_key = nn.Linear(d_in, d_out, bias=False)"))),
+    wrong("value_bias_hard_coded_on", MHA, "W_value = nn.Linear(d_in, d_out) (bias=True) always",
+          _mha(_CHECK_LEN + _QKV + _REST, _INIT.replace(
+              "self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)",
+              "self.W_value = nn.Linear(d_in, d_out)"))),
+    wrong("softmax_without_max_subtraction", MHA,
+          "softmax written as exp(s) / sum(exp(s)): overflows to inf/inf = NaN on large scores",
+          _mha(_CHECK_LEN + _QKV + '''
+                scores = (q @ k.transpose(2, 3)).masked_fill(self.mask[:n, :n], float("-inf"))
+                e = torch.exp(scores / self.head_dim ** 0.5)
+                weights = self.dropout(e / e.sum(dim=-1, keepdim=True))
+                context = (weights @ v).transpose(1, 2).contiguous().view(b, n, self.d_out)
+                return self.out_proj(context)''')),
     wrong("split_view_without_transpose", SPLIT, "x.view(b, num_heads, n, head_dim)", '''
         def split_heads(x, num_heads):
             b, n, d = x.shape

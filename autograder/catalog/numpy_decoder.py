@@ -47,6 +47,32 @@ CASES = [
             logsumexp = m + np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True))
             return np.exp(x - logsumexp)
         '''),
+    wrong("softmax_eps_in_denominator", "softmax",
+          "published 'safe' softmax: + 1e-8 in the denominator, rows no longer sum to 1", '''
+        def softmax(x, axis=-1):
+            e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+            return e / (np.sum(e, axis=axis, keepdims=True) + 1e-8)
+        '''),
+    wrong("softmax_default_axis_none", "softmax",
+          "axis=None by default: softmax(x) normalises over the whole array", '''
+        def softmax(x, axis=None):
+            e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+            return e / np.sum(e, axis=axis, keepdims=True)
+        '''),
+    wrong("softmax_global_max", "softmax",
+          "subtracts the maximum of the whole array: rows far below it underflow to 0 / 0", '''
+        def softmax(x, axis=-1):
+            e = np.exp(x - np.max(x))
+            return e / np.sum(e, axis=axis, keepdims=True)
+        '''),
+    correct("softmax_moveaxis", "softmax", "moves the axis last, normalises rows, moves it back",
+            '''
+        def softmax(x, axis=-1):
+            z = np.moveaxis(np.asarray(x, dtype=float), axis, -1)
+            z = z - z.max(axis=-1)[..., None]
+            e = np.exp(z)
+            return np.moveaxis(e / e.sum(axis=-1)[..., None], -1, axis)
+        '''),
     # --- layer_norm
     wrong("layer_norm_std_plus_eps", "layer_norm", "published bug: divides by std + eps", '''
         def layer_norm(x, gamma, beta, eps=1e-5):
@@ -72,6 +98,13 @@ CASES = [
             centered = x - np.mean(x, axis=-1, keepdims=True)
             inv_std = 1.0 / np.sqrt(np.var(x, axis=-1, keepdims=True) + eps)
             return gamma * (centered * inv_std) + beta
+        '''),
+    wrong("layer_norm_default_eps_1e-6", "layer_norm",
+          "default eps=1e-6 (another library's value); the contract says 1e-5", '''
+        def layer_norm(x, gamma, beta, eps=1e-6):
+            mean = x.mean(axis=-1, keepdims=True)
+            var = x.var(axis=-1, keepdims=True)
+            return (x - mean) / np.sqrt(var + eps) * gamma + beta
         '''),
     # --- gelu
     wrong("gelu_exact_erf", "gelu", "exact GELU with math.erf where the tanh form is specified", '''
@@ -144,6 +177,50 @@ CASES = [
             context = np.einsum("hqk,khe->qhe", weights, v).reshape(n, d)
             return np.einsum("nd,de->ne", context, W_o)
         '''),
+    wrong("attention_inline_naive_softmax", ATTN,
+          "its own exp(scores) / sum without the max: overflows for scores around 1e4",
+          _ATTN_HEAD + '''
+            scores = queries @ keys.transpose(0, 2, 1) / np.sqrt(head_dim)
+            e = np.exp(np.where(future, -np.inf, scores))
+            weights = e / e.sum(axis=-1, keepdims=True)
+            context = (weights @ values).transpose(1, 0, 2).reshape(seq_len, d_model)
+            return context @ W_o
+        '''),
+    wrong("attention_keys_from_W_q", ATTN, "copy-paste: keys computed with W_q, W_k ignored", '''
+        def multi_head_causal_attention(x, W_q, W_k, W_v, W_o, num_heads):
+            seq_len, d_model = x.shape
+            head_dim = d_model // num_heads
+            queries = (x @ W_q).reshape(seq_len, num_heads, head_dim).transpose(1, 0, 2)
+            keys = (x @ W_q).reshape(seq_len, num_heads, head_dim).transpose(1, 0, 2)
+            values = (x @ W_v).reshape(seq_len, num_heads, head_dim).transpose(1, 0, 2)
+            future = np.triu(np.ones((seq_len, seq_len), dtype=bool), k=1)
+            scores = queries @ keys.transpose(0, 2, 1) / np.sqrt(head_dim)
+            weights = softmax(np.where(future, -np.inf, scores), axis=-1)
+            context = (weights @ values).transpose(1, 0, 2).reshape(seq_len, d_model)
+            return context @ W_o
+        '''),
+    wrong("attention_mask_hides_diagonal", ATTN,
+          "np.triu(..., k=0): a token may not attend to itself (the first row is all -inf)",
+          _ATTN_HEAD.replace("k=1)", "k=0)") + '''
+            scores = queries @ keys.transpose(0, 2, 1) / np.sqrt(head_dim)
+            weights = softmax(np.where(future, -np.inf, scores), axis=-1)
+            context = (weights @ values).transpose(1, 0, 2).reshape(seq_len, d_model)
+            return context @ W_o
+        '''),
+    correct("attention_loop_over_heads_finfo_min", ATTN,
+            "one head at a time, masked with np.finfo(x.dtype).min, q scaled first", '''
+        def multi_head_causal_attention(x, W_q, W_k, W_v, W_o, num_heads):
+            n, d = x.shape
+            hd = d // num_heads
+            Q, K, V = x @ W_q / np.sqrt(hd), x @ W_k, x @ W_v
+            allowed = np.tril(np.ones((n, n), dtype=bool))
+            heads = []
+            for i in range(num_heads):
+                cols = slice(i * hd, (i + 1) * hd)
+                scores = np.where(allowed, Q[:, cols] @ K[:, cols].T, np.finfo(x.dtype).min)
+                heads.append(softmax(scores) @ V[:, cols])
+            return np.concatenate(heads, axis=1) @ W_o
+        '''),
     # --- decoder_forward
     wrong("decoder_without_attention_residual", DEC, "h = attention(ln1(h)): the residual is lost",
           _DEC_HEAD + f'''
@@ -173,6 +250,15 @@ CASES = [
             h = p["W_emb"][ids] + pe
             h = h + {_attn('layer_norm(h, p["ln1_gamma"], p["ln1_beta"])')}
             h = h + gelu(h @ p["W_1"] + p["b_1"]) @ p["W_2"] + p["b_2"]
+            return h @ p["W_emb"].T
+        '''),
+    wrong("decoder_passes_W_q_as_W_k", DEC, "copy-paste: params['W_q'] passed where W_k belongs",
+          _DEC_HEAD + '''
+            h = p["W_emb"][ids] + pe
+            a = layer_norm(h, p["ln1_gamma"], p["ln1_beta"])
+            h = h + multi_head_causal_attention(a, p["W_q"], p["W_q"], p["W_v"], p["W_o"], num_heads)
+            m = layer_norm(h, p["ln2_gamma"], p["ln2_beta"])
+            h = h + gelu(m @ p["W_1"] + p["b_1"]) @ p["W_2"] + p["b_2"]
             return h @ p["W_emb"].T
         '''),
     correct("decoder_with_take_and_list_ids", DEC, "np.take for the lookup, a list of branches",
@@ -238,5 +324,30 @@ CASES = [
             while len(ids) < len(token_ids) + max_new_tokens:
                 ids.append(np.argmax(decoder_forward(ids, params, num_heads)[-1]))
             return ids
+        '''),
+    wrong("generate_feeds_only_last_token", GEN, "decoder_forward sees only the last id", '''
+        def generate(token_ids, params, num_heads, max_new_tokens):
+            ids = list(token_ids)
+            for _ in range(max_new_tokens):
+                logits = decoder_forward(np.array(ids[-1:]), params, num_heads)
+                ids.append(int(np.argmax(logits[-1])))
+            return ids
+        '''),
+    wrong("generate_returns_array", GEN, "returns a NumPy array where the contract says a list",
+          '''
+        def generate(token_ids, params, num_heads, max_new_tokens):
+            ids = np.asarray(token_ids)
+            for _ in range(max_new_tokens):
+                logits = decoder_forward(ids, params, num_heads)
+                ids = np.append(ids, np.argmax(logits[-1]))
+            return ids
+        '''),
+    correct("generate_array_then_tolist", GEN, "grows a NumPy array, returns ids.tolist()", '''
+        def generate(token_ids, params, num_heads, max_new_tokens):
+            ids = np.array(token_ids, dtype=np.int64)
+            for _ in range(max_new_tokens):
+                next_id = decoder_forward(ids, params, num_heads)[-1].argmax()
+                ids = np.concatenate([ids, [next_id]])
+            return ids.tolist()
         '''),
 ]

@@ -85,6 +85,13 @@ CASES = [
             angles = torch.cat([angles, angles], dim=1)
             return angles.sin(), angles.cos()
         '''),
+    wrong("pre_ignores_theta_base", PRE, "10000 written in place of theta_base", f'''
+        def precompute_rope_params(head_dim, theta_base=10000.0, context_length=4096):{_PRE_CHECK}
+            inv_freq = 10000.0 ** (-torch.arange(0, head_dim, 2).float() / head_dim)
+            angles = torch.arange(context_length).float()[:, None] * inv_freq[None, :]
+            angles = torch.cat([angles, angles], dim=1)
+            return angles.cos(), angles.sin()
+        '''),
     # --- precompute_rope_params: correct ----------------------------------------------------
     correct("pre_float64_then_cast", PRE, "tables computed in float64, cast to float32", f'''
         def precompute_rope_params(head_dim, theta_base=10000.0, context_length=4096):{_PRE_CHECK}
@@ -147,6 +154,31 @@ CASES = [
             seq_len, head_dim = x.shape[-2:]
             x1, x2 = x[..., : head_dim // 2], x[..., head_dim // 2 :]
             return (x * cos[:seq_len] + torch.cat([-x2, x1], dim=-1) * sin[:seq_len]).to(x.dtype)
+        '''),
+    wrong("rope_own_tables", ROPE, "ignores the cos/sin handed over and builds its own for "
+          "theta_base 10000", f'''
+        def compute_rope(x, cos, sin):{_ROPE_CHECKS}
+            cos, sin = precompute_rope_params(head_dim, context_length=seq_len)
+            x1, x2 = x[..., : head_dim // 2], x[..., head_dim // 2 :]
+            return (x * cos + torch.cat([-x2, x1], dim=-1) * sin).to(x.dtype)
+        '''),
+    wrong("rope_rows_from_one", ROPE, "cos[1:seq_len + 1]: the rows shifted by one position", f'''
+        def compute_rope(x, cos, sin):{_ROPE_CHECKS}
+            x1, x2 = x[..., : head_dim // 2], x[..., head_dim // 2 :]
+            cos, sin = cos[1 : seq_len + 1], sin[1 : seq_len + 1]
+            if cos.shape[0] < seq_len:
+                cos, sin = torch.cat([cos, cos[-1:]]), torch.cat([sin, sin[-1:]])
+            return (x * cos + torch.cat([-x2, x1], dim=-1) * sin).to(x.dtype)
+        '''),
+    wrong("rope_always_float32", ROPE, "returns .float(): float64 and half-precision inputs "
+          "change dtype", f'''
+        def compute_rope(x, cos, sin):{_ROPE_CHECKS}
+            x1, x2 = x[..., : head_dim // 2], x[..., head_dim // 2 :]
+            return (x * cos[:seq_len] + torch.cat([-x2, x1], dim=-1) * sin[:seq_len]).float()
+        '''),
+    wrong("rope_identity", ROPE, "returns x unchanged (after the checks)", f'''
+        def compute_rope(x, cos, sin):{_ROPE_CHECKS}
+            return x.clone()
         '''),
     # --- compute_rope: correct ----------------------------------------------------------------
     correct("rope_in_float32", ROPE, "computes in float32, casts back to the input dtype", f'''
@@ -262,6 +294,119 @@ CASES = [
                 keys = compute_rope(self.split_heads(self.W_key(x)), self.cos, self.sin)
                 return self.attend(queries, keys, self.split_heads(self.W_value(x)))
         '''),
+    wrong("mha_drops_qkv_bias", MHA, "qkv_bias not passed on to MultiHeadAttention", '''
+        class RoPEMultiHeadAttention(MultiHeadAttention):
+            def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False,
+                         theta_base=10000.0):
+                super().__init__(d_in, d_out, context_length, dropout, num_heads)
+                cos, sin = precompute_rope_params(self.head_dim, theta_base, context_length)
+                self.register_buffer("cos", cos, persistent=False)
+                self.register_buffer("sin", sin, persistent=False)
+
+            def forward(self, x):
+                if x.shape[1] > self.context_length:
+                    raise ValueError("num_tokens exceeds context_length")
+                queries = compute_rope(self.split_heads(self.W_query(x)), self.cos, self.sin)
+                keys = compute_rope(self.split_heads(self.W_key(x)), self.cos, self.sin)
+                return self.attend(queries, keys, self.split_heads(self.W_value(x)))
+        '''),
+    wrong("mha_key_bias_hard_coded", MHA, "W_key replaced by nn.Linear(d_in, d_out): it always has "
+          "a bias", f'''
+        class RoPEMultiHeadAttention(MultiHeadAttention):{_MHA_INIT}
+                self.W_key = nn.Linear(d_in, d_out)
+
+            def forward(self, x):{_MHA_GUARD}
+                queries = compute_rope(self.split_heads(self.W_query(x)), self.cos, self.sin)
+                keys = compute_rope(self.split_heads(self.W_key(x)), self.cos, self.sin)
+                return self.attend(queries, keys, self.split_heads(self.W_value(x)))
+        '''),
+    wrong("mha_zeroes_w_value", MHA, "W_value zeroed in __init__ (\"start from no mixing\")", f'''
+        class RoPEMultiHeadAttention(MultiHeadAttention):{_MHA_INIT}
+                nn.init.zeros_(self.W_value.weight)
+
+            def forward(self, x):{_MHA_GUARD}
+                queries = compute_rope(self.split_heads(self.W_query(x)), self.cos, self.sin)
+                keys = compute_rope(self.split_heads(self.W_key(x)), self.cos, self.sin)
+                return self.attend(queries, keys, self.split_heads(self.W_value(x)))
+        '''),
+    wrong("mha_state_dict_lies", MHA, "a fused qkv projection does the work; W_query/W_key/"
+          "W_value are unused and state_dict reports the fused weights under their names", f'''
+        class RoPEMultiHeadAttention(MultiHeadAttention):{_MHA_INIT}
+                self.qkv = nn.Linear(d_in, 3 * d_out, bias=qkv_bias)
+
+            def state_dict(self, *args, **kwargs):
+                found = super().state_dict(*args, **kwargs)
+                for i, name in enumerate(("W_query", "W_key", "W_value")):
+                    rows = slice(i * self.d_out, (i + 1) * self.d_out)
+                    found[f"{{name}}.weight"] = self.qkv.weight[rows].detach()
+                    if self.qkv.bias is not None:
+                        found[f"{{name}}.bias"] = self.qkv.bias[rows].detach()
+                return {{k: v for k, v in found.items() if not k.startswith("qkv.")}}
+
+            def forward(self, x):{_MHA_GUARD}
+                q, k, v = self.qkv(x).chunk(3, dim=-1)
+                queries = compute_rope(self.split_heads(q), self.cos, self.sin)
+                keys = compute_rope(self.split_heads(k), self.cos, self.sin)
+                return self.attend(queries, keys, self.split_heads(v))
+        '''),
+    wrong("mha_naive_softmax", MHA, "own module: softmax as exp / sum without subtracting the row "
+          "maximum (overflows to NaN on large scores)", '''
+        class RoPEMultiHeadAttention(MultiHeadAttention):
+            def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False,
+                         theta_base=10000.0):
+                super().__init__(d_in, d_out, context_length, dropout, num_heads, qkv_bias)
+                cos, sin = precompute_rope_params(self.head_dim, theta_base, context_length)
+                self.register_buffer("cos", cos, persistent=False)
+                self.register_buffer("sin", sin, persistent=False)
+
+            def forward(self, x):
+                b, n, _ = x.shape
+                if n > self.context_length:
+                    raise ValueError("num_tokens exceeds context_length")
+                q = compute_rope(self.split_heads(self.W_query(x)), self.cos, self.sin)
+                k = compute_rope(self.split_heads(self.W_key(x)), self.cos, self.sin)
+                v = self.split_heads(self.W_value(x))
+                scores = (q @ k.transpose(2, 3)) / self.head_dim ** 0.5
+                scores = scores.masked_fill(self.mask[:n, :n], -torch.inf)
+                e = torch.exp(scores)
+                weights = self.dropout(e / e.sum(dim=-1, keepdim=True))
+                context = (weights @ v).transpose(1, 2).reshape(b, n, self.d_out)
+                return self.out_proj(context)
+        '''),
+    wrong("mha_plain_mask_attribute", MHA, "own module: the mask a plain tensor attribute (does "
+          "not move with .to(device))", '''
+        class RoPEMultiHeadAttention(nn.Module):
+            def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False,
+                         theta_base=10000.0):
+                super().__init__()
+                if d_out % num_heads:
+                    raise ValueError("d_out must be divisible by num_heads")
+                self.d_out, self.num_heads, self.head_dim = d_out, num_heads, d_out // num_heads
+                self.context_length = context_length
+                self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
+                self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
+                self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
+                self.out_proj = nn.Linear(d_out, d_out)
+                self.dropout = nn.Dropout(dropout)
+                self.mask = torch.triu(torch.ones(context_length, context_length, dtype=torch.bool), 1)
+                cos, sin = precompute_rope_params(self.head_dim, theta_base, context_length)
+                self.register_buffer("cos", cos)
+                self.register_buffer("sin", sin)
+                self.register_buffer("positions", torch.arange(context_length))
+
+            def forward(self, x):
+                b, n, _ = x.shape
+                if n > self.context_length:
+                    raise ValueError("num_tokens exceeds context_length")
+                def heads(t):
+                    return t.view(b, n, self.num_heads, self.head_dim).transpose(1, 2)
+                q = compute_rope(heads(self.W_query(x)), self.cos, self.sin)
+                k = compute_rope(heads(self.W_key(x)), self.cos, self.sin)
+                scores = (q @ k.transpose(2, 3)).masked_fill(self.mask[:n, :n], -torch.inf)
+                weights = self.dropout(torch.softmax(scores / self.head_dim ** 0.5, dim=-1))
+                context = (weights @ heads(self.W_value(x))).transpose(1, 2).reshape(b, n, self.d_out)
+                return self.out_proj(context)
+        '''),
     # --- RoPEMultiHeadAttention: correct ------------------------------------------------------
     correct("mha_self_contained", MHA, "own nn.Module: einsum, float mask, -1e9, persistent "
             "buffers named rope_cos/rope_sin", '''
@@ -315,5 +460,21 @@ CASES = [
                 q = compute_rope(self.split_heads(self.W_query(x)), cos, sin)
                 k = compute_rope(self.split_heads(self.W_key(x)), cos, sin)
                 return self.attend(q, k, self.split_heads(self.W_value(x)))
+        '''),
+    correct("mha_stable_manual_softmax", MHA, "own attention: softmax by hand with the row "
+            "maximum subtracted, mask filled with finfo.min, dropout on the weights", f'''
+        class RoPEMultiHeadAttention(MultiHeadAttention):{_MHA_INIT}
+            def forward(self, x):{_MHA_GUARD}
+                b, n, _ = x.shape
+                q = compute_rope(self.split_heads(self.W_query(x)), self.cos, self.sin)
+                k = compute_rope(self.split_heads(self.W_key(x)), self.cos, self.sin)
+                v = self.split_heads(self.W_value(x))
+                scores = torch.einsum("bhqd,bhkd->bhqk", q, k) / math.sqrt(self.head_dim)
+                scores = scores.masked_fill(self.mask[:n, :n], torch.finfo(scores.dtype).min)
+                scores = scores - scores.amax(dim=-1, keepdim=True)
+                e = scores.exp()
+                weights = self.dropout(e / e.sum(dim=-1, keepdim=True))
+                context = torch.einsum("bhqk,bhkd->bhqd", weights, v)
+                return self.out_proj(context.permute(0, 2, 1, 3).reshape(b, n, self.d_out))
         '''),
 ]

@@ -18,6 +18,14 @@ _INIT = '''
 '''
 
 
+_FORWARD = '''
+            def forward(self, x):
+                queries, keys, values = self.W_query(x), self.W_key(x), self.W_value(x)
+                weights = torch.softmax(queries @ keys.transpose(1, 2) / keys.shape[-1] ** 0.5, dim=-1)
+                return weights @ values
+'''
+
+
 def _module(forward: str, init: str = _INIT) -> str:
     return init.strip("\n") + "\n\n" + forward.strip("\n")
 
@@ -168,4 +176,91 @@ CASES = [
                 weights = torch.nn.functional.softmax(scores, dim=-1)
                 return torch.einsum("bqk,bkd->bqd", weights, v)
         ''')),
+    wrong("softmax_without_max_subtraction", SDPA, "exp(scores) / sum: overflows (NaN) when "
+          "scores are around 1e4", f"""
+        {_SIG}
+            scores = queries @ keys.transpose(-2, -1) / math.sqrt(queries.shape[-1])
+            if mask is not None:
+                scores = scores.masked_fill(mask, float("-inf"))
+            exp = torch.exp(scores)
+            weights = exp / exp.sum(dim=-1, keepdim=True)
+            return weights @ values, weights
+        """),
+    wrong("self_attention_softmax_overflows", SA, "a hand-written softmax without "
+          "max-subtraction in forward", _module("""
+            def forward(self, x):
+                queries, keys, values = self.W_query(x), self.W_key(x), self.W_value(x)
+                exp = torch.exp(queries @ keys.transpose(1, 2) / keys.shape[-1] ** 0.5)
+                return exp / exp.sum(dim=-1, keepdim=True) @ values
+        """)),
+    wrong("value_bias_hard_coded", SA, "W_value = nn.Linear(d_in, d_out) (bias=True by default) "
+          "whatever qkv_bias says", _module(_FORWARD, _INIT.replace(
+              "self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)",
+              "self.W_value = nn.Linear(d_in, d_out)"))),
+    wrong("key_bias_hard_coded", SA, "W_key = nn.Linear(d_in, d_out) (bias=True by default): "
+          "harmless to the output (a key bias shifts a row's scores by a constant), but the "
+          "contract and the visible cell say bias=qkv_bias", _module(_FORWARD, _INIT.replace(
+              "self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)",
+              "self.W_key = nn.Linear(d_in, d_out)"))),
+    wrong("query_bias_never", SA, "W_query = nn.Linear(d_in, d_out, bias=False) even when "
+          "qkv_bias=True", _module(_FORWARD, _INIT.replace(
+              "self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)",
+              "self.W_query = nn.Linear(d_in, d_out, bias=False)"))),
+    wrong("fused_qkv_built_in_init", SA, "W_query, W_key, W_value fused into one matrix in "
+          "__init__: later changes to the projections (loaded weights) are ignored", _module("""
+            def forward(self, x):
+                q, k, v = (x @ self.fused).chunk(3, dim=-1)
+                weights = torch.softmax(q @ k.transpose(1, 2) / k.shape[-1] ** 0.5, dim=-1)
+                return weights @ v
+        """, _INIT + """
+                fused = torch.cat([self.W_query.weight, self.W_key.weight, self.W_value.weight])
+                self.register_buffer("fused", fused.detach().T.clone())
+""")),
+    wrong("w_value_zeroed_in_init", SA, "W_value's weight copied after zeroing in __init__; "
+          "forward uses the copy (every output is 0)", _module("""
+            def forward(self, x):
+                queries, keys = self.W_query(x), self.W_key(x)
+                weights = torch.softmax(queries @ keys.transpose(1, 2) / keys.shape[-1] ** 0.5, dim=-1)
+                return weights @ (x @ self.value_weight.T)
+        """, _INIT + """
+                nn.init.zeros_(self.W_value.weight)
+                self.value_weight = self.W_value.weight.detach().clone()
+""")),
+    wrong("state_dict_lies", SA, "forward uses private projections; state_dict hides them and "
+          "reports W_query, W_key, W_value", _module("""
+            def state_dict(self, *args, **kwargs):
+                found = super().state_dict(*args, **kwargs)
+                return {k: v for k, v in found.items() if not k.startswith("_")}
+
+            def forward(self, x):
+                queries, keys, values = self._q(x), self._k(x), self._v(x)
+                weights = torch.softmax(queries @ keys.transpose(1, 2) / keys.shape[-1] ** 0.5, dim=-1)
+                return weights @ values
+        """, _INIT + """
+                self._q = nn.Linear(d_in, d_out, bias=qkv_bias)
+                self._k = nn.Linear(d_in, d_out, bias=qkv_bias)
+                self._v = nn.Linear(d_in, d_out, bias=qkv_bias)
+""")),
+    wrong("casts_input_to_float32", SA, "x.float() in forward: breaks module.to(torch.float64)",
+          _module("""
+            def forward(self, x):
+                x = x.float()
+                queries, keys, values = self.W_query(x), self.W_key(x), self.W_value(x)
+                weights = torch.softmax(queries @ keys.transpose(1, 2) / keys.shape[-1] ** 0.5, dim=-1)
+                return weights @ values
+        """)),
+    correct("self_attention_stable_manual_softmax", SA, "a hand-written softmax that subtracts "
+            "the row max", _module("""
+            def forward(self, x):
+                queries, keys, values = self.W_query(x), self.W_key(x), self.W_value(x)
+                scores = queries @ keys.transpose(-2, -1) / math.sqrt(keys.shape[-1])
+                exp = torch.exp(scores - scores.max(dim=-1, keepdim=True).values)
+                return exp / exp.sum(dim=-1, keepdim=True) @ values
+        """)),
+    correct("self_attention_torch_sdpa", SA, "torch.nn.functional.scaled_dot_product_attention",
+            _module("""
+            def forward(self, x):
+                return torch.nn.functional.scaled_dot_product_attention(
+                    self.W_query(x), self.W_key(x), self.W_value(x))
+        """)),
 ]

@@ -144,6 +144,100 @@ CASES = [
                     x = x + layer(x)
                 return x
         '''),
+    wrong("zeroed_values_hide_reversed_heads", WRAP,
+          "nn.init.zeros_ on every head's W_value in __init__ (all outputs 0), heads reversed: "
+          "judged on the module's own weights, the order could not show",
+          f'''{_WRAP_INIT}{_HEADS}
+                for head in self.heads:
+                    nn.init.zeros_(head.W_value.weight)
+
+            def forward(self, x):
+                return torch.cat([head(x) for head in reversed(self.heads)], dim=-1)
+        '''),
+    wrong("wrapper_state_dict_lies", WRAP,
+          "forward returns zeros; state_dict() reports zero W_value weights to match",
+          f'''{_WRAP_INIT}{_HEADS}
+
+            def forward(self, x):
+                width = sum(head.W_value.out_features for head in self.heads)
+                return torch.zeros(*x.shape[:2], width)
+
+            def state_dict(self, *args, **kwargs):
+                found = super().state_dict(*args, **kwargs)
+                for key in found:
+                    if ".W_value." in key:
+                        found[key] = torch.zeros_like(found[key])
+                return found
+        '''),
+    wrong("qkv_bias_hard_coded_on", WRAP, "heads built with qkv_bias=True whatever is asked",
+          f'''{_WRAP_INIT}
+                self.heads = nn.ModuleList(
+                    CausalAttention(d_in, d_out, context_length, dropout, qkv_bias=True)
+                    for _ in range(num_heads))
+
+            def forward(self, x):
+                return torch.cat([head(x) for head in self.heads], dim=-1)
+        '''),
+    wrong("context_length_hard_coded", WRAP, "heads built with context_length=1024 (GPT-2's)",
+          f'''{_WRAP_INIT}
+                self.heads = nn.ModuleList(
+                    CausalAttention(d_in, d_out, 1024, dropout, qkv_bias)
+                    for _ in range(num_heads))
+
+            def forward(self, x):
+                return torch.cat([head(x) for head in self.heads], dim=-1)
+        '''),
+    wrong("wrapper_softmax_without_max_subtraction", WRAP,
+          "each head's attention recomputed with exp(s) / sum(exp(s)): NaN on large scores",
+          f'''{_WRAP_INIT}{_HEADS}
+
+            def forward(self, x):
+                n = x.shape[1]
+                outs = []
+                for head in self.heads:
+                    q, k, v = head.W_query(x), head.W_key(x), head.W_value(x)
+                    scores = (q @ k.transpose(1, 2)) / k.shape[-1] ** 0.5
+                    e = torch.exp(scores).masked_fill(head.mask[:n, :n], 0.0)
+                    outs.append(head.dropout(e / e.sum(dim=-1, keepdim=True)) @ v)
+                return torch.cat(outs, dim=-1)
+        '''),
+    wrong("stack_qkv_bias_not_passed", STACK, "layers built without qkv_bias",
+          f'''{_STACK_INIT}
+                self.layers = nn.ModuleList(
+                    CausalAttention(d_model, d_model, context_length, dropout)
+                    for _ in range(num_layers))
+
+            def forward(self, x):
+                for layer in self.layers:
+                    x = x + layer(x)
+                return x
+        '''),
+    wrong("stack_arguments_swapped", STACK,
+          "CausalAttention(d_model, d_model, context_length, qkv_bias, dropout): dropout and "
+          "qkv_bias swapped",
+          f'''{_STACK_INIT}
+                self.layers = nn.ModuleList(
+                    CausalAttention(d_model, d_model, context_length, qkv_bias, dropout)
+                    for _ in range(num_layers))
+
+            def forward(self, x):
+                for layer in self.layers:
+                    x = x + layer(x)
+                return x
+        '''),
+    wrong("stack_zeroed_values_hide_outer_residual", STACK,
+          "one residual around the whole stack, every W_value zeroed in __init__: judged on "
+          "the module's own weights, every layer output 0 and x + 0 looked right",
+          f'''{_STACK_INIT}{_LAYERS}
+                for layer in self.layers:
+                    nn.init.zeros_(layer.W_value.weight)
+
+            def forward(self, x):
+                h = x
+                for layer in self.layers:
+                    h = layer(h)
+                return x + h
+        '''),
     correct("wrapper_preallocated", WRAP, "fills a preallocated output slice by slice", f'''{_WRAP_INIT}
                 self.d_out = d_out
                 self.heads = nn.ModuleList()

@@ -246,9 +246,10 @@ class Verdict:
             raise self._missing(f"{what} has dtype {found.dtype}; expected {dtype}")
         if found.values is None:
             raise self._missing(f"{what} has {int(np.prod(found.shape))} elements: too many to check")
-        if finite and found.values.dtype.kind == "f" and np.isnan(found.values).any():
-            raise self._missing(f"{what} contains NaN (at index "
-                                f"{tuple(int(i) for i in np.argwhere(np.isnan(found.values))[0])})")
+        if finite and found.values.dtype.kind == "f" and not np.isfinite(found.values).all():
+            where = tuple(int(i) for i in np.argwhere(~np.isfinite(found.values))[0])
+            kind = "NaN" if np.isnan(found.values).any() else "inf"
+            raise self._missing(f"{what} contains {kind} (at index {where})")
         return found
 
     def raises(self, field: str, what: str, error: str = "ValueError",
@@ -257,6 +258,9 @@ class Verdict:
         try:
             found = self.raw(field, what)
         except Missing:
+            return False
+        if isinstance(found, CaseRaised):  # raised before this call was made: not its answer
+            self.fail(f"{what}: {self._raised(found)} before the call was made")
             return False
         if not isinstance(found, data.Raised):
             shown = "None" if found is None else repr(found)[:200]

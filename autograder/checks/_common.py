@@ -55,7 +55,12 @@ def future_changed(x, t: int, seed: int):
     changed = x.clone() if hasattr(x, "clone") else x.copy()
     tail = changed[..., t + 1:, :]
     noise = normal(seed, tuple(tail.shape), np.float64, stream=5000, scale=3.0)
-    changed[..., t + 1:, :] = noise.astype(np.float32) if hasattr(x, "clone") else noise
+    if hasattr(x, "clone"):
+        import torch
+
+        changed[..., t + 1:, :] = torch.from_numpy(noise).to(x.dtype)
+    else:
+        changed[..., t + 1:, :] = noise
     return changed
 
 
@@ -65,8 +70,10 @@ def judge_causal(verdict, field: str, changed_field: str, shape: tuple[int, ...]
     agree at every position ``<= t`` (the second-last axis): nothing reads the future."""
     out = verdict.array_of(field, shape, what)
     changed = verdict.array_of(changed_field, shape, f"{what} with the tokens after {t} changed")
-    gap = float(np.max(np.abs(out.values[..., :t + 1, :] - changed.values[..., :t + 1, :])))
-    if gap <= 1e-5 * max(1.0, float(np.max(np.abs(out.values)))):
+    before = out.values.astype(np.float64)
+    after = changed.values.astype(np.float64)
+    gap = float(np.max(np.abs(before[..., :t + 1, :] - after[..., :t + 1, :]), initial=0.0))
+    if gap <= 1e-5 * max(1.0, float(np.max(np.abs(before), initial=0.0))):
         verdict.ok(field)
         verdict.ok(changed_field)
     else:

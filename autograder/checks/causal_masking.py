@@ -1,4 +1,14 @@
-"""Hidden checks for 03-causal-masking (PyTorch)."""
+"""Hidden checks for 03-causal-masking (PyTorch).
+
+Every size, input and weight is a pure function of the case and its seed (``_common``). The
+grader loads its own weights into the student's ``CausalAttention`` by the contract's
+attribute paths; the judge rebuilds them and compares the answers with
+``autograder.reference.causal_masking``. Structure is tested through behaviour: the mask
+buffer by a forward pass after ``module.to("meta")``, registered parameters by a float64
+forward after ``module.to(torch.float64)``, dropout by a train-mode forward under a seed.
+Structure facts the student process reports (buffer names, ``self.dropout``) are judged only
+in a case whose behaviour is judged too.
+"""
 
 from __future__ import annotations
 
@@ -7,387 +17,397 @@ import torch
 
 from autograder import data
 from autograder.checks import Check, Student, Verdict
+from autograder.checks._common import future_changed, integer, judge_causal, linear, randn, rng, uniform
 
 ASSIGNMENT = "03-causal-masking"
 
+CM = "causal_mask"
 CA = "CausalAttention"
+PROJ = ("W_query", "W_key", "W_value")
+
+MASK_HINT = "True strictly above the diagonal (torch.triu(..., diagonal=1))"
+# torch's own float32 CPU attention kernel is off by up to ~2e-4 (relative) on exact ties
+# of scores around 1e4; the extreme cases are about overflow (NaN), not the last digits.
+EXTREME_TOLERANCE = 2e-3
+STABLE_HINT = ("with scores around 1e4, exp(score) overflows: subtract each row's max before "
+               "exp (torch.softmax does)")
 
 
-def _randn(seed: int, shape: tuple[int, ...]) -> torch.Tensor:
-    return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+def _label(case: tuple) -> str:
+    return case[0]
+
+
+def _size(seed: int, spec, stream: int) -> int:
+    return spec if isinstance(spec, int) else integer(seed, spec[0], spec[1], stream)
 
 
 # --- causal_mask ----------------------------------------------------------------------------
 
-causal_mask_basics = Check("causal_mask_basics", exercise="causal_mask")
+def _mask_size(case: tuple, seed: int) -> int:
+    return _size(seed, case[1], 0)
 
 
-@causal_mask_basics.observe
-def _(student: Student) -> dict:
-    return {"mask": student.call("causal_mask", 4)}
+def _observe_mask(student: Student, case: tuple, seed: int) -> dict:
+    return {"mask": student.call(CM, _mask_size(case, seed))}
 
 
-@causal_mask_basics.judge
-def _(seen: dict, verdict: Verdict) -> None:
+def _judge_mask(verdict: Verdict, case: tuple, seed: int) -> None:
     from autograder.reference.causal_masking import reference_mask
 
-    verdict.array(seen["mask"], reference_mask(4), "causal_mask(4)", dtype="bool",
-                  library="torch", variants={"torch.tril (True on and below the diagonal): True "
-                                             "must mean hidden, the future": ~reference_mask(4)},
-                  hint="True strictly above the diagonal (torch.triu(..., diagonal=1))")
+    n = _mask_size(case, seed)
+    expected = reference_mask(n)
+    verdict.array("mask", expected, f"{CM}({n})", dtype="bool", library="torch",
+                  variants={"torch.tril (True on and below the diagonal): True must mean hidden, "
+                            "the future": ~expected,
+                            "a mask that also hides the diagonal (diagonal=0): every token must "
+                            "see itself": np.triu(np.ones((n, n), dtype=bool))},
+                  hint=MASK_HINT)
 
 
-MASK_SIZES = [1, 2, 5, 13]
-
-causal_mask_sizes = Check("causal_mask_sizes", exercise="causal_mask")
-
-
-@causal_mask_sizes.observe
-def _(student: Student) -> dict:
-    return {str(n): student.call("causal_mask", n) for n in MASK_SIZES}
+def _mask_check(grade_id: str, cases: list[tuple]) -> Check:
+    check = Check(grade_id, exercise=CM, cases=cases, label=_label)
+    check.observe(_observe_mask)
+    check.judge(_judge_mask)
+    return check
 
 
-@causal_mask_sizes.judge
-def _(seen: dict, verdict: Verdict) -> None:
-    from autograder.reference.causal_masking import reference_mask
+causal_mask_basics = _mask_check("causal_mask_basics", [
+    ("causal_mask(3), the visible call", 3), ("causal_mask(4)", 4),
+    ("causal_mask of a size drawn from the seed", (2, 12)),
+])
 
-    for n in MASK_SIZES:
-        expected = reference_mask(n)
-        verdict.array(seen[str(n)], expected, f"causal_mask({n})", dtype="bool", library="torch",
-                      variants={"a mask that also hides the diagonal (diagonal=0): every token "
-                                "must see itself": np.triu(np.ones((n, n), dtype=bool))},
-                      hint="True strictly above the diagonal (torch.triu(..., diagonal=1))")
+causal_mask_sizes = _mask_check("causal_mask_sizes", [
+    ("causal_mask(1)", 1), ("causal_mask(2)", 2), ("a small seeded size", (3, 9)),
+    ("a larger seeded size", (10, 40)),
+])
 
 
 # --- CausalAttention ------------------------------------------------------------------------
+#
+# A case: (label, kind, d_in, d_out, context_length, dropout, qkv_bias, sizes). Sizes are
+# ints or (low, high) ranges drawn from the seed; dropout is a float or a (low, high) range;
+# qkv_bias None leaves it to the default; sizes are [(batch, num_tokens), ...] where
+# num_tokens "ctx" is context_length and larger draws are capped at it. Kinds:
+#   "visible"  the visible cell's calls (keyword arguments, shorter input, future, too long,
+#              and its structure asserts as claims),
+#   "eval"     outputs in eval mode,       "extreme"  integer weights, scores around 1e4,
+#   "float64"  after .to(torch.float64),    "meta"     after .to("meta"), plus claims,
+#   "errors"   too many tokens (and one valid call), "future" causality,
+#   "dropout"  train mode under torch.manual_seed.
 
-CASES = {  # name: (seed, d_in, d_out, context_length, dropout, qkv_bias, input shapes)
-    "CausalAttention(3, 2, context_length=6, dropout=0.0)":
-        (41, 3, 2, 6, 0.0, False, [(2, 6, 3), (1, 4, 3), (2, 1, 3)]),
-    "CausalAttention(5, 4, context_length=8, dropout=0.3, qkv_bias=True) in eval mode":
-        (42, 5, 4, 8, 0.3, True, [(2, 8, 5), (3, 5, 5)]),
-    "CausalAttention(4, 7, context_length=5, dropout=0.5) in eval mode":
-        (43, 4, 7, 5, 0.5, False, [(1, 5, 4), (1, 2, 4)]),
-}
-
-
-def _build(student: Student, seed: int, d_in, d_out, context_length, dropout, qkv_bias):
-    torch.manual_seed(seed)
-    return student.get(CA)(d_in, d_out, context_length, dropout, qkv_bias=qkv_bias)
-
-
-def _state(module) -> dict:
-    return {k: data.encode(v) for k, v in module.state_dict().items()
-            if k.startswith(("W_query.", "W_key.", "W_value."))}
-
-
-def _observe_outputs(student: Student, cases: dict) -> dict:
-    seen = {}
-    for name, (seed, d_in, d_out, ctx, p, bias, shapes) in cases.items():
-        try:
-            module = _build(student, seed, d_in, d_out, ctx, p, bias)
-            module.eval()
-            record = {"state": _state(module), "outputs": {}}
-        except Exception as exc:  # student code may raise anything
-            seen[name] = {"error": data.error(exc)}
-            continue
-        with torch.no_grad():
-            for i, shape in enumerate(shapes):
-                x = _randn(seed + 100 + i, shape)
-                record["outputs"][str(shape)] = Student.attempt(lambda x=x, m=module: m(x))
-        seen[name] = record
-    return seen
-
-
-def _weights(verdict: Verdict, record: dict, name: str) -> dict | None:
-    if "error" in record:
-        verdict.value(record["error"], f"{name} (building the module)")
-        return None
-    decoded = {k: data.decode(v) for k, v in record["state"].items()}
-    missing = [f"{p}.weight" for p in ("W_query", "W_key", "W_value")
-               if f"{p}.weight" not in decoded]
-    if missing:
-        verdict.fail(f"{name}: no {', '.join(missing)} in the state_dict: W_query, W_key and "
-                     "W_value should be nn.Linear(d_in, d_out, bias=qkv_bias)")
-        return None
-    return {k: v.values for k, v in decoded.items() if isinstance(v, data.Array)}
+def _ca_setup(case: tuple, seed: int) -> dict:
+    _, kind, d_in, d_out, ctx, dropout, bias, sizes = case
+    d_in, d_out, ctx = _size(seed, d_in, 1), _size(seed, d_out, 2), _size(seed, ctx, 3)
+    if kind == "extreme":
+        d_out = 4  # sqrt(d_out) = 2: the scaled scores stay exact
+    p = dropout if isinstance(dropout, float) else round(uniform(seed, *dropout), 2)
+    weights = {}
+    for stream, name in enumerate(PROJ):
+        weights.update(linear(seed, name, d_in, d_out, bool(bias), stream=stream))
+    if kind == "extreme":
+        weights["W_query.weight"] = _integers(seed, (d_out, d_in), 10, 100.0)
+        weights["W_key.weight"] = _integers(seed, (d_out, d_in), 11)
+        if bias:
+            weights["W_query.bias"] = _integers(seed, (d_out,), 12, 100.0)
+            weights["W_key.bias"] = _integers(seed, (d_out,), 13)
+    xs = []
+    for i, (b, n) in enumerate(sizes):
+        n = ctx if n == "ctx" else min(ctx, _size(seed, n, 21 + 2 * i))
+        shape = (_size(seed, b, 20 + 2 * i), n, d_in)
+        x = _integers(seed, shape, 30 + i) if kind == "extreme" else randn(seed, shape, 30 + i)
+        xs.append(x.to(torch.float64) if kind == "float64" else x)
+    setup = {"d_in": d_in, "d_out": d_out, "ctx": ctx, "p": p, "bias": bias,
+             "weights": weights, "xs": xs}
+    if kind == "visible":
+        x = xs[0]
+        setup["t"] = 2
+        setup["changed"] = _future(x, 2, seed)
+        setup["too long"] = randn(seed, (1, ctx + 1, d_in), 40)
+    if kind == "errors":
+        setup["too long"] = [randn(seed, (1, ctx + 1, d_in), 40),
+                             randn(seed, (2, ctx + integer(seed, 2, 9, 4), d_in), 41)]
+    if kind == "future":
+        n = xs[0].shape[1]
+        setup["t"] = integer(seed, 0, n - 2, 5)
+        setup["changed"] = _future(xs[0], setup["t"], seed)
+    return setup
 
 
-def _explain(verdict: Verdict, seen, what: str, num_tokens: int, context_length: int) -> bool:
-    """Name the likely cause of a crash or of NaN outputs; True when the output was explained."""
-    found = data.decode(seen)
-    if isinstance(found, data.Raised) and found.type != "NotImplementedError" \
-            and num_tokens < context_length:
-        verdict.fail(f"{what} raised {found.type}: {found.message}. With num_tokens = "
-                     f"{num_tokens} < context_length = {context_length}, is the mask sliced to "
-                     "[:num_tokens, :num_tokens]?")
-        return True
-    if isinstance(found, data.Array) and found.values is not None \
-            and np.isnan(found.values).any():
-        verdict.fail(f"{what} contains NaN: a row of the weights had every score at -inf (does "
-                     "the mask hide the diagonal or the past, i.e. is True meant as hidden?), or "
-                     "dropout multiplied a -inf score by 0 (dropout belongs after the softmax)")
-        return True
-    return False
+def _future(x: torch.Tensor, t: int, seed: int) -> torch.Tensor:
+    """``_common.future_changed`` through NumPy: its torch branch assigns a NumPy array into
+    a tensor, which torch rejects (reported to the lead)."""
+    return torch.from_numpy(future_changed(x.numpy(), t, seed).astype(np.float32))
 
 
-def _judge_outputs(verdict: Verdict, seen: dict, cases: dict) -> None:
-    from autograder.reference.causal_masking import eval_bugs, reference_causal_attention
-
-    for name, (seed, _, _, ctx, p, bias, shapes) in cases.items():
-        state = _weights(verdict, seen[name], name)
-        if state is None:
-            continue
-        if any((f"{proj}.bias" in state) != bias for proj in ("W_query", "W_key", "W_value")):
-            verdict.fail(f"{name}: the projections should have bias={bias}: pass "
-                         "bias=qkv_bias to nn.Linear")
-            continue
-        for i, shape in enumerate(shapes):
-            x = _randn(seed + 100 + i, shape)
-            hint = "weights = softmax(masked scores / sqrt(d_out)), hidden scores set to -inf"
-            if shape[1] < ctx:
-                hint += f"; with {shape[1]} < context_length = {ctx} tokens, slice the mask " \
-                        "to [:num_tokens, :num_tokens]"
-            if p > 0:
-                hint += "; in eval mode self.dropout must do nothing (use nn.Dropout, " \
-                        "not F.dropout with training=True)"
-            what = f"{name} on x of shape {shape}"
-            if _explain(verdict, seen[name]["outputs"][str(shape)], what, shape[1], ctx):
-                continue
-            verdict.array(seen[name]["outputs"][str(shape)], reference_causal_attention(x, state),
-                          f"{name} on x of shape {shape}", atol=2e-5, rtol=1e-4,
-                          dtype="float32", library="torch", variants=eval_bugs(x, state),
-                          hint=hint)
+def _integers(seed: int, shape: tuple[int, ...], stream: int, scale: float = 1.0):
+    """Integers in [-3, 3] times ``scale`` as float32: sums of products stay exact."""
+    values = rng(seed, 6000 + stream).integers(-3, 4, shape) * scale
+    return torch.from_numpy(values.astype(np.float32))
 
 
-causal_attention_basics = Check("causal_attention_basics", exercise=CA)
-BASIC_CASES = dict(list(CASES.items())[:1])
-
-
-@causal_attention_basics.observe
-def _(student: Student) -> dict:  # what the visible tests assert, observed the hidden way
-    return {"outputs": _observe_outputs(student, BASIC_CASES),
-            "module": causal_attention_buffer._observe(student),
-            "errors": causal_attention_errors._observe(student)}
-
-
-@causal_attention_basics.judge
-def _(seen: dict, verdict: Verdict) -> None:
-    _judge_outputs(verdict, seen["outputs"], BASIC_CASES)
-    module = seen["module"]
-    what = "CausalAttention(4, 3, context_length=7, dropout=0.1)"
-    if "error" in module:
-        verdict.value(module["error"], f"{what} (building the module)")
+def _ca_what(case: tuple, s: dict) -> str:
+    if case[1] == "visible":
+        args = f"{s['d_in']}, {s['d_out']}, context_length={s['ctx']}, dropout={s['p']}"
     else:
-        if "mask" not in module["buffers"]:
-            verdict.fail(f"{what}: no buffer named 'mask': register it with "
-                         "self.register_buffer('mask', ...)")
-        if module["dropout"] != "Dropout":
-            verdict.fail(f"{what}: self.dropout is a {module['dropout']}; expected nn.Dropout")
-    causal_attention_errors._judge(seen["errors"], verdict)
+        args = f"{s['d_in']}, {s['d_out']}, {s['ctx']}, {s['p']}"
+    if s["bias"] is not None:
+        args += f", qkv_bias={s['bias']}"
+    notes = {"extreme": " with integer weights (scores around 1e4)",
+             "float64": ".to(torch.float64) on float64 input",
+             "dropout": " in train mode", "meta": ".to('meta')"}
+    return f"{CA}({args})" + notes.get(case[1], " in eval mode")
 
 
-causal_attention_values = Check("causal_attention_values", exercise=CA)
-MORE_CASES = dict(list(CASES.items())[1:])
+def _train_seed(seed: int) -> int:
+    return seed + 1
 
 
-@causal_attention_values.observe
-def _(student: Student) -> dict:
-    seen = _observe_outputs(student, MORE_CASES)
-    try:  # the whole module in float64: the mask must follow .to()
-        module = _build(student, 44, 3, 5, 6, 0.0, False).to(torch.float64).eval()
-        seen["float64"] = {"state": _state(module)}
-        with torch.no_grad():
-            x = _randn(144, (2, 6, 3)).to(torch.float64)
-            seen["float64"]["output"] = Student.attempt(lambda: module(x))
-    except Exception as exc:  # student code may raise anything
-        seen["float64"] = {"error": data.error(exc)}
-    return seen
-
-
-@causal_attention_values.judge
-def _(seen: dict, verdict: Verdict) -> None:
-    from autograder.reference.causal_masking import reference_causal_attention
-
-    _judge_outputs(verdict, seen, MORE_CASES)
-    what = "CausalAttention(3, 5, 6, 0.0).to(torch.float64) on float64 input"
-    state = _weights(verdict, seen["float64"], what)
-    if state is not None:
-        x = _randn(144, (2, 6, 3)).to(torch.float64)
-        verdict.array(seen["float64"]["output"], reference_causal_attention(x, state), what,
-                      atol=1e-9, rtol=1e-7, dtype="float64", library="torch",
-                      hint="after module.to(torch.float64) every parameter and buffer is "
-                           "float64; the forward pass must not hard-code float32")
-
-
-causal_attention_buffer = Check("causal_attention_buffer", exercise=CA)
-
-
-@causal_attention_buffer.observe
-def _(student: Student) -> dict:
-    try:
-        module = _build(student, 51, 4, 3, 7, 0.1, False)
-        seen = {"buffers": {k: data.encode(v) for k, v in module.named_buffers()},
-                "parameters": [k for k, _ in module.named_parameters()],
-                "attribute": type(getattr(module, "mask", None)).__name__,
-                "dropout": type(getattr(module, "dropout", None)).__name__,
-                "p": data.encode(getattr(getattr(module, "dropout", None), "p", None))}
-        moved = module.to("meta")
-        seen["moved"] = str(getattr(getattr(moved, "mask", None),
-                                                            "device", None))
-        return seen
-    except Exception as exc:  # student code may raise anything
-        return {"error": data.error(exc)}
-
-
-@causal_attention_buffer.judge
-def _(seen: dict, verdict: Verdict) -> None:
-    what = "CausalAttention(4, 3, context_length=7, dropout=0.1)"
-    if "error" in seen:
-        verdict.value(seen["error"], f"{what} (building the module)")
-        return
-    if "mask" in seen["parameters"]:
-        verdict.fail(f"{what}: mask is an nn.Parameter; it should be a buffer "
-                     "(self.register_buffer('mask', ...)): the optimizer must never see it")
-    buffers = {k: data.decode(v) for k, v in seen["buffers"].items()}
-    if "mask" not in buffers:
-        verdict.fail(f"{what}: no buffer named 'mask' (found buffers {sorted(buffers)}; "
-                     f"self.mask is a {seen['attribute']}): register it with "
-                     "self.register_buffer('mask', ...) so that it moves with .to()")
-    else:
-        mask = buffers["mask"]
-        if not isinstance(mask, data.Array) or mask.shape != (7, 7):
-            verdict.fail(f"{what}: the mask buffer should have shape (context_length, "
-                         f"context_length) = (7, 7); found {mask!r}")
-        elif mask.dtype != "bool" and not mask.dtype.startswith(("float", "bfloat")):
-            verdict.fail(f"{what}: the mask buffer has dtype {mask.dtype}; expected bool "
-                         "(or float 0/1)")
-        device = seen["moved"]
-        if device != "meta":
-            verdict.fail(f"{what}: after module.to('meta') self.mask is on {device}; a "
-                         "registered buffer moves with the module (a plain tensor attribute "
-                         "stays behind)")
-    if seen["dropout"] != "Dropout":
-        verdict.fail(f"{what}: self.dropout is a {seen['dropout']}; expected "
-                     "nn.Dropout(dropout)")
-    else:
-        verdict.equal(seen["p"], 0.1, f"{what}: self.dropout.p",
-                      hint="self.dropout = nn.Dropout(dropout)")
-
-
-causal_attention_errors = Check("causal_attention_errors", exercise=CA)
-
-
-@causal_attention_errors.observe
-def _(student: Student) -> dict:
-    try:
-        module = _build(student, 61, 3, 2, 4, 0.0, False)
-    except Exception as exc:  # student code may raise anything
-        return {"error": data.error(exc), "too long": data.error(exc)}
-    seen = {"too long": Student.attempt(lambda: module(_randn(161, (2, 5, 3))))}
-    seen["much too long"] = Student.attempt(lambda: module(_randn(162, (1, 9, 3))))
-    return seen
-
-
-@causal_attention_errors.judge
-def _(seen: dict, verdict: Verdict) -> None:
-    if "error" in seen:
-        verdict.value(seen["error"], "CausalAttention(3, 2, context_length=4, dropout=0.0)")
-        return
-    for key, n in (("too long", 5), ("much too long", 9)):
-        verdict.raises(seen[key], f"CausalAttention(3, 2, context_length=4, dropout=0.0) on "
-                       f"{n} tokens", "ValueError", mentions="context_length")
-
-
-causal_attention_future = Check("causal_attention_future", exercise=CA)
-FUTURE = [(71, 2, 9, 4), (72, 1, 6, 0)]  # (seed, batch, num_tokens, t): change x after t
-
-
-def _future_inputs(seed, batch, n, t):
-    x = _randn(seed, (batch, n, 4))
-    changed = x.clone()
-    changed[:, t + 1:] = _randn(seed + 1, (batch, n - t - 1, 4)) * 3
-    return x, changed
-
-
-@causal_attention_future.observe
-def _(student: Student) -> dict:
-    seen = {}
-    try:
-        module = _build(student, 70, 4, 3, 10, 0.0, False).eval()
-    except Exception as exc:  # student code may raise anything
-        return {"error": data.error(exc)}
+def _forward(module, x):
     with torch.no_grad():
-        for seed, batch, n, t in FUTURE:
-            x, changed = _future_inputs(seed, batch, n, t)
-            seen[str(seed)] = [Student.attempt(lambda x=x: module(x)),
-                               Student.attempt(lambda c=changed: module(c))]
-    return seen
+        return module(x)
 
 
-@causal_attention_future.judge
-def _(seen: dict, verdict: Verdict) -> None:
-    if "error" in seen:
-        verdict.value(seen["error"], "CausalAttention(4, 3, context_length=10, dropout=0.0)")
-        return
-    for seed, batch, n, t in FUTURE:
-        what = f"CausalAttention on {n} tokens"
-        before = verdict.value(seen[str(seed)][0], what)
-        after = verdict.value(seen[str(seed)][1], what)
-        if not isinstance(before, data.Array) or not isinstance(after, data.Array) \
-                or before.values is None or after.values is None \
-                or before.shape != (batch, n, 3) or after.shape != (batch, n, 3):
-            verdict.fail(f"{what}: expected outputs of shape ({batch}, {n}, 3), found "
-                         f"{before!r} and {after!r}")
-            continue
-        change = np.abs(before.values[:, :t + 1] - after.values[:, :t + 1]).max()
-        if change > 1e-6:
-            verdict.fail(f"{what}: changing the tokens after position {t} changed the outputs "
-                         f"at positions 0..{t} by up to {change:.3g}; expected no change. "
-                         "The future is leaking: are the hidden scores set to -inf (not 0), "
-                         "and does True in the mask mean hidden?")
-        if np.abs(before.values[:, t + 1:] - after.values[:, t + 1:]).max() < 1e-6:
-            verdict.fail(f"{what}: changing the tokens after position {t} did not change the "
-                         "outputs there either: is the input used at all?")
-
-
-causal_attention_dropout = Check("causal_attention_dropout", exercise=CA)
-DROPOUT = [(81, 0.5, (2, 5, 3)), (82, 0.2, (1, 6, 3))]  # (seed, p, input shape)
-
-
-@causal_attention_dropout.observe
-def _(student: Student) -> dict:
+def _observe_ca(student: Student, case: tuple, seed: int) -> dict:
+    kind = case[1]
+    s = _ca_setup(case, seed)
+    kwargs = {} if s["bias"] is None else {"qkv_bias": s["bias"]}
+    if kind == "visible":
+        args = (s["d_in"], s["d_out"])
+        kwargs.update(context_length=s["ctx"], dropout=s["p"])
+    else:
+        args = (s["d_in"], s["d_out"], s["ctx"], s["p"])
+    module = student.build(CA, args, kwargs, weights=s["weights"], seed=seed)
     seen = {}
-    for seed, p, shape in DROPOUT:
-        try:
-            module = _build(student, seed, 3, 4, 6, p, False)
-            module.train()
-            record = {"state": _state(module)}
-            x = _randn(seed + 100, shape)
-            torch.manual_seed(seed + 200)
-            record["output"] = Student.attempt(lambda x=x, m=module: m(x))
-        except Exception as exc:  # student code may raise anything
-            record = {"error": data.error(exc)}
-        seen[str(seed)] = record
+    if kind == "dropout":
+        module.train()
+        for i, x in enumerate(s["xs"]):
+            torch.manual_seed(_train_seed(seed) + i)
+            seen[f"out {i}"] = Student.attempt(lambda x=x: _forward(module, x))
+        return seen
+    module.eval()
+    if kind in ("visible", "meta"):  # structure facts, judged with behaviour in this case
+        seen["mask buffer"] = Student.attempt(lambda: "mask" in dict(module.named_buffers()))
+        seen["dropout"] = Student.attempt(lambda: type(module.dropout).__name__)
+    if kind == "meta":
+        seen["mask parameter"] = Student.attempt(
+            lambda: "mask" in dict(module.named_parameters()))
+        seen["mask shape"] = Student.attempt(
+            lambda: list(dict(module.named_buffers())["mask"].shape))
+        seen["mask dtype"] = Student.attempt(
+            lambda: str(dict(module.named_buffers())["mask"].dtype).replace("torch.", ""))
+        seen["dropout p"] = Student.attempt(lambda: module.dropout.p)
+
+        def on_meta(x):
+            out = _forward(module.to("meta"), torch.empty(x.shape, device="meta"))
+            return [str(out.device), *(int(n) for n in out.shape)]
+
+        seen["meta"] = Student.attempt(lambda: on_meta(s["xs"][0]))
+        return seen
+    if kind == "float64":
+        module.to(torch.float64)
+    for i, x in enumerate(s["xs"]):
+        seen[f"out {i}"] = Student.attempt(lambda x=x: _forward(module, x))
+    if "changed" in s:
+        seen["changed"] = Student.attempt(lambda: _forward(module, s["changed"]))
+    if kind == "visible":
+        seen["too long"] = Student.attempt(lambda: _forward(module, s["too long"]))
+    if kind == "errors":
+        for i, x in enumerate(s["too long"]):
+            seen[f"too long {i}"] = Student.attempt(lambda x=x: _forward(module, x))
     return seen
 
 
-@causal_attention_dropout.judge
-def _(seen: dict, verdict: Verdict) -> None:
-    from autograder.reference.causal_masking import reference_train_output, train_bugs
+def _explain(verdict: Verdict, field: str, what: str, num_tokens: int, ctx: int) -> None:
+    """After a failure of ``field``, name the likely cause of a crash or of NaN outputs (never
+    evidence: the failure is already recorded)."""
+    seen = verdict.seen
+    if not isinstance(seen, dict) or field not in seen:
+        return
+    try:
+        found = data.decode(seen[field])
+    except (data.Malformed, ValueError, TypeError):
+        return
+    if isinstance(found, data.Raised) and found.type != "NotImplementedError" \
+            and num_tokens < ctx:
+        verdict.fail(f"{what}: with num_tokens = {num_tokens} < context_length = {ctx}, is the "
+                     "mask sliced to [:num_tokens, :num_tokens]?")
+    if isinstance(found, data.Array) and found.values is not None \
+            and found.values.dtype.kind == "f" and np.isnan(found.values).any():
+        verdict.fail(f"{what} contains NaN: a row of the weights had every score at -inf (does "
+                     "the mask hide the diagonal or the past, i.e. is True meant as hidden?), "
+                     "dropout multiplied a -inf score by 0 (dropout belongs after the softmax), "
+                     "or exp overflowed (subtract the row max)")
 
-    for seed, p, shape in DROPOUT:
-        what = f"CausalAttention(3, 4, 6, dropout={p}) in train mode after " \
-               f"torch.manual_seed({seed + 200})"
-        state = _weights(verdict, seen[str(seed)], what)
-        if state is None:
-            continue
-        x = _randn(seed + 100, shape)
-        if _explain(verdict, seen[str(seed)]["output"], what, shape[1], 6):
-            continue
-        verdict.array(seen[str(seed)]["output"],
-                      reference_train_output(x, state, p, seed + 200), what, atol=2e-5,
-                      rtol=1e-4, dtype="float32", library="torch",
-                      variants=train_bugs(x, state, p, seed + 200),
-                      hint="apply self.dropout once, to the attention weights right after the "
-                           "softmax, and to nothing else")
+
+def _judge_outputs(verdict: Verdict, case: tuple, seed: int, s: dict, what: str) -> None:
+    from autograder.reference.causal_masking import (
+        eval_bugs,
+        reference_causal_attention,
+        reference_train_output,
+        train_bugs,
+    )
+
+    kind = case[1]
+    float64 = kind == "float64"
+    tolerance = EXTREME_TOLERANCE if kind == "extreme" else 2e-5
+    for i, x in enumerate(s["xs"]):
+        n = x.shape[1]
+        hint = ("weights = softmax(masked scores / sqrt(d_out)), hidden scores set to -inf, "
+                "with the loaded W_query, W_key, W_value")
+        if n < s["ctx"]:
+            hint += (f"; with {n} < context_length = {s['ctx']} tokens, slice the mask to "
+                     "[:num_tokens, :num_tokens]")
+        if kind == "dropout":
+            train_seed = _train_seed(seed) + i
+            expected = reference_train_output(x, s["weights"], s["p"], train_seed)
+            variants = train_bugs(x, s["weights"], s["p"], train_seed)
+            hint = ("apply self.dropout once, to the attention weights right after the softmax, "
+                    "and to nothing else (self.dropout = nn.Dropout(dropout))")
+            call = f"{what} after torch.manual_seed({train_seed})"
+        else:
+            expected = reference_causal_attention(x, s["weights"])
+            variants = eval_bugs(x, s["weights"])
+            if s["p"] > 0:
+                hint += ("; in eval mode self.dropout must do nothing (use nn.Dropout, not "
+                         "F.dropout with training=True)")
+            if float64:
+                hint = ("after module.to(torch.float64) every parameter and buffer is float64: "
+                        "are W_query, W_key, W_value registered nn.Linear modules, and is "
+                        "nothing cast to float32?")
+            if kind == "extreme":
+                hint = STABLE_HINT
+            if s["bias"] is None:
+                hint += "; qkv_bias defaults to False: no projection has a bias"
+            call = what
+        call = f"{call} on x of shape {tuple(x.shape)}"
+        if not verdict.array(f"out {i}", expected, call, atol=1e-10 if float64 else tolerance,
+                             rtol=1e-9 if float64 else max(tolerance, 1e-4),
+                             dtype="float64" if float64 else "float32", library="torch",
+                             variants=variants, hint=hint):
+            _explain(verdict, f"out {i}", call, n, s["ctx"])
+
+
+def _judge_ca(verdict: Verdict, case: tuple, seed: int) -> None:
+    kind = case[1]
+    s = _ca_setup(case, seed)
+    what = _ca_what(case, s)
+    if kind == "meta":
+        _judge_meta(verdict, s, what)
+        return
+    if kind != "future":  # the future check judges the property alone
+        _judge_outputs(verdict, case, seed, s, what)
+    b, n = s["xs"][0].shape[:2]
+    if "changed" in s:
+        for field in ("out 0", "changed"):  # float answers only: judge_causal subtracts them
+            verdict.array_of(field, (b, n, s["d_out"]), what, dtype="float32")
+        judge_causal(verdict, "out 0", "changed", (b, n, s["d_out"]), s["t"], what)
+    if kind == "future":
+        _judge_future_used(verdict, s, what)
+    if kind == "visible":
+        verdict.raises("too long", f"{what} on {s['ctx'] + 1} tokens", "ValueError",
+                       mentions="context_length")
+        verdict.equal("mask buffer", True, f"{what}: 'mask' is among named_buffers()",
+                      hint="register it with self.register_buffer('mask', ...)")
+        verdict.equal("dropout", "Dropout", f"{what}: the type of self.dropout",
+                      hint="self.dropout = nn.Dropout(dropout)")
+    if kind == "errors":
+        for i, x in enumerate(s["too long"]):
+            verdict.raises(f"too long {i}", f"{what} on {x.shape[1]} tokens", "ValueError",
+                           mentions="context_length")
+
+
+def _judge_future_used(verdict: Verdict, s: dict, what: str) -> None:
+    """The outputs after t must change with the inputs there (a constant is causal too)."""
+    t = s["t"]
+    b, n = s["xs"][0].shape[:2]
+    out = verdict.array_of("out 0", (b, n, s["d_out"]), what)
+    changed = verdict.array_of("changed", (b, n, s["d_out"]), what)
+    with np.errstate(invalid="ignore"):
+        unchanged = np.abs(out.values[:, t + 1:] - changed.values[:, t + 1:]).max() < 1e-6
+    if unchanged:
+        verdict.fail(f"{what}: changing the tokens after position {t} did not change the outputs "
+                     "there either: is the input used at all?")
+
+
+def _judge_meta(verdict: Verdict, s: dict, what: str) -> None:
+    b, n = s["xs"][0].shape[:2]
+    verdict.equal("meta", ["meta", b, n, s["d_out"]],
+                  f"{what}: the device and shape of the output on a meta input of shape "
+                  f"({b}, {n}, {s['d_in']}) (a registered buffer moves with .to('meta'); a "
+                  "plain tensor attribute, or a mask built on the CPU in forward, stays behind)",
+                  hint="a registered buffer moves with the module; a plain tensor attribute (or "
+                       "a mask built in forward on the CPU) stays behind: use "
+                       "self.register_buffer('mask', ...) and slice it to [:n, :n]")
+    verdict.equal("mask buffer", True, f"{what}: 'mask' is among named_buffers()",
+                  hint="register it with self.register_buffer('mask', ...) so that it moves "
+                       "with .to()")
+    verdict.equal("mask parameter", False, f"{what}: 'mask' is among named_parameters()",
+                  hint="the mask is a buffer (self.register_buffer), not an nn.Parameter: the "
+                       "optimizer must never see it")
+    verdict.equal("mask shape", [s["ctx"], s["ctx"]], f"{what}: the shape of the mask buffer",
+                  hint="the buffer is (context_length, context_length); forward slices it")
+    dtype = verdict.value("mask dtype", f"{what}: the dtype of the mask buffer", str)
+    if dtype == "bool" or dtype.startswith(("float", "bfloat")):
+        verdict.ok("mask dtype")
+    else:
+        verdict.fail(f"{what}: the mask buffer has dtype {dtype}; expected bool (or float 0/1)")
+    verdict.equal("dropout", "Dropout", f"{what}: the type of self.dropout",
+                  hint="self.dropout = nn.Dropout(dropout)")
+    verdict.equal("dropout p", s["p"], f"{what}: self.dropout.p",
+                  hint="self.dropout = nn.Dropout(dropout)")
+
+
+def _ca_check(grade_id: str, cases: list[tuple]) -> Check:
+    check = Check(grade_id, exercise=CA, cases=cases, label=_label)
+    check.observe(_observe_ca)
+    check.judge(_judge_ca)
+    return check
+
+
+causal_attention_basics = _ca_check("causal_attention_basics", [
+    ("CausalAttention(3, 2, context_length=6, dropout=0.0), the visible calls", "visible", 3, 2,
+     6, 0.0, None, [(2, "ctx"), (2, 4)]),
+    ("CausalAttention of sizes drawn from the seed", "eval", (2, 6), (1, 6), (3, 9), 0.0, None,
+     [((1, 3), "ctx"), ((1, 3), (1, 8))]),
+])
+
+causal_attention_values = _ca_check("causal_attention_values", [
+    ("CausalAttention with qkv_bias=True and dropout, in eval mode", "eval", (3, 7), (2, 6),
+     (5, 9), (0.2, 0.6), True, [((2, 3), "ctx"), ((1, 3), (2, 8))]),
+    ("CausalAttention with qkv_bias=False", "eval", (2, 5), (5, 9), (4, 7), (0.3, 0.7), False,
+     [(1, "ctx"), (1, (1, 3))]),
+    ("CausalAttention, default qkv_bias, one token", "eval", (2, 6), (2, 6), (2, 6), 0.0, None,
+     [((1, 3), 1), ((1, 2), (2, 6))]),
+    ("CausalAttention with extreme scores", "extreme", (3, 6), 4, (4, 8), 0.0, True,
+     [((1, 3), "ctx"), (1, (2, 8))]),
+    ("CausalAttention in float64", "float64", (2, 5), (2, 6), (3, 7), 0.0, True,
+     [((1, 3), "ctx"), (1, (1, 6))]),
+])
+
+causal_attention_buffer = _ca_check("causal_attention_buffer", [
+    ("CausalAttention.to('meta') on context_length tokens", "meta", (2, 6), (2, 6), (3, 9),
+     (0.05, 0.5), None, [((1, 3), "ctx")]),
+    ("CausalAttention.to('meta') on fewer tokens", "meta", (2, 6), (2, 6), (5, 10),
+     (0.05, 0.5), True, [((1, 3), (1, 4))]),
+])
+
+causal_attention_errors = _ca_check("causal_attention_errors", [
+    ("CausalAttention on too many tokens", "errors", (2, 5), (2, 5), (2, 8), 0.0, None,
+     [(1, "ctx")]),
+    ("CausalAttention with qkv_bias on too many tokens", "errors", (2, 5), (2, 5), (1, 4),
+     (0.1, 0.5), True, [((1, 2), "ctx")]),
+])
+
+causal_attention_future = _ca_check("causal_attention_future", [
+    ("CausalAttention: the future must not leak", "future", (2, 6), (2, 6), (6, 12), 0.0, None,
+     [((1, 3), "ctx")]),
+    ("CausalAttention on fewer tokens than context_length", "future", (2, 6), (2, 6), (8, 12),
+     0.0, True, [(1, (3, 7))]),
+])
+
+causal_attention_dropout = _ca_check("causal_attention_dropout", [
+    ("CausalAttention with dropout", "dropout", (2, 5), (2, 6), (4, 8), (0.2, 0.6), None,
+     [((1, 3), "ctx")]),
+    ("CausalAttention with dropout and qkv_bias=True", "dropout", (2, 5), (2, 6), (4, 8),
+     (0.1, 0.5), True, [(1, (2, 8)), ((2, 3), "ctx")]),
+])

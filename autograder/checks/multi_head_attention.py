@@ -1,110 +1,189 @@
 """Hidden checks for 05-multi-head-attention (split_heads, merge_heads, MultiHeadAttention).
 
-Observe builds the student's module under ``torch.manual_seed``, records its weights,
-attribute facts and outputs on inputs from a fixed ``torch.Generator``. Judge rebuilds the
-expected outputs from the recorded weights with PyTorch's ``F.scaled_dot_product_attention``
-(``is_causal=True``), cross-checked with ``nn.MultiheadAttention`` holding the same weights.
+Every input, size and weight is a pure function of (case, seed). ``MultiHeadAttention`` is
+built with the grader's weights, loaded by the contract's attribute paths (``W_query.weight``,
+``W_key.bias``, ``out_proj.bias``, ...); the judge rebuilds the same weights and computes the
+expected outputs with ``F.scaled_dot_product_attention(is_causal=True)`` in float64
+(cross-checked with ``nn.MultiheadAttention`` holding the same weights). Nothing the student
+process reports about its weights or state_dict is used.
+
+Structure is judged through behaviour: ``.to(torch.float64)`` must give the float64 reference
+(W_query, W_key, W_value, out_proj registered), ``.to("meta")`` must keep a forward on the
+meta device (``mask`` registered as a buffer), train-mode dropout must match one
+``nn.Dropout`` call on the attention weights under the same ``torch.manual_seed``. The
+attributes ``d_out``, ``num_heads``, ``head_dim`` and the parameter counts (2,360,064 for
+GPT-2 small) are claims: each is judged only in a case whose outputs are judged too.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Union
 
 import numpy as np
 import torch
 
 from autograder import data
 from autograder.checks import Check, Student, Verdict
+from autograder.checks._common import future_changed, integer, judge_causal, linear, randn, uniform
 
 ASSIGNMENT = "05-multi-head-attention"
 MHA = "MultiHeadAttention"
-GPT2 = (768, 768, 1024, 0.0, 12)
+SPLIT = "split_heads"
+MERGE = "merge_heads"
 GPT2_PARAMETERS = 2_360_064
+PROJECTIONS = ("W_query", "W_key", "W_value", "out_proj")
+
+Size = Union[int, tuple]  # a fixed size, or (low, high) drawn from the seed
 
 
-def _x(seed: int, shape: tuple[int, ...]) -> torch.Tensor:
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+def _draw(size: Size, seed: int, stream: int) -> int:
+    return size if isinstance(size, int) else integer(seed, size[0], size[1], stream)
 
 
-def _weights(module) -> dict:
-    return {k: v for k, v in module.state_dict().items() if k.rsplit(".", 1)[-1] in
-            ("weight", "bias")}
-
-
-def _forward(module, x: torch.Tensor, train: bool = False, seed: int = 0) -> torch.Tensor:
-    module.train(train)
-    torch.manual_seed(seed)
-    with torch.no_grad():
-        return module(x)
-
-
-def _tensors(found: dict) -> dict:
-    return {k: torch.from_numpy(a.values).float() for k, a in found.items()}
+def _expect(verdict: Verdict, field: str, expected: np.ndarray, what: str, *, raised: str = "",
+            nonfinite: str = "", shape: str = "", **compare: Any) -> bool:
+    """``verdict.array`` with a likely cause when the call raised, gave another shape
+    (``shape``) or gave NaN/inf."""
+    found = verdict.raw(field, what)
+    if raised and type(found) is data.Raised and found.type != "NotImplementedError":
+        verdict.fail(f"{what} raised {found.type}: {found.message}. Likely cause: {raised}")
+        return False
+    if shape and isinstance(found, data.Array) and found.shape != expected.shape:
+        verdict.fail(f"{what} has shape {found.shape}; expected {expected.shape}: {shape}")
+        return False
+    if nonfinite and isinstance(found, data.Array) and found.values is not None and \
+            found.shape == expected.shape and found.values.dtype.kind == "f" and \
+            not np.isfinite(found.values).all():
+        verdict.fail(f"{what} contains NaN or inf: {nonfinite}")
+        return False
+    return verdict.array(field, expected, what, **compare)
 
 
 # --- split_heads and merge_heads -----------------------------------------------------------
 
-SPLIT_CASES = [((2, 5, 12), 3, 40), ((1, 1, 6), 2, 41), ((3, 4, 5), 1, 42), ((2, 3, 15), 5, 43),
-               ((1, 7, 8), 8, 44)]
-SPLIT_ERRORS = [((2, 3, 10), 3), ((1, 4, 6), 4)]
+@dataclass(frozen=True)
+class Heads:
+    """``split_heads``/``merge_heads`` on a (b, n, num_heads * head_dim) tensor. ``toy``: the
+    visible cell's tensor (token t, feature f -> 10t + f). ``error``: a last dim that
+    ``num_heads`` does not divide (a valid call is made in the same case)."""
+
+    label: str
+    batch: Size = (1, 3)
+    tokens: Size = (1, 6)
+    heads: Size = (1, 5)
+    head_dim: Size = (1, 5)
+    toy: bool = False
+    error: bool = False
+    roundtrip: bool = False
+
+
+def _heads_sizes(case: Heads, seed: int) -> tuple[int, int, int, int]:
+    return (_draw(case.batch, seed, 1), _draw(case.tokens, seed, 2), _draw(case.heads, seed, 3),
+            _draw(case.head_dim, seed, 4))
+
+
+def _split_input(case: Heads, seed: int) -> tuple[torch.Tensor, int]:
+    """(x of shape (b, n, h * hd), h)."""
+    b, n, h, hd = _heads_sizes(case, seed)
+    if case.toy:
+        b, n, h, hd = 1, 3, 2, 2
+        return (10 * torch.arange(n)[:, None] + torch.arange(h * hd))[None].float(), h
+    return randn(seed, (b, n, h * hd), stream=1), h
+
+
+def _bad_split(seed: int) -> tuple[torch.Tensor, int]:
+    """An input whose last dim ``h`` does not divide."""
+    h = integer(seed, 2, 5, 10)
+    d = h * integer(seed, 1, 3, 11) + integer(seed, 1, h - 1, 12)
+    return randn(seed, (integer(seed, 1, 2, 13), integer(seed, 1, 4, 14), d), stream=2), h
+
+
 SPLIT_HINT = ("view as (b, n, num_heads, head_dim), then transpose(1, 2): viewing straight as "
               "(b, num_heads, n, head_dim) mixes tokens and features")
 
 
-def _judge_split(verdict: Verdict, seen, shape, h, seed) -> None:
+def _observe_split(student: Student, case: Heads, seed: int) -> dict:
+    x, h = _split_input(case, seed)
+    found = {"out": student.call(SPLIT, x, h)}
+    if case.error:
+        bad, h = _bad_split(seed)
+        found["error"] = student.call(SPLIT, bad, h)
+    return found
+
+
+def _judge_split(verdict: Verdict, case: Heads, seed: int) -> None:
     from autograder.reference.multi_head_attention import split_heads
 
-    x = _x(seed, shape)
-    b, n, d = shape
-    verdict.array(seen, split_heads(x, h).numpy(), f"split_heads(x, {h}) for x of shape {shape}",
-                  dtype="float32", library="torch",
+    x, h = _split_input(case, seed)
+    b, n, d = x.shape
+    verdict.array("out", split_heads(x, h).numpy(), f"{SPLIT}(x, {h}) for x of shape "
+                  f"{tuple(x.shape)}", atol=0, rtol=0, dtype="float32", library="torch",
                   variants={"x.view(b, num_heads, n, head_dim) (no transpose)":
-                            x.reshape(b, h, n, d // h).numpy()}, hint=SPLIT_HINT)
+                            x.reshape(b, h, n, d // h).numpy(),
+                            "x.view(b, n, num_heads, head_dim) (the transpose is missing)":
+                            x.reshape(b, n, h, d // h).numpy()}, hint=SPLIT_HINT)
+    if case.error:
+        bad, h = _bad_split(seed)
+        verdict.raises("error", f"{SPLIT}(x, {h}) for x of shape {tuple(bad.shape)} "
+                       f"({bad.shape[-1]} % {h} != 0)", "ValueError")
 
 
-split_basics = Check("split_basics", exercise="split_heads")
+def _split_check(grade_id: str, cases: list[Heads]) -> Check:
+    check = Check(grade_id, exercise=SPLIT, cases=cases, label=lambda case: case.label)
+    check.observe(_observe_split)
+    check.judge(_judge_split)
+    return check
 
 
-@split_basics.observe
-def _(student: Student) -> dict:
-    return {"out": student.call("split_heads", _x(45, (2, 3, 4)), 2)}
+split_basics = _split_check("split_basics", [
+    Heads("the visible cell's toy tensor (1, 3, 4), 2 heads", toy=True),
+    Heads("seeded sizes"),
+])
+
+split_contract = _split_check("split_contract", [
+    Heads("seeded sizes", batch=(2, 3), tokens=(2, 7), heads=(2, 4), head_dim=(2, 4)),
+    Heads("one token", tokens=1, heads=(2, 4)),
+    Heads("one head", heads=1, tokens=(2, 6)),
+    Heads("head_dim 1", heads=(2, 8), head_dim=1, tokens=(2, 6)),
+    Heads("odd sizes", batch=(1, 3), tokens=(3, 7), heads=(3, 5), head_dim=(3, 5)),
+    Heads("d % num_heads != 0 raises ValueError", error=True),
+    Heads("d % num_heads != 0 raises ValueError (one token)", tokens=1, error=True),
+])
 
 
-@split_basics.judge
-def _(seen: dict, verdict: Verdict) -> None:
-    _judge_split(verdict, seen["out"], (2, 3, 4), 2, 45)
-
-
-split_contract = Check("split_contract", exercise="split_heads")
-
-
-@split_contract.observe
-def _(student: Student) -> dict:
-    seen = {str(c): student.call("split_heads", _x(c[2], c[0]), c[1]) for c in SPLIT_CASES}
-    seen.update({f"error {s} {h}": student.call("split_heads", _x(46, s), h)
-                 for s, h in SPLIT_ERRORS})
-    return seen
-
-
-@split_contract.judge
-def _(seen: dict, verdict: Verdict) -> None:
-    for shape, h, seed in SPLIT_CASES:
-        _judge_split(verdict, seen[str((shape, h, seed))], shape, h, seed)
-    for s, h in SPLIT_ERRORS:
-        verdict.raises(seen[f"error {s} {h}"], f"split_heads(x, {h}) for x of shape {s} "
-                       f"({s[-1]} % {h} != 0)", "ValueError")
-
-
-MERGE_CASES = [((2, 3, 5, 4), 50), ((1, 1, 1, 6), 51), ((3, 4, 2, 1), 52), ((1, 5, 3, 3), 53)]
 MERGE_HINT = ("transpose back to (b, n, num_heads, head_dim) before reshaping to "
               "(b, n, num_heads * head_dim)")
 
 
-def _judge_merge(verdict: Verdict, seen, shape, seed) -> None:
+def _merge_input(case: Heads, seed: int) -> torch.Tensor:
+    """(b, h, n, hd); for a round trip, split_heads(x) by the formula (a non-contiguous view)."""
+    if case.toy:
+        return torch.tensor([[[[0.0, 1.0], [10.0, 11.0]], [[2.0, 3.0], [12.0, 13.0]]]])
+    b, n, h, hd = _heads_sizes(case, seed)
+    if case.roundtrip:
+        return randn(seed, (b, n, h * hd), stream=3).view(b, n, h, hd).transpose(1, 2)
+    return randn(seed, (b, h, n, hd), stream=3)
+
+
+def _observe_merge(student: Student, case: Heads, seed: int) -> dict:
+    return {"out": student.call(MERGE, _merge_input(case, seed))}
+
+
+def _judge_merge(verdict: Verdict, case: Heads, seed: int) -> None:
     from autograder.reference.multi_head_attention import merge_heads
 
-    x = _x(seed, shape)
-    b, h, n, hd = shape
-    verdict.array(seen, merge_heads(x).numpy(), f"merge_heads(x) for x of shape {shape}",
-                  dtype="float32", library="torch",
+    x = _merge_input(case, seed)
+    b, h, n, hd = x.shape
+    if case.roundtrip:
+        original = randn(seed, (b, n, h * hd), stream=3)
+        verdict.array("out", original.numpy(), f"{MERGE}(split_heads(x, {h})) for x of shape "
+                      f"{tuple(original.shape)}", atol=0, rtol=0, dtype="float32",
+                      library="torch", hint="merge_heads must undo split_heads exactly (its "
+                      "input is a non-contiguous view: use reshape, or contiguous() before view)")
+        return
+    verdict.array("out", merge_heads(x).numpy(), f"{MERGE}(x) for x of shape {tuple(x.shape)}",
+                  atol=0, rtol=0, dtype="float32", library="torch",
                   variants={"x.reshape(b, n, h * head_dim) without the transpose":
                             x.reshape(b, n, h * hd).numpy(),
                             "x.permute(0, 2, 3, 1) (head_dim before heads)":
@@ -112,50 +191,159 @@ def _judge_merge(verdict: Verdict, seen, shape, seed) -> None:
                   hint=MERGE_HINT)
 
 
-merge_basics = Check("merge_basics", exercise="merge_heads")
+def _merge_check(grade_id: str, cases: list[Heads]) -> Check:
+    check = Check(grade_id, exercise=MERGE, cases=cases, label=lambda case: case.label)
+    check.observe(_observe_merge)
+    check.judge(_judge_merge)
+    return check
 
 
-@merge_basics.observe
-def _(student: Student) -> dict:
-    return {"out": student.call("merge_heads", _x(54, (2, 2, 3, 2)))}
+merge_basics = _merge_check("merge_basics", [
+    Heads("the visible cell's (1, 2, 2, 2) heads", toy=True),
+    Heads("seeded sizes", heads=(2, 4)),
+])
 
-
-@merge_basics.judge
-def _(seen: dict, verdict: Verdict) -> None:
-    _judge_merge(verdict, seen["out"], (2, 2, 3, 2), 54)
-
-
-ROUNDTRIP = [((2, 5, 12), 3, 55), ((1, 3, 7), 7, 56), ((2, 1, 4), 1, 57)]
-
-
-def _split_by_formula(x: torch.Tensor, h: int) -> torch.Tensor:
-    b, n, d = x.shape
-    return x.view(b, n, h, d // h).transpose(1, 2)
-
-
-merge_contract = Check("merge_contract", exercise="merge_heads")
-
-
-@merge_contract.observe
-def _(student: Student) -> dict:
-    seen = {str(c): student.call("merge_heads", _x(c[1], c[0])) for c in MERGE_CASES}
-    for shape, h, seed in ROUNDTRIP:
-        seen[f"roundtrip {shape} {h}"] = student.call("merge_heads",
-                                                      _split_by_formula(_x(seed, shape), h))
-    return seen
-
-
-@merge_contract.judge
-def _(seen: dict, verdict: Verdict) -> None:
-    for shape, seed in MERGE_CASES:
-        _judge_merge(verdict, seen[str((shape, seed))], shape, seed)
-    for shape, h, seed in ROUNDTRIP:
-        verdict.array(seen[f"roundtrip {shape} {h}"], _x(seed, shape).numpy(),
-                      f"merge_heads(split_heads(x, {h})) for x of shape {shape}", atol=0,
-                      rtol=0, hint="merge_heads must undo split_heads exactly")
+merge_contract = _merge_check("merge_contract", [
+    Heads("seeded sizes", batch=(2, 3), tokens=(2, 6), heads=(2, 4), head_dim=(2, 5)),
+    Heads("one token", tokens=1, heads=(2, 4)),
+    Heads("head_dim 1", heads=(2, 6), head_dim=1, tokens=(2, 5)),
+    Heads("one head", heads=1, tokens=(2, 5)),
+    Heads("merge_heads(split_heads(x)) == x", heads=(2, 5), roundtrip=True),
+    Heads("merge_heads(split_heads(x)) == x, head_dim 1", heads=(2, 7), head_dim=1,
+          roundtrip=True),
+    Heads("merge_heads(split_heads(x)) == x, one head", heads=1, roundtrip=True),
+])
 
 
 # --- MultiHeadAttention ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Case:
+    """One MultiHeadAttention built and probed. ``bias`` ``None``: qkv_bias omitted (its
+    default is exercised); a ``(low, high)`` dropout is drawn from the seed; ``tokens``:
+    "any" (1..context_length), "context" (== context_length), or a size (clipped)."""
+
+    label: str
+    d_in: Size = (2, 9)
+    heads: Size = (1, 4)
+    head_dim: Size = (1, 4)
+    context: Size = (3, 10)
+    batch: Size = (1, 3)
+    tokens: Any = "any"
+    dropout: Any = 0.0
+    bias: bool | None = None
+    scale: float = 1.0        # of the inputs: 60 makes the scores reach about +-1e4
+    probes: tuple = ("out", "future")
+    d_out: int | None = None  # fixed d_out (then head_dim = d_out // heads)
+
+
+@dataclass(frozen=True)
+class Built:
+    args: tuple
+    kwargs: dict
+    d_in: int
+    d_out: int
+    heads: int
+    context: int
+    dropout: float
+    bias: bool
+    x_shape: tuple
+    t: int | None             # the causality probe keeps positions 0..t
+    bad: tuple                # sizes that num_heads does not divide
+
+    @property
+    def call(self) -> str:
+        shown = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
+        return f"{MHA}({', '.join(shown)})"
+
+    @property
+    def out_shape(self) -> tuple:
+        return (*self.x_shape[:2], self.d_out)
+
+
+def _resolve(case: Case, seed: int) -> Built:
+    context = _draw(case.context, seed, 1)
+    d_in = _draw(case.d_in, seed, 2)
+    heads = _draw(case.heads, seed, 3)
+    d_out = case.d_out if case.d_out is not None else heads * _draw(case.head_dim, seed, 4)
+    batch = _draw(case.batch, seed, 5)
+    if case.tokens == "context":
+        tokens = context
+    else:
+        tokens = min(_draw((1, context) if case.tokens == "any" else case.tokens, seed, 6),
+                     context)
+    dropout = case.dropout
+    if isinstance(dropout, tuple):
+        dropout = round(uniform(seed, dropout[0], dropout[1], 7), 2)
+    kwargs = {} if case.bias is None else {"qkv_bias": case.bias}
+    t = integer(seed, 0, tokens - 2, 8) if tokens >= 2 else None
+    bad_heads = integer(seed, 2, 5, 9)
+    bad_d_out = bad_heads * integer(seed, 1, 3, 10) + integer(seed, 1, bad_heads - 1, 11)
+    bad = (integer(seed, 2, 8, 12), bad_d_out, integer(seed, 3, 9, 13), 0.0, bad_heads)
+    return Built((d_in, d_out, context, dropout, heads), kwargs, d_in, d_out, heads, context,
+                 dropout, bool(case.bias), (batch, tokens, d_in), t, bad)
+
+
+def _weights(built: Built, seed: int) -> dict:
+    """The grader's weights by attribute path; out_proj always has a bias."""
+    weights: dict = {}
+    for stream, name in enumerate(PROJECTIONS):
+        d_in = built.d_out if name == "out_proj" else built.d_in
+        weights.update(linear(seed, name, d_in, built.d_out,
+                              built.bias or name == "out_proj", stream=stream))
+    return weights
+
+
+def _input(built: Built, case: Case, seed: int) -> torch.Tensor:
+    return randn(seed, built.x_shape, stream=1, scale=case.scale)
+
+
+def _future(x: torch.Tensor, t: int, seed: int) -> torch.Tensor:
+    # _common.future_changed cannot assign NumPy noise into a torch tensor: go through NumPy
+    return torch.from_numpy(future_changed(x.numpy(), t, seed))
+
+
+def _forward(module, x: torch.Tensor, train_seed: int | None = None):
+    module.train(train_seed is not None)
+    if train_seed is not None:
+        torch.manual_seed(train_seed)
+    with torch.no_grad():
+        return module(x)
+
+
+def _meta(module, shape: tuple) -> list:
+    out = _forward(module.to("meta"), torch.empty(shape, device="meta"))
+    return [str(out.device), *(int(n) for n in out.shape)]
+
+
+def _observe_mha(student: Student, case: Case, seed: int) -> dict:
+    built = _resolve(case, seed)
+    probes, found = case.probes, {}
+    if "indivisible" in probes:  # before the valid build: an exception there ends the case
+        found["indivisible"] = Student.attempt(lambda: student.get(MHA)(*built.bad))
+    module = student.build(MHA, built.args, built.kwargs, weights=_weights(built, seed),
+                           seed=seed)
+    x = _input(built, case, seed)
+    if "out" in probes:
+        found["out"] = Student.attempt(lambda: _forward(module, x))
+    if "future" in probes and built.t is not None:
+        found["future"] = Student.attempt(lambda: _forward(module, _future(x, built.t, seed)))
+    if "train" in probes:
+        found["train"] = Student.attempt(lambda: _forward(module, x, train_seed=seed))
+    if "long" in probes:
+        long = randn(seed, (1, built.context + 1, built.d_in), stream=9)
+        found["long"] = Student.attempt(lambda: _forward(module, long))
+    for name in ("d_out", "num_heads", "head_dim"):
+        if name in probes:
+            found[name] = Student.attempt(lambda name=name: getattr(module, name))
+    if "params" in probes:
+        found["params"] = Student.attempt(lambda: sum(p.numel() for p in module.parameters()))
+    if "f64" in probes:  # these two move the module: last
+        found["f64"] = Student.attempt(lambda: _forward(module.to(torch.float64), x.double()))
+    if "meta" in probes:
+        found["meta"] = Student.attempt(lambda: _meta(module, built.x_shape))
+    return found
+
 
 SHAPE_HINT = ("is head_dim = d_out // num_heads? Each head must get d_out // num_heads "
               "features (with d_out features per head the output has num_heads * d_out, as in "
@@ -164,265 +352,148 @@ SHAPE_HINT = ("is head_dim = d_out // num_heads? Each head must get d_out // num
 VALUE_HINT = ("check the scale 1 / sqrt(head_dim), the causal mask sliced to [:n, :n], the "
               "view (b, n, num_heads, head_dim) + transpose(1, 2) and back, and out_proj")
 
+REGISTERED_HINT = ("W_query, W_key, W_value (nn.Linear(d_in, d_out, bias=qkv_bias)) and "
+                   "out_proj (nn.Linear(d_out, d_out)) must be attributes of the module, so that "
+                   ".to() converts them and nothing else holds weights")
 
-def _judge_output(verdict: Verdict, seen: dict, args: tuple, x: torch.Tensor,
-                  what: str) -> dict | None:
+MASK_HINT = ("register the causal mask with self.register_buffer('mask', ...): a plain tensor "
+             "attribute stays behind when the module moves (.to(device))")
+
+NAN_HINT = ("a softmax row where every key is hidden gives NaN; the mask must hide only the "
+            "future (torch.triu(..., diagonal=1)), never a token's own position")
+
+GPT2_CAUSES = {
+    21_233_664 + 590_592: "W_query/W_key/W_value have num_heads * d_out outputs (d_out not "
+                          "divided by num_heads)",
+    2_359_296: "out_proj has no bias (it should be nn.Linear(d_out, d_out))",
+    1_769_472: "out_proj is missing",
+}
+
+
+def _judge_mha(verdict: Verdict, case: Case, seed: int) -> None:
     from autograder.reference.multi_head_attention import mha_bugs, mha_forward, mha_torch
 
-    out = verdict.value(seen["out"], f"{what}(x)")
-    if out is None:
-        return None
-    expected_shape = (x.shape[0], x.shape[1], args[1])
-    if isinstance(out, data.Array) and out.shape != expected_shape:
-        verdict.fail(f"{what}(x) for x of shape {tuple(x.shape)} has shape {out.shape}; "
-                     f"expected {expected_shape}: {SHAPE_HINT}")
-        return None
-    weights = verdict.value(seen["weights"], f"the weights of {what}")
-    if weights is None:
-        return None
-    weights = _tensors(weights)
-    missing = [f"{n}.weight" for n in ("W_query", "W_key", "W_value", "out_proj")
-               if f"{n}.weight" not in weights]
-    if missing:
-        verdict.fail(f"{what} has no {', '.join(missing)} in its state_dict: W_query, W_key, "
-                     "W_value and out_proj must be nn.Linear attributes")
-        return None
-    num_heads = args[4]
-    expected = mha_forward(x, weights, num_heads)
-    if args[0] == args[1] and "out_proj.bias" in weights and \
-            weights["W_query.weight"].shape == (args[1], args[0]):
-        independent = mha_torch(x, weights, num_heads)  # two references must agree
-        assert torch.allclose(expected, independent, atol=1e-5), "references disagree"
-    if isinstance(out, data.Array) and out.values is not None and np.isnan(out.values).any():
-        verdict.fail(f"{what}(x) for x of shape {tuple(x.shape)} contains NaN: a softmax row "
-                     "where every key is hidden; the mask must hide only the future "
-                     "(torch.triu(..., diagonal=1)), never a token's own position")
-        return weights
-    variants = {}
-    if weights["W_query.weight"].shape[0] % num_heads == 0:
-        variants = {k: v.detach().numpy() for k, v in mha_bugs(x, weights, num_heads).items()}
-    verdict.array(seen["out"], expected.detach().numpy(), f"{what}(x) for x of shape "
-                  f"{tuple(x.shape)}", atol=1e-5, rtol=1e-4, dtype="float32", library="torch",
-                  variants=variants, hint=VALUE_HINT)
-    return weights
-
-
-def _value_probes(x: torch.Tensor, future: torch.Tensor | None = None) -> dict:
-    probes = {"weights": _weights, "out": lambda m: _forward(m, x)}
-    if future is not None:
-        probes["future"] = lambda m: _forward(m, future)
-    return probes
-
-
-MHA_BASIC = (6, 4, 8, 0.0, 2)
-
-mha_basics = Check("mha_basics", exercise=MHA)
-
-
-@mha_basics.observe
-def _(student: Student) -> dict:
-    return student.build(MHA, MHA_BASIC, 0, _value_probes(_x(60, (2, 5, 6))))
-
-
-@mha_basics.judge
-def _(seen: dict, verdict: Verdict) -> None:
-    what = f"{MHA}{MHA_BASIC}"
-    if verdict.built(seen, what):
-        _judge_output(verdict, seen, MHA_BASIC, _x(60, (2, 5, 6)), what)
-
-
-ATTRIBUTE_CASES = [(6, 4, 8, 0.1, 2, False), (5, 6, 4, 0.0, 3, True), (4, 4, 3, 0.3, 1, False)]
-
-
-def _facts(m) -> dict:
-    def linear(name):
-        layer = getattr(m, name, None)
-        if not isinstance(layer, torch.nn.Linear):
-            return type(layer).__name__
-        return [layer.in_features, layer.out_features, layer.bias is not None]
-
-    buffers, parameters = dict(m.named_buffers()), dict(m.named_parameters())
-    dropout = getattr(m, "dropout", None)
-    return {
-        "d_out": getattr(m, "d_out", None), "num_heads": getattr(m, "num_heads", None),
-        "head_dim": getattr(m, "head_dim", None),
-        "linears": {n: linear(n) for n in ("W_query", "W_key", "W_value", "out_proj")},
-        "dropout": float(dropout.p) if isinstance(dropout, torch.nn.Dropout) else
-        type(dropout).__name__,
-        "mask": list(buffers["mask"].shape) if "mask" in buffers else None,
-        "mask_parameter": "mask" in parameters,
-        "parameters": sum(p.numel() for p in m.parameters()),
-    }
-
-
-mha_attributes = Check("mha_attributes", exercise=MHA)
-
-
-@mha_attributes.observe
-def _(student: Student) -> dict:
-    seen = {str(a): student.build(MHA, a, 1, {"facts": _facts}) for a in ATTRIBUTE_CASES}
-    seen["gpt2"] = student.build(MHA, GPT2, 1, {
-        "parameters": lambda m: sum(p.numel() for p in m.parameters()),
-        "head_dim": lambda m: m.head_dim,
-        "shape": lambda m: list(_forward(m, _x(61, (1, 4, 768))).shape)})
-    return seen
-
-
-def _judge_facts(verdict: Verdict, facts: dict, args: tuple, what: str) -> None:
-    d_in, d_out, context_length, dropout, num_heads, bias = args
-    head_dim = d_out // num_heads
-    for name, expected in (("d_out", d_out), ("num_heads", num_heads), ("head_dim", head_dim)):
-        if facts[name] != expected:
-            verdict.fail(f"{what}.{name} is {facts[name]!r}; expected {expected}")
-    wanted = {"W_query": [d_in, d_out, bias], "W_key": [d_in, d_out, bias],
-              "W_value": [d_in, d_out, bias], "out_proj": [d_out, d_out, True]}
-    for name, expected in wanted.items():
-        found = facts["linears"][name]
-        if found != expected:
-            verdict.fail(f"{what}.{name} is {found if isinstance(found, str) else 'nn.Linear(%d, %d, bias=%s)' % tuple(found)}; "  # noqa: E501
-                         f"expected nn.Linear({expected[0]}, {expected[1]}, bias={expected[2]})"
-                         + (": one projection of width d_out shared by all heads, not "
-                            "num_heads * d_out" if isinstance(found, list) and
-                            found[1] == num_heads * d_out != d_out else ""))
-    if facts["dropout"] != dropout:
-        verdict.fail(f"{what}.dropout is {facts['dropout']!r}; expected nn.Dropout({dropout})")
-    if facts["mask"] != [context_length, context_length] or facts["mask_parameter"]:
-        verdict.fail(f"{what}: expected a ({context_length}, {context_length}) causal mask "
-                     f"registered with register_buffer('mask', ...); found buffer shape "
-                     f"{facts['mask']}" + (" and a parameter named mask" if
-                                          facts["mask_parameter"] else ""))
-    expected = 3 * d_in * d_out + (3 * d_out if bias else 0) + d_out * d_out + d_out
-    if facts["parameters"] != expected:
-        verdict.fail(f"{what} has {facts['parameters']} parameters; expected {expected}")
-
-
-@mha_attributes.judge
-def _(seen: dict, verdict: Verdict) -> None:
-    for a in ATTRIBUTE_CASES:
-        what = f"{MHA}{a}"
-        if verdict.built(seen[str(a)], what):
-            facts = verdict.value(seen[str(a)]["facts"], f"the attributes of {what}")
-            if facts is not None:
-                _judge_facts(verdict, facts, a, what)
-    what = f"{MHA}{GPT2} (GPT-2 small)"
-    if not verdict.built(seen["gpt2"], what):
-        return
-    count = verdict.value(seen["gpt2"]["parameters"], f"the parameter count of {what}")
-    if count is not None and count != GPT2_PARAMETERS:
-        cause = {21_233_664 + 590_592: "W_query/W_key/W_value have num_heads * d_out outputs "
-                 "(d_out not divided by num_heads)",
-                 2_359_296: "out_proj has no bias (it should be nn.Linear(d_out, d_out))",
-                 1_769_472: "out_proj is missing"}.get(count, "")
-        verdict.fail(f"{what} has {count:,} parameters; expected {GPT2_PARAMETERS:,} "
-                     f"(3 x 768 x 768 for W_query, W_key, W_value + 768 x 768 + 768 for "
-                     f"out_proj)" + (f". Likely cause: {cause}" if cause else ""))
-    verdict.equal(seen["gpt2"]["head_dim"], 64, f"{what}.head_dim", hint="768 // 12 = 64")
-    shape = verdict.value(seen["gpt2"]["shape"], f"{what} on x of shape (1, 4, 768)")
-    if shape is not None and shape != [1, 4, 768]:
-        verdict.fail(f"{what} output has shape {tuple(shape)}; expected (1, 4, 768): "
-                     f"{SHAPE_HINT}")
-
-
-# (args, batch, num_tokens, seed)
-VALUE_CASES = [
-    ((8, 8, 8, 0.0, 2, False), 2, 8, 70),    # num_tokens == context_length, nn.MHA cross-check
-    ((8, 8, 10, 0.0, 4, True), 3, 6, 71),    # qkv_bias, num_tokens < context_length
-    ((5, 6, 7, 0.0, 3, False), 1, 7, 72),    # d_in != d_out, batch of one
-    ((7, 9, 9, 0.0, 1, True), 2, 5, 73),     # one head, odd sizes
-    ((4, 6, 5, 0.0, 6, False), 2, 1, 74),    # one token, head_dim 1
-    ((6, 12, 6, 0.0, 4, False), 1, 3, 75),
-]
-
-
-def _future(x: torch.Tensor, keep: int) -> torch.Tensor:
-    changed = x.clone()
-    changed[:, keep:] = _x(98, tuple(changed[:, keep:].shape)) * 3
-    return changed
-
-
-mha_values = Check("mha_values", exercise=MHA)
-
-
-@mha_values.observe
-def _(student: Student) -> dict:
-    seen = {}
-    for args, b, n, seed in VALUE_CASES:
-        x = _x(seed, (b, n, args[0]))
-        seen[str(args)] = student.build(MHA, args, seed, _value_probes(x, _future(x, n // 2)))
-    return seen
-
-
-@mha_values.judge
-def _(seen: dict, verdict: Verdict) -> None:
-    for args, b, n, seed in VALUE_CASES:
-        what, case = f"{MHA}{args}", seen[str(args)]
-        if not verdict.built(case, what):
-            continue
-        if _judge_output(verdict, case, args, _x(seed, (b, n, args[0])), what) is None:
-            continue
-        out, future = verdict.value(case["out"], what), verdict.value(case["future"], what)
-        if isinstance(out, data.Array) and isinstance(future, data.Array) and \
-                out.shape == future.shape and out.values is not None and \
-                not np.allclose(out.values[:, : n // 2], future.values[:, : n // 2], atol=1e-5):
-            verdict.fail(f"{what}: changing tokens {n // 2}.. changed the outputs at earlier "
-                         "positions: a token must not see the future (is the causal mask "
-                         "applied to every head?)")
-
-
-DROP_ARGS, DROP_SEED = (6, 6, 8, 0.5, 3, False), 80
-
-mha_dropout = Check("mha_dropout", exercise=MHA)
-
-
-@mha_dropout.observe
-def _(student: Student) -> dict:
-    x = _x(DROP_SEED, (2, 7, 6))
-    return student.build(MHA, DROP_ARGS, DROP_SEED, {
-        "weights": _weights, "out": lambda m: _forward(m, x),
-        "train": lambda m: _forward(m, x, train=True, seed=DROP_SEED)})
-
-
-@mha_dropout.judge
-def _(seen: dict, verdict: Verdict) -> None:
-    from autograder.reference.multi_head_attention import mha_forward
-
-    what = f"{MHA}{DROP_ARGS}"
-    if not verdict.built(seen, what):
-        return
-    x = _x(DROP_SEED, (2, 7, 6))
-    weights = _judge_output(verdict, seen, DROP_ARGS, x, what)
-    if weights is None:
-        return
-    expected = mha_forward(x, weights, DROP_ARGS[4], DROP_ARGS[3], seed=DROP_SEED)
-    verdict.array(seen["train"], expected.numpy(), f"{what} in train mode under "
-                  f"torch.manual_seed({DROP_SEED})", atol=1e-5, rtol=1e-4,
-                  hint="apply self.dropout once, to the attention weights of shape (b, "
-                  "num_heads, n, n) right after the softmax; nothing else draws random numbers")
-
-
-mha_errors = Check("mha_errors", exercise=MHA)
-INDIVISIBLE = [(6, 10, 8, 0.0, 3), (4, 6, 4, 0.0, 4)]
-TOO_LONG = (4, 4, 5, 0.0, 2)
-
-
-@mha_errors.observe
-def _(student: Student) -> dict:
-    seen = {str(a): Student.attempt(lambda a=a: student.get(MHA)(*a)) for a in INDIVISIBLE}
-    seen["long"] = student.build(MHA, TOO_LONG, 0,
-                                   {"out": lambda m: _forward(m, _x(81, (1, 6, 4)))})
-    return seen
-
-
-@mha_errors.judge
-def _(seen: dict, verdict: Verdict) -> None:
-    for a in INDIVISIBLE:
-        found = data.decode(seen[str(a)])
-        if not isinstance(found, data.Raised):
-            verdict.fail(f"{MHA}{a} should raise ValueError ({a[1]} % {a[4]} != 0), but it "
-                         "was created: check d_out % num_heads in __init__")
+    built = _resolve(case, seed)
+    probes, what = case.probes, built.call
+    if "indivisible" in probes:
+        bad = built.bad
+        verdict.raises("indivisible", f"{MHA}{bad} ({bad[1]} % {bad[4]} != 0)", "ValueError")
+    weights = _weights(built, seed)
+    double = {k: v.double() for k, v in weights.items()}
+    x = _input(built, case, seed)
+    if "out" in probes:
+        expected = mha_forward(x.double(), double, built.heads)
+        if built.d_in == built.d_out and case.scale == 1.0:  # two references must agree
+            independent = mha_torch(x, weights, built.heads).double()
+            assert torch.allclose(expected, independent, atol=1e-4), "references disagree"
+        variants = {k: v.numpy() for k, v in mha_bugs(x.double(), double, built.heads).items()}
+        ok = _expect(verdict, "out", expected.numpy(), f"{what}(x) for x of shape "
+                     f"{built.x_shape}", atol=1e-5, rtol=1e-4, dtype="float32", library="torch",
+                     variants=variants, hint=VALUE_HINT, shape=SHAPE_HINT, nonfinite=NAN_HINT)
+        if "future" in probes and built.t is not None and \
+                (ok or "has wrong values" in verdict.failures[-1]):
+            judge_causal(verdict, "out", "future", built.out_shape, built.t, what)
+    if "train" in probes:
+        expected = mha_forward(x, weights, built.heads, built.dropout, seed=seed)
+        _expect(verdict, "train", expected.numpy(), f"{what} in train mode under "
+                f"torch.manual_seed(seed) for x of shape {built.x_shape}", atol=1e-5,
+                rtol=1e-4, dtype="float32", library="torch",
+                hint="apply self.dropout once, to the attention weights of shape (b, "
+                "num_heads, n, n) right after the softmax; nothing else draws random numbers")
+    if "long" in probes:
+        verdict.raises("long", f"{what} on {built.context + 1} tokens (context_length="
+                       f"{built.context})", "ValueError")
+    # claims: judged only beside the behaviour of the same case
+    expected_attributes = {"d_out": built.d_out, "num_heads": built.heads,
+                           "head_dim": built.d_out // built.heads}
+    for name, value in expected_attributes.items():
+        if name in probes:
+            verdict.equal(name, value, f"{what}.{name}",
+                          hint="head_dim = d_out // num_heads" if name == "head_dim" else "")
+    if "params" in probes:
+        bias = 3 * built.d_out if built.bias else 0
+        count = 3 * built.d_in * built.d_out + bias + built.d_out * built.d_out + built.d_out
+        found = verdict.value("params", f"the number of parameters of {what}", int)
+        if found == count:
+            verdict.ok("params")
         else:
-            verdict.raises(seen[str(a)], f"{MHA}{a} ({a[1]} % {a[4]} != 0)", "ValueError")
-    what = f"{MHA}{TOO_LONG}"
-    if verdict.built(seen["long"], what):
-        verdict.raises(seen["long"]["out"], f"{what} on 6 tokens (context_length=5)",
-                       "ValueError")
+            cause = GPT2_CAUSES.get(found, "") if count == GPT2_PARAMETERS else ""
+            verdict.fail(f"{what} has {found:,} parameters; expected {count:,} (3 x {built.d_in}"
+                         f" x {built.d_out} for W_query, W_key, W_value"
+                         + (f" + 3 x {built.d_out} biases" if built.bias else "")
+                         + f" + {built.d_out} x {built.d_out} + {built.d_out} for out_proj)"
+                         + (f". Likely cause: {cause}" if cause else ""))
+    if "f64" in probes:
+        expected = mha_forward(x.double(), double, built.heads).numpy()
+        scale = max(1.0, float(np.max(np.abs(expected))))
+        extreme = f", inputs scaled by {case.scale:g}" if case.scale != 1.0 else ""
+        _expect(verdict, "f64", expected, f"{what}.to(torch.float64)(x) for float64 x of shape "
+                f"{built.x_shape}{extreme}", atol=1e-10 * scale, rtol=1e-9, dtype="float64",
+                library="torch", hint=VALUE_HINT, shape=SHAPE_HINT, raised=REGISTERED_HINT,
+                nonfinite="with scores around +-1e4 a softmax must subtract the row maximum "
+                "before exp (torch.softmax does), and " + NAN_HINT)
+    if "meta" in probes:
+        found = verdict.raw("meta", what)
+        meta_what = f"{what}.to('meta') then a forward on a meta tensor"
+        if type(found) is data.Raised and found.type != "NotImplementedError":
+            verdict.fail(f"{meta_what} raised {found.type}: {found.message}. Likely cause: "
+                         f"{MASK_HINT}")
+        else:
+            verdict.equal("meta", ["meta", *built.out_shape], f"{meta_what}: [device, *shape]",
+                          hint=MASK_HINT)
+
+
+def _mha_check(grade_id: str, cases: list[Case]) -> Check:
+    check = Check(grade_id, exercise=MHA, cases=cases, label=lambda case: case.label)
+    check.observe(_observe_mha)
+    check.judge(_judge_mha)
+    return check
+
+
+GPT2 = Case("GPT-2 small: MultiHeadAttention(768, 768, 1024, 0.0, 12)", d_in=768, heads=12,
+            d_out=768, context=1024, batch=1, tokens=(2, 6), bias=False,
+            probes=("out", "head_dim", "params"))
+
+mha_basics = _mha_check("mha_basics", [
+    Case("the visible cell's MultiHeadAttention(6, 4, 8, 0.0, 2) on (2, 5, 6)", d_in=6, heads=2,
+         d_out=4, context=8, batch=2, tokens=5, probes=("out", "future", "head_dim")),
+    Case("seeded sizes", tokens=(2, 10)),
+])
+
+mha_attributes = _mha_check("mha_attributes", [
+    Case("registered weights and mask, qkv_bias=False", d_in=(3, 8), heads=(2, 3),
+         head_dim=(2, 3), context=(4, 9), tokens="context", dropout=(0.05, 0.3), bias=False,
+         probes=("out", "d_out", "num_heads", "head_dim", "params", "f64", "meta")),
+    Case("registered weights and mask, qkv_bias=True", d_in=(2, 7), heads=(1, 3),
+         head_dim=(1, 3), bias=True,
+         probes=("out", "d_out", "num_heads", "head_dim", "params", "f64", "meta")),
+    GPT2,
+])
+
+mha_values = _mha_check("mha_values", [
+    Case("d_in == d_out, num_tokens == context_length", d_in=8, heads=2, d_out=8,
+         context=(5, 9), batch=(2, 3), tokens="context"),
+    Case("qkv_bias=True, num_tokens < context_length", d_in=8, heads=4, d_out=8,
+         context=(7, 10), batch=3, tokens=(2, 6), bias=True),
+    Case("d_in != d_out, batch of one", d_in=(3, 6), heads=3, head_dim=(2, 3), batch=1,
+         tokens=(2, 10)),
+    Case("one head, qkv_bias=True, odd sizes", d_in=(5, 9), heads=1, head_dim=(3, 9),
+         tokens=(2, 10), bias=True),
+    Case("one token, head_dim 1", d_in=(3, 6), heads=(4, 6), head_dim=1, tokens=1,
+         probes=("out",)),
+    Case("many heads of width 1 and 2", d_in=(4, 8), heads=(4, 6), head_dim=(1, 2),
+         tokens=(2, 10)),
+    Case("scores around +-1e4 (inputs scaled by 60, float64)", d_in=(3, 6), heads=(2, 3),
+         head_dim=(2, 3), context=(4, 8), bias=True, scale=60.0, probes=("f64",)),
+])
+
+mha_dropout = _mha_check("mha_dropout", [
+    Case("train-mode dropout on the attention weights", d_in=(4, 7), heads=(2, 3),
+         head_dim=(2, 3), context=(5, 8), batch=2, tokens="context", dropout=(0.2, 0.7),
+         probes=("out", "train")),
+])
+
+mha_errors = _mha_check("mha_errors", [
+    Case("d_out % num_heads != 0 raises ValueError", probes=("indivisible", "out")),
+    Case("num_tokens > context_length raises ValueError", probes=("out", "long")),
+])

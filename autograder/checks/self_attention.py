@@ -1,4 +1,11 @@
-"""Hidden checks for 02-self-attention (PyTorch)."""
+"""Hidden checks for 02-self-attention (PyTorch).
+
+Every input, and every weight the grader loads into the student's ``SelfAttention``, is a
+pure function of the case and its seed (``_common``); the judge rebuilds them and compares
+the answers with ``autograder.reference.self_attention``. The "extreme" cases use integer
+inputs (exact in float32) whose scores are around 1e3..1e4 with gaps of at least 50, so
+the expected weights are exact while a softmax without max-subtraction overflows to NaN.
+"""
 
 from __future__ import annotations
 
@@ -7,35 +14,96 @@ import torch
 
 from autograder import data
 from autograder.checks import Check, Student, Verdict
+from autograder.checks._common import integer, linear, randn, rng
 
 ASSIGNMENT = "02-self-attention"
 
 SDPA = "scaled_dot_product_attention"
+SA = "SelfAttention"
+PROJ = ("W_query", "W_key", "W_value")
+
+CONTEXT_HINT = ("context is weights @ values with weights = softmax(queries @ keys^T / "
+                "sqrt(d_k)) over the last dim")
+WEIGHTS_HINT = "weights = softmax(queries @ keys^T / sqrt(d_k), dim=-1)"
+# torch's own float32 CPU attention kernel is off by up to ~2e-4 (relative) on exact ties
+# of scores around 1e4; the extreme cases are about overflow (NaN), not the last digits.
+EXTREME_TOLERANCE = 2e-3
+STABLE_HINT = ("with scores around 1e4, exp(score) overflows: subtract each row's max before "
+               "exp (torch.softmax does)")
 
 
-def _randn(seed: int, shape: tuple[int, ...], scale: float = 1.0) -> torch.Tensor:
-    return torch.randn(shape, generator=torch.Generator().manual_seed(seed)) * scale
+def _label(case: tuple) -> str:
+    return case[0]
 
 
-def _qkv(seed: int, q_shape, k_shape, v_shape, scale: float = 1.0):
-    return (_randn(seed, q_shape, scale), _randn(seed + 1, k_shape, scale),
-            _randn(seed + 2, v_shape))
+def _size(seed: int, spec, stream: int) -> int:
+    return spec if isinstance(spec, int) else integer(seed, spec[0], spec[1], stream)
 
 
-def _mask(kind: str, seed: int, shape: tuple[int, ...]) -> torch.Tensor | None:
+def _extreme(seed: int, shape: tuple[int, ...], stream: int, scale: float = 1.0):
+    """Integers in [-3, 3] times ``scale`` as float32: sums of products stay exact."""
+    values = rng(seed, 6000 + stream).integers(-3, 4, shape) * scale
+    return torch.from_numpy(values.astype(np.float32))
+
+
+# --- scaled_dot_product_attention ---------------------------------------------------------
+#
+# A case: (label, kind, lead dims, n_q, n_k, d_k, d_v, scale of q and k, mask shape).
+# Sizes are ints or (low, high) ranges drawn from the seed; n_k / d_v of None repeat n_q /
+# d_k. The mask shape names its dims with "b" (the first lead dim), "q", "k" or an int.
+
+def _sdpa_sizes(case: tuple, seed: int):
+    _, kind, lead, n_q, n_k, d_k, d_v, _, _ = case
+    lead = tuple(_size(seed, s, 10 + i) for i, s in enumerate(lead))
+    n_q = _size(seed, n_q, 1)
+    n_k = n_q if n_k is None else _size(seed, n_k, 2)
+    d_k = (4, 16, 64)[_size(seed, (0, 2), 3)] if kind == "extreme" else _size(seed, d_k, 3)
+    d_v = d_k if d_v is None else _size(seed, d_v, 4)
+    return lead, n_q, n_k, d_k, d_v
+
+
+def _mask(spec, seed: int, lead, n_q: int, n_k: int) -> torch.Tensor | None:
     """A bool mask (True = hidden) in which every query keeps at least one visible key."""
-    if kind == "none":
+    if spec is None:
         return None
-    n_q, n_k = shape[-2], shape[-1]
-    if kind == "causal":
-        return torch.triu(torch.ones(n_q, n_k, dtype=torch.bool), diagonal=1).expand(shape)
-    hidden = torch.rand(shape, generator=torch.Generator().manual_seed(seed)) < 0.5
+    if spec == "causal":
+        return torch.triu(torch.ones(n_q, n_k, dtype=torch.bool), diagonal=1)
+    dims = {"b": lead[0] if lead else 1, "q": n_q, "k": n_k}
+    shape = tuple(dims.get(d, d) for d in spec)
+    hidden = rng(seed, 7).random(shape) < 0.5
     hidden[..., 0] = False  # the first key stays visible to every query
-    return hidden
+    return torch.from_numpy(hidden)
 
 
-def _attention_pair(student: Student, args) -> dict:
-    """Call the student's attention; record context and weights separately."""
+def _sdpa_inputs(case: tuple, seed: int):
+    """(queries, keys, values, mask or None) of a case."""
+    kind = case[1]
+    if kind == "visible":  # the visible cell's first call
+        return (torch.zeros(2, 3, 4), torch.randn(2, 5, 4, generator=torch.Generator().manual_seed(0)),
+                torch.arange(2 * 5 * 6, dtype=torch.float32).reshape(2, 5, 6), None)
+    if kind == "visible mask":  # the visible cell's masked call
+        return (torch.ones(1, 2, 3), torch.ones(1, 2, 3), torch.ones(1, 2, 1),
+                torch.tensor([[False, True], [False, False]]))
+    lead, n_q, n_k, d_k, d_v = _sdpa_sizes(case, seed)
+    scale, mask_spec = case[7], case[8]
+    if kind == "extreme":
+        q = _extreme(seed, (*lead, n_q, d_k), 0, 1000.0)
+        k = _extreme(seed, (*lead, n_k, d_k), 1)
+    else:
+        q = randn(seed, (*lead, n_q, d_k), 0, scale)
+        k = randn(seed, (*lead, n_k, d_k), 1, scale)
+    v = randn(seed, (*lead, n_k, d_v), 2)
+    return q, k, v, _mask(mask_spec, seed, lead, n_q, n_k)
+
+
+def _sdpa_call(q, k, v, mask) -> str:
+    what = f"{SDPA}(q, k, v" + (")" if mask is None else f", mask of shape {tuple(mask.shape)})")
+    return f"{what} with q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}"
+
+
+def _observe_sdpa(student: Student, case: tuple, seed: int) -> dict:
+    q, k, v, mask = _sdpa_inputs(case, seed)
+    args = (q, k, v) if mask is None else (q, k, v, mask)  # mask=None is left to the default
     try:
         result = student.get(SDPA)(*args)
     except Exception as exc:  # student code may raise anything
@@ -47,219 +115,217 @@ def _attention_pair(student: Student, args) -> dict:
     return {"context": data.encode(result[0]), "weights": data.encode(result[1])}
 
 
-def _judge_pair(verdict: Verdict, seen: dict, args, what: str) -> None:
+def _seen_array(verdict: Verdict, field: str, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The recorded values of ``field`` for an extra explanation of a failure already
+    recorded (never as evidence): None unless they decode to an array of ``shape``."""
+    seen = verdict.seen
+    if not isinstance(seen, dict) or field not in seen:
+        return None
+    try:
+        found = data.decode(seen[field])
+    except (data.Malformed, ValueError, TypeError):
+        return None
+    if isinstance(found, data.Array) and found.values is not None and found.shape == shape:
+        return found.values
+    return None
+
+
+def _judge_sdpa(verdict: Verdict, case: tuple, seed: int) -> None:
     from autograder.reference.self_attention import attention_bugs, reference_attention
 
-    context, weights = reference_attention(*args)
-    bugs = attention_bugs(*args)
-    for part, expected, index in (("context", context, 0), ("weights", weights, 1)):
-        verdict.array(seen[part], expected, f"the {part} of {what}", atol=2e-5, rtol=1e-4,
-                      dtype="float32", library="torch",
-                      variants={label: pair[index] for label, pair in bugs.items()},
-                      hint="context is weights @ values with weights = softmax(queries @ "
-                           "keys^T / sqrt(d_k)) over the last dim" if part == "context"
-                      else "weights = softmax(queries @ keys^T / sqrt(d_k), dim=-1)")
-    found = verdict.value(seen["weights"], what)
-    if isinstance(found, data.Array) and found.values is not None \
-            and found.shape == weights.shape:
-        sums = found.values.sum(axis=-1)
-        if not (abs(sums - 1) < 1e-4).all():
-            verdict.fail(f"the rows of the weights of {what} should sum to 1 (a softmax over the "
-                         f"keys, dim=-1); found row sums from {sums.min():.4g} to "
-                         f"{sums.max():.4g}")
+    q, k, v, mask = _sdpa_inputs(case, seed)
+    what = _sdpa_call(q, k, v, mask)
+    context, weights = reference_attention(q, k, v, mask)
+    bugs = attention_bugs(q, k, v, mask)
+    extreme = case[1] == "extreme"
+    tolerance = EXTREME_TOLERANCE if extreme else 2e-5
+    verdict.array("context", context, f"the context of {what}", atol=tolerance, rtol=1e-4,
+                  dtype="float32", library="torch",
+                  variants={label: pair[0] for label, pair in bugs.items()},
+                  hint=STABLE_HINT if extreme else CONTEXT_HINT)
+    if verdict.array("weights", weights, f"the weights of {what}", atol=tolerance, rtol=1e-4,
+                     dtype="float32", library="torch",
+                     variants={label: pair[1] for label, pair in bugs.items()},
+                     hint=STABLE_HINT if extreme else WEIGHTS_HINT):
+        return
+    found = _seen_array(verdict, "weights", weights.shape)
+    if found is None or not np.isfinite(found).all():
+        return
+    sums = found.sum(axis=-1)
+    if not np.all(np.abs(sums - 1) < 1e-4):
+        verdict.fail(f"the rows of the weights of {what} should sum to 1 (a softmax over the "
+                     f"keys, dim=-1); found row sums from {sums.min():.4g} to "
+                     f"{sums.max():.4g}")
+    if mask is not None:
+        hidden = np.broadcast_to(mask.numpy(), weights.shape)
+        leaked = float(np.abs(found[hidden]).max()) if hidden.any() else 0.0
+        if leaked > 1e-6:
+            verdict.fail(f"with a mask of shape {tuple(mask.shape)}, hidden keys (mask True) get "
+                         f"weight up to {leaked:.3g}; expected exactly 0: fill the hidden scores "
+                         "with -inf before the softmax (True means hidden)")
 
 
-# --- scaled_dot_product_attention ---------------------------------------------------------
-
-sdpa_basics = Check("sdpa_basics", exercise=SDPA)
-
-BASIC = (7, (2, 3, 4), (2, 3, 4), (2, 3, 4))
-
-
-def _basic_masked():
-    """The visible test's masked call: key 1 hidden from query 0 (True means hidden)."""
-    return (torch.ones(1, 2, 3), torch.ones(1, 2, 3), torch.ones(1, 2, 1),
-            torch.tensor([[False, True], [False, False]]))
+def _sdpa_check(grade_id: str, cases: list[tuple]) -> Check:
+    check = Check(grade_id, exercise=SDPA, cases=cases, label=_label)
+    check.observe(_observe_sdpa)
+    check.judge(_judge_sdpa)
+    return check
 
 
-@sdpa_basics.observe
-def _(student: Student) -> dict:
-    return {"plain": _attention_pair(student, _qkv(*BASIC)),
-            "masked": _attention_pair(student, _basic_masked())}
+sdpa_basics = _sdpa_check("sdpa_basics", [  # the visible calls, then the same kinds seeded
+    ("the visible call: zero queries, (2, 5, 4) keys", "visible", (), 0, 0, 0, 0, 1.0, None),
+    ("the visible masked call: [[F, T], [F, F]] on equal scores", "visible mask", (), 0, 0, 0,
+     0, 1.0, None),
+    ("q, k, v of sizes drawn from the seed", "seeded", ((1, 3),), (1, 6), (1, 7), (1, 8),
+     (1, 8), 1.0, None),
+    ("a seeded mask on seeded inputs", "seeded", ((1, 3),), (1, 5), (2, 6), (2, 8), (1, 6), 1.0,
+     ("b", "q", "k")),
+])
 
+sdpa_values = _sdpa_check("sdpa_values", [
+    ("a batch, n_q = n_k", "seeded", ((2, 4),), (3, 8), None, (4, 12), None, 1.0, None),
+    ("n_q != n_k, d_v != d_k", "seeded", ((1, 4),), (2, 6), (5, 9), (3, 8), (1, 4), 1.0, None),
+    ("extra leading dims, d_v > d_k", "seeded", ((1, 3), (2, 4)), (2, 5), (3, 7), (2, 5),
+     (6, 9), 1.0, None),
+    ("no batch dim", "seeded", (), (2, 7), (2, 7), (8, 20), None, 1.0, None),
+    ("one token, batch of one", "seeded", (1,), 1, 1, (2, 6), None, 1.0, None),
+    ("large scores: d_k = 64, inputs scaled by 2", "seeded", (1,), (4, 8), None, 64, (1, 3),
+     2.0, None),
+    ("odd sizes: d_k = 1", "seeded", ((1, 2),), (2, 4), (1, 3), 1, (5, 8), 1.0, None),
+    ("extreme scores (around 1e4)", "extreme", ((1, 3),), (2, 6), (2, 7), None, (1, 5), 1.0,
+     None),
+])
 
-@sdpa_basics.judge
-def _(seen: dict, verdict: Verdict) -> None:
-    _judge_pair(verdict, seen["plain"], _qkv(*BASIC), "scaled_dot_product_attention(q, k, v) "
-                "with q, k, v of shape (2, 3, 4)")
-    verdict.array(seen["masked"]["weights"], [[[1.0, 0.0], [0.5, 0.5]]],
-                  "the weights of attention with the mask [[F, T], [F, F]] on equal scores",
-                  atol=1e-5, dtype="float32", library="torch",
-                  hint="True in the mask means hidden: a hidden key gets weight 0")
-
-
-SDPA_CASES = [  # (name, seed, q shape, k shape, v shape, scale of q and k)
-    ("a batch of 2, 5 tokens, d_k = 8", 11, (2, 5, 8), (2, 5, 8), (2, 5, 8), 1.0),
-    ("n_q = 4 queries, n_k = 7 keys, d_k = 6, d_v = 3", 12, (3, 4, 6), (3, 7, 6), (3, 7, 3), 1.0),
-    ("extra leading dims (2, 3), d_v = 5 > d_k = 4", 13, (2, 3, 4, 4), (2, 3, 6, 4),
-     (2, 3, 6, 5), 1.0),
-    ("no batch dim: (5, 16) queries and keys", 14, (5, 16), (5, 16), (5, 16), 1.0),
-    ("one token, batch of one", 15, (1, 1, 4), (1, 1, 4), (1, 1, 4), 1.0),
-    ("large scores: d_k = 64, inputs scaled by 2", 16, (1, 6, 64), (1, 6, 64), (1, 6, 2), 2.0),
-    ("odd sizes: d_k = 1, 3 queries, 2 keys", 17, (1, 3, 1), (1, 2, 1), (1, 2, 7), 1.0),
-]
-
-sdpa_values = Check("sdpa_values", exercise=SDPA)
-
-
-@sdpa_values.observe
-def _(student: Student) -> dict:
-    return {name: _attention_pair(student, _qkv(seed, qs, ks, vs, scale))
-            for name, seed, qs, ks, vs, scale in SDPA_CASES}
-
-
-@sdpa_values.judge
-def _(seen: dict, verdict: Verdict) -> None:
-    for name, seed, qs, ks, vs, scale in SDPA_CASES:
-        _judge_pair(verdict, seen[name], _qkv(seed, qs, ks, vs, scale),
-                    f"scaled_dot_product_attention for {name}")
-
-
-MASK_CASES = [  # (name, seed, q shape, k shape, v shape, mask kind, mask shape)
-    ("a causal (4, 4) mask on a batch of 2", 21, (2, 4, 8), (2, 4, 8), (2, 4, 8),
-     "causal", (4, 4)),
-    ("a random (3, 5, 6) mask, n_q = 5, n_k = 6, d_v = 2", 22, (3, 5, 4), (3, 6, 4), (3, 6, 2),
-     "random", (3, 5, 6)),
-    ("a padding mask of shape (1, 6) broadcast over the queries", 23, (2, 3, 4), (2, 6, 4),
-     (2, 6, 4), "random", (1, 6)),
-    ("a (2, 1, 4, 4) mask on (2, 3, 4, d) inputs", 24, (2, 3, 4, 8), (2, 3, 4, 8), (2, 3, 4, 8),
-     "random", (2, 1, 4, 4)),
-    ("a causal (1, 1) mask on one token", 25, (1, 1, 3), (1, 1, 3), (1, 1, 3), "causal", (1, 1)),
-]
-
-
-def _mask_args(seed, qs, ks, vs, kind, shape):
-    return (*_qkv(seed, qs, ks, vs), _mask(kind, seed + 3, shape))
-
-
-sdpa_mask = Check("sdpa_mask", exercise=SDPA)
-
-
-@sdpa_mask.observe
-def _(student: Student) -> dict:
-    return {name: _attention_pair(student, _mask_args(*rest)) for name, *rest in MASK_CASES}
-
-
-@sdpa_mask.judge
-def _(seen: dict, verdict: Verdict) -> None:
-    for name, *rest in MASK_CASES:
-        args = _mask_args(*rest)
-        _judge_pair(verdict, seen[name], args, f"scaled_dot_product_attention with {name}")
-        found = data.decode(seen[name]["weights"])
-        if isinstance(found, data.Array) and found.values is not None:
-            try:
-                hidden = np.broadcast_to(args[3].numpy(), found.shape)
-            except ValueError:
-                continue
-            leaked = float(np.abs(found.values[hidden]).max()) if hidden.any() else 0.0
-            if leaked > 1e-6:
-                verdict.fail(f"with {name}, hidden keys (mask True) get weight up to "
-                             f"{leaked:.3g}; expected exactly 0: fill the hidden scores with "
-                             "-inf before the softmax (True means hidden)")
+sdpa_mask = _sdpa_check("sdpa_mask", [
+    ("a causal (n, n) mask on a batch", "seeded", ((2, 3),), (3, 7), None, (4, 10), None, 1.0,
+     "causal"),
+    ("a random (b, n_q, n_k) mask", "seeded", ((2, 4),), (2, 6), (3, 8), (2, 6), (1, 4), 1.0,
+     ("b", "q", "k")),
+    ("a padding mask of shape (1, n_k) broadcast over the queries", "seeded", ((1, 3),),
+     (2, 5), (3, 8), (2, 6), None, 1.0, (1, "k")),
+    ("a (b, 1, n, n) mask on (b, h, n, d) inputs", "seeded", ((1, 3), (2, 4)), (3, 6), None,
+     (4, 9), None, 1.0, ("b", 1, "q", "k")),
+    ("a causal (1, 1) mask on one token", "seeded", (1,), 1, None, (2, 5), None, 1.0,
+     "causal"),
+    ("a random mask on extreme scores (around 1e4)", "extreme", ((1, 3),), (2, 6), (3, 7),
+     None, (1, 4), 1.0, ("b", "q", "k")),
+])
 
 
 # --- SelfAttention --------------------------------------------------------------------------
+#
+# A case: (label, kind, d_in, d_out, qkv_bias (None: left to the default), input sizes
+# [(batch, num_tokens), ...], claims). Kinds: "seeded" (weights from _common.linear),
+# "zero query" (W_query = 0: uniform weights), "extreme" (integer weights and inputs, scores
+# around 1e4), "float64" (the module moved with .to(torch.float64), float64 inputs).
 
-SA_CASES = [  # (name, seed, d_in, d_out, qkv_bias, input shapes)
-    ("SelfAttention(3, 2)", 31, 3, 2, False, [(2, 6, 3), (1, 1, 3)]),
-    ("SelfAttention(6, 4, qkv_bias=True)", 32, 6, 4, True, [(2, 5, 6), (1, 3, 6)]),
-    ("SelfAttention(5, 8)", 33, 5, 8, False, [(3, 4, 5)]),
-    ("SelfAttention(4, 4, qkv_bias=True)", 34, 4, 4, True, [(1, 7, 4)]),
-]
+def _sa_setup(case: tuple, seed: int):
+    _, kind, d_in, d_out, bias, sizes, _ = case
+    d_in, d_out = _size(seed, d_in, 1), _size(seed, d_out, 2)
+    if kind == "extreme":
+        d_out = 4  # sqrt(d_out) = 2: the scaled scores stay exact
+    with_bias = bool(bias)
+    weights = {}
+    for stream, name in enumerate(PROJ):
+        weights.update(linear(seed, name, d_in, d_out, with_bias, stream=stream))
+    if kind == "zero query":
+        weights["W_query.weight"] = torch.zeros(d_out, d_in)
+    if kind == "extreme":
+        weights["W_query.weight"] = _extreme(seed, (d_out, d_in), 10, 100.0)
+        weights["W_key.weight"] = _extreme(seed, (d_out, d_in), 11)
+        if with_bias:
+            weights["W_query.bias"] = _extreme(seed, (d_out,), 12, 100.0)
+            weights["W_key.bias"] = _extreme(seed, (d_out,), 13)
+    xs = []
+    for i, (b, n) in enumerate(sizes):
+        shape = (_size(seed, b, 20 + 2 * i), _size(seed, n, 21 + 2 * i), d_in)
+        x = _extreme(seed, shape, 30 + i) if kind == "extreme" else randn(seed, shape, 30 + i)
+        xs.append(x.to(torch.float64) if kind == "float64" else x)
+    return d_in, d_out, weights, xs
 
 
-def _observe_module(student: Student, seed: int, d_in: int, d_out: int, qkv_bias: bool,
-                    shapes) -> dict:
-    """Build the student's module under a fixed seed; record its weights and outputs."""
-    try:
-        torch.manual_seed(seed)
-        module = student.get("SelfAttention")(d_in, d_out, qkv_bias=qkv_bias)
-        seen = {"state": {k: data.encode(v) for k, v in module.state_dict().items()},
-                "types": {name: type(getattr(module, name, None)).__name__
-                          for name in ("W_query", "W_key", "W_value")}}
-    except Exception as exc:  # student code may raise anything
-        return {"error": data.error(exc)}
-    seen["outputs"] = {}
+def _sa_what(case: tuple, d_in: int, d_out: int) -> str:
+    bias = case[4]
+    what = f"{SA}({d_in}, {d_out}" + (")" if bias is None else f", qkv_bias={bias})")
+    notes = {"zero query": " with W_query = 0 (every weight uniform: each output is the mean "
+                           "of the values)",
+             "extreme": " with integer weights (scores around 1e4)",
+             "float64": ".to(torch.float64) on float64 input"}
+    return what + notes.get(case[1], " with the grader's weights")
+
+
+def _observe_sa(student: Student, case: tuple, seed: int) -> dict:
+    d_in, d_out, weights, xs = _sa_setup(case, seed)
+    kwargs = {} if case[4] is None else {"qkv_bias": case[4]}
+    module = student.build(SA, (d_in, d_out), kwargs, weights=weights, seed=seed)
+    if case[1] == "float64":
+        module.to(torch.float64)
+    seen = {}
+    if case[6]:  # the visible cell's structure asserts, as claims (judged with behaviour)
+        seen["types"] = Student.attempt(
+            lambda: [type(getattr(module, name, None)).__name__ for name in PROJ])
+        seen["no bias"] = Student.attempt(
+            lambda: [getattr(getattr(module, name, None), "bias", 0) is None for name in PROJ])
     with torch.no_grad():
-        for i, shape in enumerate(shapes):
-            x = _randn(seed + 100 + i, shape)
-            seen["outputs"][str(shape)] = Student.attempt(lambda x=x: module(x))
+        for i, x in enumerate(xs):
+            seen[f"out {i}"] = Student.attempt(lambda x=x: module(x))
     return seen
 
 
-def _observe_self_attention(student: Student, cases) -> dict:
-    return {name: _observe_module(student, seed, d_in, d_out, qkv_bias, shapes)
-            for name, seed, d_in, d_out, qkv_bias, shapes in cases}
-
-
-def _judge_self_attention(verdict: Verdict, seen: dict, cases) -> None:
+def _judge_sa(verdict: Verdict, case: tuple, seed: int) -> None:
     from autograder.reference.self_attention import reference_self_attention, self_attention_bugs
 
-    for name, seed, d_in, d_out, qkv_bias, shapes in cases:
-        record = seen[name]
-        if "error" in record:
-            verdict.value(record["error"], f"{name} (building the module)")
-            continue
-        types = record["types"]
-        if any(t != "Linear" for t in types.values()):
-            verdict.fail(f"{name}: W_query, W_key and W_value should be nn.Linear(d_in, d_out, "
-                         f"bias=qkv_bias) modules; found {types}")
-            continue
-        decoded = {k: data.decode(v) for k, v in record["state"].items()}
-        state = {k: v.values for k, v in decoded.items() if isinstance(v, data.Array)}
-        before = len(verdict.failures)
-        for proj in ("W_query", "W_key", "W_value"):
-            shape = decoded[f"{proj}.weight"].shape
-            if shape != (d_out, d_in):
-                verdict.fail(f"{name}: {proj}.weight has shape {shape}; expected "
-                             f"({d_out}, {d_in}) = (d_out, d_in)")
-            if (f"{proj}.bias" in state) != qkv_bias:
-                verdict.fail(f"{name}: {proj} {'has no' if qkv_bias else 'has a'} bias; "
-                             f"expected bias={qkv_bias}: pass bias=qkv_bias to nn.Linear")
-        if len(verdict.failures) > before:
-            continue
-        for i, shape in enumerate(shapes):
-            x = _randn(seed + 100 + i, shape)
-            verdict.array(record["outputs"][str(shape)], reference_self_attention(x, state, d_out),
-                          f"{name} on x of shape {shape}", atol=2e-5, rtol=1e-4,
-                          dtype="float32", library="torch",
-                          variants=self_attention_bugs(x, state, d_in),
-                          hint="queries, keys and values come from W_query, W_key and W_value; "
-                               "weights = softmax(q @ k^T / sqrt(d_out), dim=-1); "
-                               "output = weights @ values")
+    d_in, d_out, weights, xs = _sa_setup(case, seed)
+    what = _sa_what(case, d_in, d_out)
+    float64 = case[1] == "float64"
+    hint = (STABLE_HINT if case[1] == "extreme" else
+            "after module.to(torch.float64) every parameter is float64: are the projections "
+            "registered nn.Linear modules, and is nothing cast to float32?" if float64 else
+            "queries, keys and values come from W_query, W_key and W_value (the loaded "
+            "weights); weights = softmax(q @ k^T / sqrt(d_out), dim=-1); output = weights @ "
+            "values")
+    tolerance = EXTREME_TOLERANCE if case[1] == "extreme" else 2e-5
+    if case[4] is None and not float64:
+        hint += "; qkv_bias defaults to False: no projection has a bias"
+    for i, x in enumerate(xs):
+        verdict.array(f"out {i}", reference_self_attention(x, weights, d_out),
+                      f"{what} on x of shape {tuple(x.shape)}",
+                      atol=1e-10 if float64 else tolerance,
+                      rtol=1e-9 if float64 else max(tolerance, 1e-4),
+                      dtype="float64" if float64 else "float32", library="torch",
+                      variants=self_attention_bugs(x, weights, d_in), hint=hint)
+    if case[6]:
+        verdict.equal("types", ["Linear"] * 3, f"{what}: the types of W_query, W_key, W_value",
+                      hint="each should be nn.Linear(d_in, d_out, bias=qkv_bias)")
+        verdict.equal("no bias", [True] * 3, f"{what}: W_query.bias, W_key.bias, W_value.bias "
+                      "is None", hint="with qkv_bias=False no projection has a bias: pass "
+                      "bias=qkv_bias to nn.Linear")
 
 
-self_attention_basics = Check("self_attention_basics", exercise="SelfAttention")
+def _sa_check(grade_id: str, cases: list[tuple]) -> Check:
+    check = Check(grade_id, exercise=SA, cases=cases, label=_label)
+    check.observe(_observe_sa)
+    check.judge(_judge_sa)
+    return check
 
 
-@self_attention_basics.observe
-def _(student: Student) -> dict:
-    return _observe_self_attention(student, SA_CASES[:1])
+self_attention_basics = _sa_check("self_attention_basics", [
+    ("SelfAttention(3, 2), the visible sizes", "seeded", 3, 2, None, [(2, 6), (1, 1)], True),
+    ("SelfAttention(3, 2) with W_query = 0", "zero query", 3, 2, None, [(2, 6)], False),
+    ("SelfAttention of sizes drawn from the seed", "seeded", (2, 8), (1, 8), None,
+     [((1, 3), (1, 7))], False),
+])
 
-
-@self_attention_basics.judge
-def _(seen: dict, verdict: Verdict) -> None:
-    _judge_self_attention(verdict, seen, SA_CASES[:1])
-
-
-self_attention_values = Check("self_attention_values", exercise="SelfAttention")
-
-
-@self_attention_values.observe
-def _(student: Student) -> dict:
-    return _observe_self_attention(student, SA_CASES[1:])
-
-
-@self_attention_values.judge
-def _(seen: dict, verdict: Verdict) -> None:
-    _judge_self_attention(verdict, seen, SA_CASES[1:])
+self_attention_values = _sa_check("self_attention_values", [
+    ("SelfAttention with qkv_bias=True", "seeded", (3, 8), (2, 8), True,
+     [((2, 3), (2, 6)), (1, (2, 5)), (1, 1)], False),
+    ("SelfAttention with qkv_bias=False", "seeded", (2, 6), (3, 9), False,
+     [((1, 3), (3, 7))], False),
+    ("SelfAttention, d_out > d_in, qkv_bias=True", "seeded", (2, 4), (6, 12), True,
+     [((2, 4), (1, 6))], False),
+    ("SelfAttention, default qkv_bias", "seeded", (4, 10), (2, 5), None,
+     [((1, 2), (4, 8)), (1, 1)], False),
+    ("SelfAttention with extreme scores", "extreme", (3, 6), 4, True, [((1, 3), (3, 7))],
+     False),
+    ("SelfAttention in float64", "float64", (2, 6), (2, 6), True, [((1, 3), (2, 6))], False),
+])

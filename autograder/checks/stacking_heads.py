@@ -1,403 +1,359 @@
 """Hidden checks for 04-stacking-heads (MultiHeadAttentionWrapper, StackedCausalAttention).
 
-Observe builds the student's module under ``torch.manual_seed``, records each head's (or
-layer's) weights, structure facts and outputs on inputs from a fixed ``torch.Generator``.
-Judge rebuilds the expected outputs from the recorded weights with an independent
-functional reference (``F.scaled_dot_product_attention`` with ``is_causal=True``).
+Every case builds the student's module with the grader's weights, loaded by the contract's
+attribute paths (``heads.1.W_key.weight``, ``layers.0.W_value.bias``), and asks for answers
+only: outputs on inputs drawn from the case's seed. The judge rebuilds the same weights and
+inputs from (case, seed) and computes the expected outputs with an independent functional
+reference (``F.scaled_dot_product_attention(is_causal=True)``, in float64).
+
+Structure is judged through behaviour: after ``.to(torch.float64)`` the output must match
+the float64 reference (every head or layer registered), after ``.to("meta")`` a forward must
+stay on the meta device (masks registered as buffers), train-mode dropout must match one
+``nn.Dropout`` per head or layer under the same ``torch.manual_seed``, ``context_length``
+must reach every head (a forward on one token too many raises). The parameter count is a
+claim of the student process; it is only judged in a case whose behaviour is judged too.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Union
 
 import numpy as np
 import torch
 
 from autograder import data
 from autograder.checks import Check, Student, Verdict
+from autograder.checks._common import future_changed, integer, judge_causal, linear, randn, uniform
 
 ASSIGNMENT = "04-stacking-heads"
 WRAP = "MultiHeadAttentionWrapper"
 STACK = "StackedCausalAttention"
+PROJECTIONS = ("W_query", "W_key", "W_value")
+
+Size = Union[int, tuple]  # a fixed size, or (low, high) drawn from the seed
 
 
-def _x(seed: int, shape: tuple[int, ...]) -> torch.Tensor:
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+@dataclass(frozen=True)
+class Case:
+    """One module built and probed. ``dropout``/``bias`` ``None``: the argument is omitted
+    (its default is exercised); a ``(low, high)`` dropout is drawn from the seed. ``tokens``:
+    "any" (1..context_length), "context" (== context_length), or a size (clipped)."""
+
+    label: str
+    d_in: Size = (2, 8)       # d_model for the stack
+    d_out: Size = (1, 6)      # the wrapper only
+    context: Size = (3, 10)
+    count: Size = (1, 4)      # num_heads / num_layers
+    batch: Size = (1, 3)
+    tokens: Any = "any"
+    dropout: Any = 0.0
+    bias: bool | None = None
+    scale: float = 1.0        # of the inputs: 60 makes the scores reach about +-1e4
+    probes: tuple = ("out", "future")
 
 
-def _weights(module) -> dict:
-    return {k: v for k, v in module.state_dict().items() if k.rsplit(".", 1)[-1] in
-            ("weight", "bias")}
+@dataclass(frozen=True)
+class Built:
+    """A case resolved for one seed."""
+
+    name: str
+    args: tuple
+    kwargs: dict
+    prefix: str               # "heads" or "layers"
+    d_in: int
+    d_out: int
+    context: int
+    count: int
+    dropout: float
+    bias: bool
+    x_shape: tuple
+    t: int | None             # the causality probe keeps positions 0..t
+
+    @property
+    def call(self) -> str:
+        shown = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
+        return f"{self.name}({', '.join(shown)})"
+
+    @property
+    def out_shape(self) -> tuple:
+        width = self.count * self.d_out if self.prefix == "heads" else self.d_out
+        return (*self.x_shape[:2], width)
 
 
-def _forward(module, x: torch.Tensor, train: bool = False, seed: int = 0) -> torch.Tensor:
-    module.train(train)
-    torch.manual_seed(seed)
+def _draw(size: Size, seed: int, stream: int) -> int:
+    return size if isinstance(size, int) else integer(seed, size[0], size[1], stream)
+
+
+def _resolve(name: str, case: Case, seed: int) -> Built:
+    context = _draw(case.context, seed, 1)
+    d_in = _draw(case.d_in, seed, 2)
+    d_out = _draw(case.d_out, seed, 3) if name == WRAP else d_in
+    count = _draw(case.count, seed, 4)
+    batch = _draw(case.batch, seed, 5)
+    if case.tokens == "context":
+        tokens = context
+    else:
+        tokens = min(_draw((1, context) if case.tokens == "any" else case.tokens, seed, 6),
+                     context)
+    dropout = case.dropout
+    if isinstance(dropout, tuple):
+        dropout = round(uniform(seed, dropout[0], dropout[1], 7), 2)
+    kwargs: dict = {}
+    if name == WRAP:
+        args, prefix = (d_in, d_out, context, dropout, count), "heads"
+    else:
+        args, prefix = (d_in, context, count), "layers"
+        if dropout is not None:
+            kwargs["dropout"] = dropout
+    if case.bias is not None:
+        kwargs["qkv_bias"] = case.bias
+    t = integer(seed, 0, tokens - 2, 8) if tokens >= 2 else None
+    return Built(name, args, kwargs, prefix, d_in, d_out, context, count,
+                 0.0 if dropout is None else dropout, bool(case.bias), (batch, tokens, d_in), t)
+
+
+def _weights(built: Built, seed: int) -> dict:
+    """The grader's weights, by attribute path: one nn.Linear per projection and head."""
+    weights: dict = {}
+    for i in range(built.count):
+        for j, projection in enumerate(PROJECTIONS):
+            weights.update(linear(seed, f"{built.prefix}.{i}.{projection}", built.d_in,
+                                  built.d_out, built.bias, stream=3 * i + j))
+    return weights
+
+
+def _input(built: Built, case: Case, seed: int) -> torch.Tensor:
+    return randn(seed, built.x_shape, stream=1, scale=case.scale)
+
+
+def _future(x: torch.Tensor, t: int, seed: int) -> torch.Tensor:
+    # _common.future_changed cannot assign NumPy noise into a torch tensor: go through NumPy
+    return torch.from_numpy(future_changed(x.numpy(), t, seed))
+
+
+def _forward(module, x: torch.Tensor, train_seed: int | None = None):
+    module.train(train_seed is not None)
+    if train_seed is not None:
+        torch.manual_seed(train_seed)
     with torch.no_grad():
         return module(x)
 
 
-def _tensors(found) -> list[dict]:
-    return [{k: torch.from_numpy(a.values).float() for k, a in d.items()} for d in found]
+def _meta(module, shape: tuple) -> list:
+    out = _forward(module.to("meta"), torch.empty(shape, device="meta"))
+    return [str(out.device), *(int(n) for n in out.shape)]
 
 
-def _call(name: str, args: tuple) -> str:
-    return f"{name}{args}"
+def _observe(name: str):
+    def observe(student: Student, case: Case, seed: int) -> dict:
+        built = _resolve(name, case, seed)
+        module = student.build(name, built.args, built.kwargs, weights=_weights(built, seed),
+                               seed=seed)
+        x = _input(built, case, seed)
+        probes, found = case.probes, {}
+        if "out" in probes:
+            found["out"] = Student.attempt(lambda: _forward(module, x))
+        if "future" in probes and built.t is not None:
+            found["future"] = Student.attempt(lambda: _forward(module,
+                                                               _future(x, built.t, seed)))
+        if "train" in probes:
+            found["train"] = Student.attempt(lambda: _forward(module, x, train_seed=seed))
+        if "long" in probes:
+            long = randn(seed, (1, built.context + 1, built.d_in), stream=9)
+            found["long"] = Student.attempt(lambda: _forward(module, long))
+        if "params" in probes:
+            found["params"] = Student.attempt(lambda: sum(p.numel() for p in module.parameters()))
+        if "f64" in probes:  # these two move the module: last
+            found["f64"] = Student.attempt(lambda: _forward(module.to(torch.float64), x.double()))
+        if "meta" in probes:
+            found["meta"] = Student.attempt(lambda: _meta(module, built.x_shape))
+        return found
+    return observe
+
+
+# --- judging -----------------------------------------------------------------------------------
+
+def _expect(verdict: Verdict, field: str, expected: np.ndarray, what: str, *, raised: str = "",
+            nonfinite: str = "", **compare: Any) -> bool:
+    """``verdict.array`` with a likely cause when the call raised or gave NaN/inf."""
+    found = verdict.raw(field, what)
+    if raised and type(found) is data.Raised and found.type != "NotImplementedError":
+        verdict.fail(f"{what} raised {found.type}: {found.message}. Likely cause: {raised}")
+        return False
+    if nonfinite and isinstance(found, data.Array) and found.values is not None and \
+            found.shape == expected.shape and found.values.dtype.kind == "f" and \
+            not np.isfinite(found.values).all():
+        verdict.fail(f"{what} contains NaN or inf: {nonfinite}")
+        return False
+    return verdict.array(field, expected, what, **compare)
+
+
+def _expected(built: Built, layers: list[dict], x: torch.Tensor, dropout: float = 0.0,
+              seed: int | None = None) -> torch.Tensor:
+    from autograder.reference.stacking_heads import stacked, wrapper
+
+    run = wrapper if built.prefix == "heads" else stacked
+    return run(x, layers, dropout, seed=seed)
+
+
+def _layers(built: Built, weights: dict, dtype=torch.float32) -> list[dict]:
+    from autograder.reference.stacking_heads import split_weights
+
+    return split_weights({k: v.to(dtype) for k, v in weights.items()}, built.prefix,
+                         built.count)
+
+
+def _hints(built: Built) -> dict[str, str]:
+    if built.prefix == "heads":
+        d = built.d_out
+        return {
+            "out": f"concatenate the {built.count} heads on the last dim (torch.cat(..., dim=-1))"
+                   f": head i fills features [i*{d}:(i+1)*{d}], each head has d_out features",
+            "train": "each head applies its own nn.Dropout (dropout passed on to "
+                     "CausalAttention) to its attention weights, heads called in order 0, 1, "
+                     "...; nothing else draws random numbers",
+            "registered": "every head must be registered (self.heads = nn.ModuleList(...), not "
+                          "a Python list) so that .to() converts its weights and mask",
+            "bias": "pass qkv_bias on to CausalAttention; its default is False",
+        }
+    return {
+        "out": "each layer adds its output to the running x: x = x + layer(x), in order",
+        "train": "each layer applies its own dropout (dropout passed on to CausalAttention, "
+                 "default 0.0) to its attention weights, layers called in order",
+        "registered": "every layer must be registered (self.layers = nn.ModuleList(...), not "
+                      "a Python list) so that .to() converts its weights and mask",
+        "bias": "pass qkv_bias on to CausalAttention; its default is False",
+    }
+
+
+def _judge(name: str):
+    def judge(verdict: Verdict, case: Case, seed: int) -> None:
+        from autograder.reference.stacking_heads import stacked_bugs, wrapper_bugs
+
+        built = _resolve(name, case, seed)
+        weights = _weights(built, seed)
+        x = _input(built, case, seed)
+        what, probes, hints = built.call, case.probes, _hints(built)
+        double = _layers(built, weights, torch.float64)
+        if "out" in probes:
+            bugs = wrapper_bugs if built.prefix == "heads" else stacked_bugs
+            variants = {k: v.numpy() for k, v in bugs(x.double(), double).items()}
+            out_what = f"{what}(x) for x of shape {built.x_shape}"
+            ok = _expect(verdict, "out", _expected(built, double, x.double()).numpy(), out_what,
+                         atol=1e-5, rtol=1e-4, dtype="float32", library="torch",
+                         variants=variants, hint=hints["out"])
+            if "future" in probes and built.t is not None and \
+                    (ok or "has wrong values" in verdict.failures[-1]):
+                judge_causal(verdict, "out", "future", built.out_shape, built.t, what)
+        if "train" in probes:
+            expected = _expected(built, _layers(built, weights), x, built.dropout, seed=seed)
+            _expect(verdict, "train", expected.numpy(), f"{what} in train mode under "
+                    f"torch.manual_seed(seed) for x of shape {built.x_shape}", atol=1e-5,
+                    rtol=1e-4, dtype="float32", library="torch", hint=hints["train"])
+        if "long" in probes:
+            verdict.raises("long", f"{what} on {built.context + 1} tokens (context_length="
+                           f"{built.context})", "ValueError", mentions="context_length")
+        if "params" in probes:  # a claim: judged only beside the behaviour of this case
+            per = 3 * built.d_in * built.d_out + (3 * built.d_out if built.bias else 0)
+            verdict.equal("params", built.count * per, f"the number of parameters of {what}",
+                          hint=f"{built.count} independent CausalAttention modules of {per} "
+                          f"parameters each, registered in an nn.ModuleList ({hints['bias']})")
+        if "f64" in probes:
+            expected = _expected(built, double, x.double()).numpy()
+            scale = max(1.0, float(np.max(np.abs(expected))))
+            extreme = f", inputs scaled by {case.scale:g}" if case.scale != 1.0 else ""
+            _expect(verdict, "f64", expected, f"{what}.to(torch.float64)(x) for float64 x of "
+                    f"shape {built.x_shape}{extreme}", atol=1e-10 * scale, rtol=1e-9,
+                    dtype="float64", library="torch", hint=hints["out"],
+                    raised=hints["registered"],
+                    nonfinite="with scores around +-1e4 a softmax must subtract the row "
+                    "maximum before exp (torch.softmax does)")
+        if "meta" in probes:
+            found = verdict.raw("meta", what)
+            if type(found) is data.Raised and found.type != "NotImplementedError":
+                verdict.fail(f"{what}.to('meta') then a forward on a meta tensor raised "
+                             f"{found.type}: {found.message}. Likely cause: {hints['registered']}")
+            else:
+                verdict.equal("meta", ["meta", *built.out_shape], f"{what}.to('meta') then a "
+                              "forward on a meta tensor: [device, *shape]",
+                              hint=hints["registered"])
+    return judge
+
+
+def _check(grade_id: str, name: str, cases: list[Case]) -> Check:
+    check = Check(grade_id, exercise=name, cases=cases, label=lambda case: case.label)
+    check.observe(_observe(name))
+    check.judge(_judge(name))
+    return check
 
 
 # --- MultiHeadAttentionWrapper -------------------------------------------------------------
 
-def _wrapper_probes(x: torch.Tensor, *, train_seed: int | None = None,
-                    future: torch.Tensor | None = None) -> dict:
-    probes = {"heads": lambda m: [_weights(h) for h in m.heads],
-              "out": lambda m: _forward(m, x)}
-    if train_seed is not None:
-        probes["train"] = lambda m: _forward(m, x, train=True, seed=train_seed)
-    if future is not None:
-        probes["future"] = lambda m: _forward(m, future)
-    return probes
+wrapper_basics = _check("wrapper_basics", WRAP, [  # the visible cell's sizes, then seeded ones
+    Case("the visible cell's MultiHeadAttentionWrapper(4, 3, 6, 0.0, 2) on (2, 5, 4)", d_in=4,
+         d_out=3, context=6, count=2, batch=2, tokens=5, probes=("out", "future", "f64")),
+    Case("seeded sizes", probes=("out", "future")),
+])
 
+wrapper_structure = _check("wrapper_structure", WRAP, [
+    Case("registered heads, qkv_bias omitted", d_in=(3, 8), d_out=(2, 5), context=(4, 9),
+         count=(2, 4), dropout=(0.05, 0.3), tokens="context",
+         probes=("out", "params", "f64", "meta")),
+    Case("registered heads, qkv_bias=True", d_in=(2, 6), d_out=(1, 4), count=(2, 4),
+         bias=True, probes=("out", "long", "params", "f64")),
+    Case("one head, qkv_bias=False", d_in=(2, 6), d_out=(2, 6), count=1, bias=False,
+         probes=("out", "params", "f64", "meta")),
+])
 
-def _judge_wrapper_out(verdict: Verdict, seen: dict, args: tuple, x: torch.Tensor,
-                       what: str) -> list[dict] | None:
-    from autograder.reference.stacking_heads import wrapper, wrapper_bugs
+wrapper_values = _check("wrapper_values", WRAP, [
+    Case("num_tokens == context_length", d_in=(4, 8), d_out=(2, 5), context=(5, 9),
+         count=(2, 4), batch=(2, 3), tokens="context"),
+    Case("qkv_bias=True, num_tokens < context_length", d_in=(4, 8), d_out=(2, 5),
+         context=(6, 10), count=(2, 4), tokens=(2, 5), bias=True),
+    Case("one head, batch of one", count=1, batch=1, tokens=(2, 10)),
+    Case("one token", d_out=(3, 6), count=(2, 5), tokens=1, probes=("out",)),
+    Case("many heads, odd sizes, qkv_bias=True", d_in=(3, 7), d_out=(1, 3), count=(5, 7),
+         tokens=(2, 10), bias=True),
+    Case("scores around +-1e4 (inputs scaled by 60, float64)", d_in=(3, 6), d_out=(2, 4),
+         context=(4, 8), count=(2, 3), bias=True, scale=60.0, probes=("f64",)),
+])
 
-    d_out, num_heads = args[1], args[4]
-    out = verdict.value(seen["out"], f"{what}(x)")
-    shape = (x.shape[0], x.shape[1], num_heads * d_out)
-    if isinstance(out, data.Array) and out.shape != shape:
-        verdict.fail(f"{what}(x) for x of shape {tuple(x.shape)} has shape {out.shape}; expected "
-                     f"{shape} = (batch, num_tokens, num_heads * d_out): each head has d_out "
-                     "features, and the heads are concatenated on the last dim")
-        return None
-    heads = verdict.value(seen["heads"], f"the weights of {what}.heads")
-    if heads is None:
-        return None
-    heads = _tensors(heads)
-    expected = wrapper(x, heads).numpy()
-    verdict.array(seen["out"], expected, f"{what}(x) for x of shape {tuple(x.shape)}",
-                  atol=1e-5, rtol=1e-4, dtype="float32", library="torch",
-                  variants={k: v.numpy() for k, v in wrapper_bugs(x, heads).items()},
-                  hint=f"concatenate the {num_heads} heads on the last dim (torch.cat(..., "
-                  f"dim=-1)): head i fills features [i*{d_out}:(i+1)*{d_out}]")
-    return heads
-
-
-WRAP_BASIC = (4, 3, 6, 0.0, 2)
-
-wrapper_basics = Check("wrapper_basics", exercise=WRAP)
-
-
-def _container_facts(attribute: str) -> Callable[[Any], dict]:
-    """What the visible tests assert about ``m.heads`` / ``m.layers``."""
-    def facts(m) -> dict:
-        items = getattr(m, attribute)
-        return {"module_list": isinstance(items, torch.nn.ModuleList),
-                "type": type(items).__name__, "len": len(items),
-                "distinct": len({id(item) for item in items})}
-    return facts
-
-
-def _judge_container(verdict: Verdict, seen, attribute: str, count: int, what: str) -> None:
-    facts = verdict.value(seen, f"{what}.{attribute}")
-    if facts is None:
-        return
-    if not facts["module_list"]:
-        verdict.fail(f"{what}: self.{attribute} is a {facts['type']}; expected an nn.ModuleList "
-                     "(a Python list hides the parameters from the module)")
-    if facts["len"] != count:
-        verdict.fail(f"{what}: expected {count} entries in self.{attribute}, found {facts['len']}")
-    elif facts["distinct"] != count:
-        verdict.fail(f"{what}: the entries of self.{attribute} are one shared module: create a "
-                     "new CausalAttention for each")
-
-
-@wrapper_basics.observe
-def _(student: Student) -> dict:
-    probes = _wrapper_probes(_x(1, (2, 5, 4)))
-    probes["container"] = _container_facts("heads")
-    return student.build(WRAP, WRAP_BASIC, 0, probes)
-
-
-@wrapper_basics.judge
-def _(seen: dict, verdict: Verdict) -> None:
-    what = _call(WRAP, WRAP_BASIC)
-    if verdict.built(seen, what):
-        _judge_container(verdict, seen["container"], "heads", WRAP_BASIC[4], what)
-        _judge_wrapper_out(verdict, seen, WRAP_BASIC, _x(1, (2, 5, 4)), what)
-
-
-# (d_in, d_out, context_length, dropout, num_heads, qkv_bias)
-STRUCTURE_CASES = [(4, 3, 6, 0.1, 2, False), (5, 2, 4, 0.0, 3, True), (8, 8, 16, 0.25, 1, False)]
-
-
-def _structure_facts(m, attribute: str = "heads") -> dict:
-    heads = getattr(m, attribute)
-    return {
-        "heads_type": type(heads).__name__,
-        "is_module_list": isinstance(heads, torch.nn.ModuleList),
-        "len": len(heads),
-        "head_types": [type(h).__name__ for h in heads],
-        "distinct": len({id(h) for h in heads}),
-        "distinct_weights": len({id(h.W_query.weight) for h in heads}),
-        "registered": sum(p.numel() for p in m.parameters()),
-        "bias": [h.W_query.bias is not None for h in heads],
-        "features": [[h.W_query.in_features, h.W_query.out_features] for h in heads],
-        "dropout": [float(h.dropout.p) for h in heads],
-        "mask": [list(h.mask.shape) for h in heads],
-    }
-
-
-def _judge_structure(verdict: Verdict, seen: dict, attribute: str, count: int, d_in: int,
-                     d_out: int, context_length: int, dropout: float, bias: bool,
-                     what: str) -> None:
-    facts = verdict.value(seen, f"the {attribute} of {what}")
-    if facts is None:
-        return
-    if not facts["is_module_list"]:
-        verdict.fail(f"{what}.{attribute} is a {facts['heads_type']}; expected an nn.ModuleList:"
-                     " modules kept in a plain list are not registered, so their weights are "
-                     "not parameters of the model (not trained, not moved by .to())")
-    if facts["len"] != count:
-        verdict.fail(f"{what}.{attribute} holds {facts['len']} modules; expected {count}")
-        return
-    if any(t != "CausalAttention" for t in facts["head_types"]):
-        verdict.fail(f"{what}.{attribute} holds {facts['head_types']}; expected CausalAttention "
-                     "modules")
-    if facts["distinct"] < count or facts["distinct_weights"] < count:
-        verdict.fail(f"{what}.{attribute} holds {facts['distinct']} distinct module(s) for "
-                     f"{count} entries: the same CausalAttention instance is repeated "
-                     "([head] * n shares its weights); create a new module for each entry")
-    per_module = 3 * d_in * d_out + (3 * d_out if bias else 0)
-    if facts["is_module_list"] and facts["registered"] != count * per_module:
-        verdict.fail(f"{what} has {facts['registered']} registered parameters; expected "
-                     f"{count} x {per_module} = {count * per_module}")
-    if any(b != bias for b in facts["bias"]):
-        verdict.fail(f"{what}: W_query has bias={facts['bias']}; expected {bias}: pass qkv_bias "
-                     "on to CausalAttention")
-    if any(f != [d_in, d_out] for f in facts["features"]):
-        verdict.fail(f"{what}: W_query maps {facts['features']}; expected [{d_in}, {d_out}] for "
-                     "every entry")
-    if any(abs(p - dropout) > 1e-12 for p in facts["dropout"]):
-        verdict.fail(f"{what}: dropout probabilities {facts['dropout']}; expected {dropout}: pass "
-                     "dropout on to CausalAttention")
-    if any(s != [context_length, context_length] for s in facts["mask"]):
-        verdict.fail(f"{what}: masks of shape {facts['mask']}; expected ({context_length}, "
-                     f"{context_length}): pass context_length on to CausalAttention")
-
-
-wrapper_structure = Check("wrapper_structure", exercise=WRAP)
-
-
-@wrapper_structure.observe
-def _(student: Student) -> dict:
-    return {str(a): student.build(WRAP, a, 3, {"facts": _structure_facts})
-            for a in STRUCTURE_CASES}
-
-
-@wrapper_structure.judge
-def _(seen: dict, verdict: Verdict) -> None:
-    for a in STRUCTURE_CASES:
-        what = _call(WRAP, a)
-        if verdict.built(seen[str(a)], what):
-            _judge_structure(verdict, seen[str(a)]["facts"], "heads", a[4], a[0], a[1], a[2],
-                             a[3], a[5], what)
-
-
-# (args, batch, num_tokens, seed)
-WRAP_VALUE_CASES = [
-    ((6, 4, 8, 0.0, 3, False), 2, 8, 10),   # num_tokens == context_length
-    ((6, 4, 8, 0.0, 3, True), 3, 5, 11),    # qkv_bias, num_tokens < context_length
-    ((5, 3, 7, 0.0, 1, False), 1, 7, 12),   # one head, batch of one, odd sizes
-    ((3, 5, 9, 0.0, 4, False), 2, 1, 13),   # one token
-    ((7, 2, 6, 0.0, 5, True), 1, 3, 14),    # odd sizes, many heads
-]
-
-
-def _future(x: torch.Tensor, keep: int) -> torch.Tensor:
-    changed = x.clone()
-    changed[:, keep:] = _x(99, tuple(changed[:, keep:].shape)) * 3
-    return changed
-
-
-wrapper_values = Check("wrapper_values", exercise=WRAP)
-
-
-@wrapper_values.observe
-def _(student: Student) -> dict:
-    seen = {}
-    for args, b, n, seed in WRAP_VALUE_CASES:
-        x = _x(seed, (b, n, args[0]))
-        seen[str(args)] = student.build(WRAP, args, seed,
-                                          _wrapper_probes(x, future=_future(x, n // 2)))
-    return seen
-
-
-@wrapper_values.judge
-def _(seen: dict, verdict: Verdict) -> None:
-    for args, b, n, seed in WRAP_VALUE_CASES:
-        what, case = _call(WRAP, args), seen[str(args)]
-        if not verdict.built(case, what):
-            continue
-        x = _x(seed, (b, n, args[0]))
-        if _judge_wrapper_out(verdict, case, args, x, what) is None:
-            continue
-        out, future = verdict.value(case["out"], what), verdict.value(case["future"], what)
-        if isinstance(out, data.Array) and isinstance(future, data.Array) and \
-                out.shape == future.shape and out.values is not None and \
-                not np.allclose(out.values[:, : n // 2], future.values[:, : n // 2], atol=1e-5):
-            verdict.fail(f"{what}: changing tokens {n // 2}.. changed the outputs at earlier "
-                         "positions: a token must not see the future (is the causal mask used?)")
-
-
-wrapper_dropout = Check("wrapper_dropout", exercise=WRAP)
-DROP_ARGS, DROP_SEED = (4, 3, 6, 0.5, 2, False), 21
-ERROR_ARGS = (4, 3, 5, 0.0, 2, False)
-
-
-@wrapper_dropout.observe
-def _(student: Student) -> dict:
-    x = _x(DROP_SEED, (2, 6, 4))
-    seen = {"drop": student.build(WRAP, DROP_ARGS, DROP_SEED,
-                                    _wrapper_probes(x, train_seed=DROP_SEED))}
-    seen["error"] = student.build(WRAP, ERROR_ARGS, 0,
-                                    {"long": lambda m: _forward(m, _x(22, (1, 6, 4)))})
-    return seen
-
-
-@wrapper_dropout.judge
-def _(seen: dict, verdict: Verdict) -> None:
-    from autograder.reference.stacking_heads import wrapper
-
-    what = _call(WRAP, DROP_ARGS)
-    case = seen["drop"]
-    if verdict.built(case, what):
-        x = _x(DROP_SEED, (2, 6, 4))
-        heads = _judge_wrapper_out(verdict, case, DROP_ARGS, x, what)
-        if heads is not None:
-            expected = wrapper(x, heads, DROP_ARGS[3], seed=DROP_SEED).numpy()
-            verdict.array(case["train"], expected, f"{what} in train mode under "
-                          f"torch.manual_seed({DROP_SEED})", atol=1e-5, rtol=1e-4,
-                          hint="each head applies its own nn.Dropout to its attention weights, "
-                          "heads called in order 0, 1, ...; nothing else draws random numbers")
-    what = _call(WRAP, ERROR_ARGS)
-    if verdict.built(seen["error"], what):
-        verdict.raises(seen["error"]["long"], f"{what} on 6 tokens (context_length=5)",
-                       "ValueError", mentions="context_length")
+wrapper_dropout = _check("wrapper_dropout", WRAP, [
+    Case("train-mode dropout", d_in=(3, 6), d_out=(2, 4), context=(4, 8), count=(2, 3),
+         batch=2, tokens="context", dropout=(0.2, 0.7), probes=("out", "train")),
+    Case("num_tokens > context_length", count=(1, 3), probes=("out", "long")),
+])
 
 
 # --- StackedCausalAttention ----------------------------------------------------------------
 
-def _stacked_probes(x: torch.Tensor, *, train_seed: int | None = None) -> dict:
-    probes = {"layers": lambda m: [_weights(layer) for layer in m.layers],
-              "out": lambda m: _forward(m, x)}
-    if train_seed is not None:
-        probes["train"] = lambda m: _forward(m, x, train=True, seed=train_seed)
-    return probes
+stacked_basics = _check("stacked_basics", STACK, [
+    Case("the visible cell's StackedCausalAttention(4, 6, 2) on (2, 5, 4)", d_in=4, context=6,
+         count=2, batch=2, tokens=5, dropout=None, probes=("out", "future", "train", "f64")),
+    Case("seeded sizes", dropout=None, probes=("out", "future")),
+])
 
+stacked_structure = _check("stacked_structure", STACK, [
+    Case("registered layers, dropout and qkv_bias omitted", d_in=(3, 7), context=(4, 9),
+         count=(2, 4), dropout=None, tokens="context", probes=("out", "params", "f64", "meta")),
+    Case("registered layers, qkv_bias=True", d_in=(2, 6), count=(2, 3), dropout=(0.05, 0.3),
+         bias=True, probes=("out", "params", "f64")),
+    Case("one layer", d_in=(2, 6), count=1, bias=False, probes=("out", "params", "f64", "meta")),
+])
 
-def _judge_stacked(verdict: Verdict, case: dict, args: tuple, x: torch.Tensor,
-                   what: str, dropout_seed: int | None = None) -> None:
-    from autograder.reference.stacking_heads import stacked, stacked_bugs
-
-    if not verdict.built(case, what):
-        return
-    out = verdict.value(case["out"], f"{what}(x)")
-    if isinstance(out, data.Array) and out.shape != tuple(x.shape):
-        verdict.fail(f"{what}(x) for x of shape {tuple(x.shape)} has shape {out.shape}; expected "
-                     f"{tuple(x.shape)}: every layer maps d_model to d_model")
-        return
-    layers = verdict.value(case["layers"], f"the weights of {what}.layers")
-    if layers is None:
-        return
-    layers = _tensors(layers)
-    hint = "each layer adds its output to the running x: x = x + layer(x), in order"
-    verdict.array(case["out"], stacked(x, layers).numpy(), f"{what}(x) for x of shape "
-                  f"{tuple(x.shape)}", atol=1e-5, rtol=1e-4, dtype="float32", library="torch",
-                  variants={k: v.numpy() for k, v in stacked_bugs(x, layers).items()}, hint=hint)
-    if dropout_seed is not None:
-        expected = stacked(x, layers, args[3], seed=dropout_seed).numpy()
-        verdict.array(case["train"], expected, f"{what} in train mode under torch.manual_seed("
-                      f"{dropout_seed})", atol=1e-5, rtol=1e-4,
-                      hint="each layer applies its own dropout to its attention weights, layers "
-                      "called in order")
-
-
-STACK_BASIC = (4, 6, 2)
-
-stacked_basics = Check("stacked_basics", exercise=STACK)
-
-
-@stacked_basics.observe
-def _(student: Student) -> dict:
-    probes = _stacked_probes(_x(2, (2, 5, 4)))
-    probes["container"] = _container_facts("layers")
-    return student.build(STACK, STACK_BASIC, 0, probes)
-
-
-@stacked_basics.judge
-def _(seen: dict, verdict: Verdict) -> None:
-    what = _call(STACK, STACK_BASIC)
-    if verdict.built(seen, what):
-        _judge_container(verdict, seen["container"], "layers", STACK_BASIC[2], what)
-    _judge_stacked(verdict, seen, STACK_BASIC, _x(2, (2, 5, 4)), what)
-
-
-# (d_model, context_length, num_layers, dropout, qkv_bias)
-STACK_STRUCTURE = [(4, 6, 3, 0.1, False), (5, 4, 2, 0.0, True), (3, 5, 1, 0.0, False)]
-
-stacked_structure = Check("stacked_structure", exercise=STACK)
-
-
-def _layer_facts(m) -> dict:
-    return _structure_facts(m, "layers")
-
-
-@stacked_structure.observe
-def _(student: Student) -> dict:
-    return {str(a): student.build(STACK, a, 4, {"facts": _layer_facts})
-            for a in STACK_STRUCTURE}
-
-
-@stacked_structure.judge
-def _(seen: dict, verdict: Verdict) -> None:
-    for a in STACK_STRUCTURE:
-        what = _call(STACK, a)
-        if verdict.built(seen[str(a)], what):
-            _judge_structure(verdict, seen[str(a)]["facts"], "layers", a[2], a[0], a[0], a[1],
-                             a[3], a[4], what)
-
-
-# (args, batch, num_tokens, seed, train)
-STACK_VALUE_CASES = [
-    ((6, 8, 3, 0.0, False), 2, 8, 30, False),
-    ((5, 7, 2, 0.0, True), 1, 4, 31, False),
-    ((4, 5, 4, 0.0, False), 3, 1, 32, False),
-    ((3, 6, 1, 0.0, False), 1, 6, 33, False),
-    ((4, 6, 2, 0.5, False), 2, 6, 34, True),
-]
-
-stacked_values = Check("stacked_values", exercise=STACK)
-
-
-@stacked_values.observe
-def _(student: Student) -> dict:
-    seen = {}
-    for args, b, n, seed, train in STACK_VALUE_CASES:
-        x = _x(seed, (b, n, args[0]))
-        seen[str(args)] = student.build(STACK, args, seed,
-                                          _stacked_probes(x, train_seed=seed if train else None))
-    seen["error"] = student.build(STACK, (4, 5, 2), 0,
-                                    {"long": lambda m: _forward(m, _x(35, (1, 6, 4)))})
-    return seen
-
-
-@stacked_values.judge
-def _(seen: dict, verdict: Verdict) -> None:
-    for args, b, n, seed, train in STACK_VALUE_CASES:
-        _judge_stacked(verdict, seen[str(args)], args, _x(seed, (b, n, args[0])),
-                       _call(STACK, args), seed if train else None)
-    what = _call(STACK, (4, 5, 2))
-    if verdict.built(seen["error"], what):
-        verdict.raises(seen["error"]["long"], f"{what} on 6 tokens (context_length=5)",
-                       "ValueError", mentions="context_length")
+stacked_values = _check("stacked_values", STACK, [
+    Case("num_tokens == context_length", d_in=(4, 8), context=(5, 9), count=(2, 4),
+         batch=(2, 3), tokens="context", dropout=None),
+    Case("qkv_bias=True, num_tokens < context_length", d_in=(3, 7), context=(6, 10),
+         count=(2, 3), tokens=(2, 5), bias=True),
+    Case("one token, many layers", count=(3, 5), tokens=1, probes=("out",)),
+    Case("one layer, batch of one", count=1, batch=1, tokens=(2, 10)),
+    Case("dropout omitted: train mode drops nothing", count=(2, 3), dropout=None,
+         probes=("out", "train")),
+    Case("train-mode dropout", d_in=(3, 6), context=(4, 8), count=(2, 3), batch=2,
+         tokens="context", dropout=(0.2, 0.6), probes=("out", "train")),
+    Case("scores around +-1e4 (inputs scaled by 60, float64)", d_in=(3, 6), context=(4, 8),
+         count=(2, 3), bias=True, scale=60.0, probes=("f64",)),
+    Case("num_tokens > context_length", count=(1, 3), probes=("out", "long")),
+])

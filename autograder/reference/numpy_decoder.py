@@ -169,16 +169,17 @@ def gelu_bugs(x) -> dict[str, np.ndarray]:
 
 def softmax_bugs(x, axis=-1) -> dict[str, np.ndarray]:
     x = np.asarray(x, dtype=np.float64)
-    found = {"softmax over axis 0": _softmax(x, 0),
-             "exp(x) normalised over the whole array (sum without an axis)":
-                 np.exp(x - x.max()) / np.exp(x - x.max()).sum()}
-    if axis not in (-1, x.ndim - 1):
-        found["softmax over the last axis (is the axis argument used?)"] = _softmax(x, -1)
+    with np.errstate(all="ignore"):
+        found = {"softmax over axis 0": _softmax(x, 0),
+                 "exp(x) normalised over the whole array (sum without an axis)":
+                     np.exp(x - x.max()) / np.exp(x - x.max()).sum()}
+        if axis not in (-1, x.ndim - 1):
+            found["softmax over the last axis (is the axis argument used?)"] = _softmax(x, -1)
     return found
 
 
 def attention_variant(x, W_q, W_k, W_v, W_o, num_heads, *, causal=True, scale="head_dim",
-                      split="heads", out_proj=True) -> np.ndarray:
+                      split="heads", out_proj=True, keys_from_W_q=False) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     n, d = x.shape
     hd = d // num_heads
@@ -189,7 +190,7 @@ def attention_variant(x, W_q, W_k, W_v, W_o, num_heads, *, causal=True, scale="h
             return y.reshape(num_heads, n, hd)
         return y.reshape(n, num_heads, hd).transpose(1, 0, 2)
 
-    q, k, v = heads(W_q), heads(W_k), heads(W_v)
+    q, k, v = heads(W_q), heads(W_q if keys_from_W_q else W_k), heads(W_v)
     scores = q @ k.transpose(0, 2, 1)
     scores = scores / {"head_dim": math.sqrt(hd), "d_model": math.sqrt(d), "none": 1.0}[scale]
     if causal:
@@ -213,13 +214,14 @@ def attention_bugs(x, W_q, W_k, W_v, W_o, num_heads) -> dict[str, np.ndarray]:
         "the output projection W_o left out": attention_variant(*args, out_proj=False),
         "heads split by reshaping (n, d) to (num_heads, n, head_dim) without a transpose":
             attention_variant(*args, split="reshape"),
+        "keys computed with W_q (is W_k used?)": attention_variant(*args, keys_from_W_q=True),
     }
 
 
 def decoder_variant(token_ids, params, num_heads, *, post_ln=False, attn_residual=True,
                     mlp_residual=True, positions=True, causal=True, gelu_kind="tanh",
                     scale="head_dim", final_ln=False, std_eps=False, ln1=True,
-                    ln2=True) -> np.ndarray:
+                    ln2=True, keys_from_W_q=False) -> np.ndarray:
     p = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
     ids = np.asarray(token_ids, dtype=np.int64)
     n, d = len(ids), p["W_emb"].shape[1]
@@ -232,7 +234,7 @@ def decoder_variant(token_ids, params, num_heads, *, post_ln=False, attn_residua
 
     def attn(x):
         return attention_variant(x, p["W_q"], p["W_k"], p["W_v"], p["W_o"], num_heads,
-                                 causal=causal, scale=scale)
+                                 causal=causal, scale=scale, keys_from_W_q=keys_from_W_q)
 
     def mlp(x):
         return act(x @ p["W_1"] + p["b_1"]) @ p["W_2"] + p["b_2"]
@@ -268,6 +270,7 @@ def decoder_bugs(token_ids, params, num_heads) -> dict[str, np.ndarray]:
             decoder_variant(*args, ln1=False),
         "a decoder whose MLP reads the unnormalised stream (ln2 skipped)":
             decoder_variant(*args, ln2=False),
+        "a decoder that passes W_q where W_k belongs": decoder_variant(*args, keys_from_W_q=True),
     }
 
 
@@ -276,12 +279,15 @@ def generate_bugs(token_ids, params, num_heads, max_new_tokens) -> dict[str, lis
     if max_new_tokens == 0:
         return {}
     logits = decoder(ids, params, num_heads)
-    first, flat = ids[:], ids[:]
+    first, flat, last = ids[:], ids[:], ids[:]
     for _ in range(max_new_tokens):
         first.append(int(np.argmax(decoder(first, params, num_heads)[0])))
+        last.append(int(np.argmax(decoder(last[-1:], params, num_heads)[-1])))
         if flat[-1] < len(params["W_emb"]):
             flat.append(int(np.argmax(decoder(flat, params, num_heads))))
     return {
+        "it feeds only the last token to decoder_forward (the model needs every id so far)":
+            last,
         "it never feeds back its own tokens (every new token is predicted from the prompt)":
             ids + [int(np.argmax(logits[-1]))] * max_new_tokens,
         "the argmax of the first position's logits (the next token comes from the last row)":

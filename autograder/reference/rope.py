@@ -37,8 +37,7 @@ def rotate(x, theta) -> np.ndarray:
     ``x``: ``(..., seq_len, head_dim)``; ``theta``: ``(seq_len, head_dim // 2)`` angles.
     Returns float64.
     """
-    x = torch.as_tensor(np.asarray(x, dtype=np.float64))
-    theta = torch.as_tensor(np.asarray(theta, dtype=np.float64))
+    x, theta = torch.as_tensor(_float64(x)), torch.as_tensor(_float64(theta))
     half = x.shape[-1] // 2
     pairs = torch.stack([x[..., :half], x[..., half:]], dim=-1).contiguous()
     z = torch.view_as_complex(pairs) * torch.polar(torch.ones_like(theta), theta)
@@ -46,26 +45,66 @@ def rotate(x, theta) -> np.ndarray:
     return torch.cat([out[..., 0], out[..., 1]], dim=-1).numpy()
 
 
+def _float64(a) -> np.ndarray:
+    """A writable float64 NumPy copy of an array or tensor."""
+    if isinstance(a, torch.Tensor):
+        return a.detach().to(torch.float64).numpy().copy()
+    return np.array(a, dtype=np.float64)
+
+
+def table_bugs(positions, head_dim: int, theta_base: float = 10000.0):
+    """The reference (cos, sin) rows at ``positions`` and what known wrong versions of
+    precompute_rope_params return there, to name a likely cause."""
+    positions = np.asarray(positions, dtype=np.float64)
+    expected = tables(positions, head_dim, theta_base)
+    half = angles(positions, head_dim, theta_base).numpy()
+    no_two = positions[:, None] * theta_base ** (-np.arange(head_dim // 2) / head_dim)
+    pairwise = np.repeat(half, 2, axis=-1)
+    bugs = {
+        "positions starting at 1 (p runs from 0 to context_length - 1)":
+            tables(positions + 1, head_dim, theta_base),
+        "frequencies theta_base ** (-i / head_dim) (the exponent needs 2i / head_dim)":
+            (np.cos(np.concatenate([no_two] * 2, -1)), np.sin(np.concatenate([no_two] * 2, -1))),
+        "angles repeated pairwise [a0, a0, a1, a1, ...] (the interleaved layout; split halves "
+        "need [angles, angles])": (np.cos(pairwise), np.sin(pairwise)),
+        "cos and sin swapped": expected[::-1],
+    }
+    if theta_base != 10000.0:
+        bugs["theta_base ignored (always 10000)"] = tables(positions, head_dim, 10000.0)
+    return expected, bugs
+
+
 def rope_bugs(x, theta) -> dict[str, np.ndarray]:
-    """What known wrong versions of compute_rope return, to name a likely cause."""
+    """What known wrong versions of compute_rope return, to name a likely cause.
+
+    ``theta``: the angles of every row of the tables handed over, ``(rows, head_dim // 2)``
+    (at least ``seq_len`` rows).
+    """
     x64 = np.asarray(x, dtype=np.float64)
-    half = x64.shape[-1] // 2
+    seq_len, half = x64.shape[-2], x64.shape[-1] // 2
     theta = np.asarray(theta, dtype=np.float64)
-    full = np.concatenate([theta, theta], axis=-1)
+    table = np.concatenate([theta, theta], axis=-1)
+    full = table[:seq_len]
     x1, x2 = x64[..., :half], x64[..., half:]
     cos, sin = np.cos(full), np.sin(full)
-    bugs = {
+    bugs = {}
+    if x64.ndim == 4 and 1 < x64.shape[1] <= table.shape[0]:  # (one head: the identity)
+        rows = table[: x64.shape[1]][:, None, :]  # one angle per head: dim 1 taken as seq_len
+        bugs["positions taken from dim 1 (the layout bug: x must be (batch, num_heads, "
+             "seq_len, head_dim), not (batch, seq_len, num_heads, head_dim))"] = \
+            x64 * np.cos(rows) + np.concatenate([-x2, x1], axis=-1) * np.sin(rows)
+    bugs.update({
         "the rotation by -angle: is rotate_half cat(-x2, x1)? (cat(x2, -x1) flips the sign)":
             x64 * cos + np.concatenate([x2, -x1], axis=-1) * sin,
         "cos and sin swapped": x64 * sin + np.concatenate([-x2, x1], axis=-1) * cos,
         "interleaved pairs (2i, 2i+1) with split-halves tables":
             _interleaved(x64, full),
-    }
-    if x64.ndim == 4 and x64.shape[1] <= theta.shape[0]:
-        rows = full[: x64.shape[1]][:, None, :]  # one angle per head: dim 1 taken as seq_len
-        bugs["positions taken from dim 1 (the layout bug: x must be (batch, num_heads, "
-             "seq_len, head_dim), not (batch, seq_len, num_heads, head_dim))"] = \
-            x64 * np.cos(rows) + np.concatenate([-x2, x1], axis=-1) * np.sin(rows)
+        "no rotation at all (x returned unchanged)": x64,
+    })
+    if table.shape[0] > seq_len:
+        shifted = table[1:seq_len + 1]
+        bugs["the rows of cos/sin from 1 (position p uses row p: slice [:seq_len])"] = \
+            x64 * np.cos(shifted) + np.concatenate([-x2, x1], axis=-1) * np.sin(shifted)
     return bugs
 
 

@@ -1,7 +1,9 @@
 """Reference for 04-stacking-heads: functional causal heads, side by side and in depth.
 
 Weights are given as dicts ``{"W_query.weight": tensor, "W_query.bias": tensor, ...}``
-(the names of a ``CausalAttention`` state dict). Eval mode uses PyTorch's own
+(the names of a ``CausalAttention`` state dict), one per head or layer; ``split_weights``
+cuts the grader's flat dict (``"heads.1.W_key.weight"``, the contract's attribute paths)
+into that list. Eval mode uses PyTorch's own
 ``F.scaled_dot_product_attention(is_causal=True)``; train mode writes the formula out
 so that dropout draws one mask on the ``(b, n, n)`` weights, as ``nn.Dropout`` does.
 """
@@ -12,6 +14,16 @@ import math
 
 import torch
 import torch.nn.functional as F
+
+
+def split_weights(weights: dict, prefix: str, count: int) -> list[dict]:
+    """``{"heads.1.W_query.weight": t, ...}`` -> ``[{...}, {"W_query.weight": t, ...}, ...]``."""
+    found: list[dict] = [{} for _ in range(count)]
+    for path, value in weights.items():
+        head, index, name = path.split(".", 2)
+        if head == prefix and int(index) < count:
+            found[int(index)][name] = value
+    return found
 
 
 def _project(x: torch.Tensor, weights: dict, name: str) -> torch.Tensor:
