@@ -50,6 +50,9 @@ SETUP_SH = """#!/usr/bin/env bash
 # Gradescope runs this once, as root, when it builds the autograder image.
 set -euo pipefail
 cd /autograder/source
+# newer Ubuntu images mark the system Python as externally managed (PEP 668); this image is
+# the autograder's own, so install into it (older pips ignore the variable)
+export PIP_BREAK_SYSTEM_PACKAGES=1
 if ! command -v python3 >/dev/null || ! python3 -m pip --version >/dev/null 2>&1; then
     apt-get update
     apt-get install -y --no-install-recommends python3 python3-pip python3-venv
