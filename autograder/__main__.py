@@ -5,7 +5,9 @@
   [--shard K/N] [--memory MB]``: the project's isolated grader (spec section 6);
 - ``python -m autograder merge RESULTS_DIR... --out RESULTS_DIR``: combine shards;
 - ``python -m autograder import-grades RESULTS_DIR [--db URL]``: store the scores in the
-  nbgrader gradebook, so that ``nbgrader export`` reports them.
+  nbgrader gradebook, so that ``nbgrader export`` reports them;
+- ``python -m autograder gradescope ASSIGNMENT --out DIR``: write ``DIR/autograder.zip``
+  for a Gradescope programming assignment (``autograder/gradescope.py``).
 """
 
 from __future__ import annotations
@@ -52,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     gradebook.add_argument("results", type=Path)
     gradebook.add_argument("--db", default="sqlite:///gradebook.db",
                            help="gradebook URL (default: sqlite:///gradebook.db, as nbgrader)")
+
+    gradescope = commands.add_parser("gradescope", help="build a Gradescope autograder.zip "
+                                     "for one assignment")
+    gradescope.add_argument("assignment", help="assignment id, e.g. 01-positional-encoding")
+    gradescope.add_argument("--out", type=Path, required=True, help="folder for autograder.zip")
     args = parser.parse_args(argv)
 
     if args.command == "release":
@@ -86,6 +93,15 @@ def main(argv: list[str] | None = None) -> int:
         records = formats.load_records(args.results)
         count = formats.import_gradebook(records, args.db, engine.load_assignments())
         print(f"imported {count} grades of {len(records)} submissions into {args.db}")
+    elif args.command == "gradescope":
+        from autograder import gradescope as gs
+
+        try:
+            target = gs.build(args.assignment, args.out)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(f"wrote {target}: upload it as the autograder of a Gradescope programming assignment")
     return 0
 
 

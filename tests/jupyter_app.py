@@ -1,0 +1,164 @@
+"""A real ``jupyter lab`` on a temporary copy of the course, driven by Debian's Chromium.
+
+Shared by tests/test_jupyterlab.py (the learner) and tests/test_formgrader.py (the instructor).
+The server listens on a free localhost port without a token, with its own Jupyter config,
+data, runtime and JupyterLab settings folders, so nothing of the machine's user setup leaks
+in and nothing is written outside the temporary folder. Its kernels import the ``autograder``
+package of this checkout (``PYTHONPATH``). The browser blocks every request that does not go
+to localhost.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from test_browser import CHROMIUM_ARGS, INSTALL_HINT, chromium_executable
+
+from autograder import course
+
+# JupyterLab settings for typing code through the keyboard: no auto-closed brackets or quotes,
+# no re-indentation while typing (smartIndent), every cell rendered (no windowing), no news.
+SETTINGS = {
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {
+        "codeCellConfig": {"autoClosingBrackets": False, "smartIndent": False, "lineWrap": False},
+        "windowingMode": "none",
+    },
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
+        "fetchNews": "false", "checkForUpdates": False,
+    },
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def copy_course(target: Path) -> Path:
+    """What a course folder needs: notebooks, nbgrader config (no package, no tests)."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("chapters", "solutions"):
+        shutil.copytree(course.ROOT / name, target / name)
+    shutil.copy2(course.ROOT / "nbgrader_config.py", target / "nbgrader_config.py")
+    return target
+
+
+def environment(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "IPYTHON"))}
+    for name, folder in (("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_RUNTIME_DIR", "runtime"),
+                         ("JUPYTERLAB_SETTINGS_DIR", "settings"),
+                         ("JUPYTERLAB_WORKSPACES_DIR", "workspaces"), ("IPYTHONDIR", "ipython")):
+        (home / folder).mkdir(parents=True, exist_ok=True)
+        env[name] = str(home / folder)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(course.ROOT), env.get("PYTHONPATH")]))
+    env["MPLBACKEND"] = "Agg"
+    return env
+
+
+class LabServer:
+    def __init__(self, root: Path, home: Path):
+        self.root, self.home = root, home
+        self.env = environment(home)
+        settings = Path(self.env["JUPYTERLAB_SETTINGS_DIR"])
+        for name, value in SETTINGS.items():
+            (settings / name).parent.mkdir(parents=True, exist_ok=True)
+            (settings / name).write_text(json.dumps(value))
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.log = open(home / "jupyter-lab.log", "w")
+        command = [sys.executable, "-m", "jupyter", "lab", "--no-browser",
+                   "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}",
+                   "--ServerApp.port_retries=0", "--IdentityProvider.token=",
+                   "--ServerApp.password=", f"--ServerApp.root_dir={root}",
+                   "--LabApp.news_url=", "--ServerApp.allow_remote_access=False"]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:  # CI containers run as root
+            command.append("--allow-root")
+        self.process = subprocess.Popen(command, cwd=root, env=self.env, stdout=self.log,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+        self._wait()
+
+    def _wait(self, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"jupyter lab exited with {self.process.returncode}:\n{self.log_text()}")
+            try:
+                with urllib.request.urlopen(self.url + "api/status", timeout=5) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.5)
+        pytest.fail(f"jupyter lab did not answer on {self.url} within {timeout} s:\n{self.log_text()}")
+
+    def log_text(self) -> str:
+        self.log.flush()
+        return (self.home / "jupyter-lab.log").read_text()[-6000:]
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()  # SIGTERM: the server shuts its kernels down and exits
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+
+def launch_browser(playwright, profile: Path):
+    executable = chromium_executable()
+    try:
+        context = playwright.chromium.launch_persistent_context(
+            str(profile), executable_path=executable, headless=True, args=CHROMIUM_ARGS,
+            viewport={"width": 1400, "height": 1000})
+    except Exception as error:
+        pytest.fail(f"Chromium at {executable} does not start ({error}): {INSTALL_HINT}", pytrace=False)
+    blocked: list[str] = []
+
+    def route(request_route):
+        url = request_route.request.url
+        if url.startswith(("http://127.0.0.1", "http://localhost", "ws://127.0.0.1", "data:", "blob:")):
+            request_route.continue_()
+        else:
+            blocked.append(url)
+            request_route.abort()
+
+    context.route("**/*", route)
+    context.blocked = blocked
+    return context
+
+
+def browser_session(tmp_path_factory):
+    """Generator for a module-scoped ``browser`` fixture: Chromium, or a failure that says how
+    to install it."""
+    chromium_executable()
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("the Python package playwright is missing: python -m pip install -r requirements.txt",
+                    pytrace=False)
+    with sync_playwright() as playwright:
+        context = launch_browser(playwright, tmp_path_factory.mktemp("chromium-profile"))
+        yield context
+        context.close()
+
+
+def screenshot_dir(tmp_path_factory, name: str) -> Path:
+    """``$BOOK_PATH_OUTPUT/_build/screenshots/<name>/`` when set (kept for review), else a tmp folder."""
+    if os.environ.get("BOOK_PATH_OUTPUT"):
+        folder = Path(os.environ["BOOK_PATH_OUTPUT"]).resolve() / "_build" / "screenshots" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+    return tmp_path_factory.mktemp(f"screenshots-{name}")
