@@ -385,13 +385,12 @@ def write(submitted, student: str, item: Submission) -> None:
 # --- attacks on the observation boundary, for every chapter ----------------------------------
 
 def honest_wrong_answers(assignment_id: str) -> dict[str, str]:
-    """One hand-written wrong case of the catalog per exercise: the chapter's honest wrong
-    solution, the baseline its attacks are measured against."""
-    answers: dict[str, str] = {}
-    for case in catalog.written(assignment_id):
-        if not case.correct and case.cell not in answers:
-            answers[case.cell] = case.source
-    return answers
+    """The chapter's honest wrong solution, the baseline its attacks are measured against:
+    the solution, with the last exercise replaced by its first hand-written wrong case of the
+    catalog (so the baseline earns part of the marks, and an attack has marks to gain)."""
+    last = list(course.solution_cells(course.read(course.notebook_path(assignment_id))))[-1]
+    case = next(c for c in catalog.written(assignment_id) if c.cell == last and not c.correct)
+    return {case.cell: case.source}
 
 
 def chapter_notebook(assignment_id: str, answers: dict[str, str] | None = None,
