@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-MAX_ELEMENTS = 1_000_000      # values recorded per array (8 MB as float64)
+MAX_ELEMENTS = 300_000        # values recorded per array (2.4 MB as float64)
 MAX_ITEMS = 10_000            # entries of one list, tuple or dict
 STORAGE = {"bool": 1, "int64": 8, "float64": 8}
 

@@ -70,9 +70,12 @@ READ_ONLY_SYSTEM = ["/usr/lib", "/usr/lib64", "/usr/local/lib", "/lib", "/lib64"
                     "/proc/cpuinfo", "/sys/devices/system/cpu"]
 DEVICES = ["/dev/null", "/dev/zero", "/dev/urandom", "/dev/random"]
 
-LINE_LIMIT = 24 * 1024 * 1024   # bytes of one record (one check's answers) the grader reads
-TOTAL_LIMIT = 96 * 1024 * 1024  # bytes the grader reads back from one submission
-CONTAINER_LIMIT = 50_000        # '[' and '{' in one record: bounds what parsing it costs
+# What the grader reads back from one student process. The largest honest record (one
+# check's answers) is about 0.3 MB with a few dozen lists and objects; these limits leave
+# room and bound what a hostile process costs the grader (README, "A bounded grader").
+LINE_LIMIT = 4 * 1024 * 1024    # bytes of one record
+TOTAL_LIMIT = 32 * 1024 * 1024  # bytes of one submission
+CONTAINER_LIMIT = 10_000        # '[' and '{' in one record: bounds what parsing it costs
 
 CLONE_NEWNET = 0x40000000
 # seccomp: refuse to create sockets (every family) and io_uring instances, whose operations

@@ -599,13 +599,18 @@ def json_bomb() -> Submission:
 
 JSON_AT_LIMITS = """
 import os as _os
-for _i in range(5):
-    _os.write(3, b'{"type": "seen", "grade_id": "sinusoidal_values", "seen": {"0": {"pe": "'
-              + b"a" * (23 * 1024 * 1024) + b'"}}}\\n')
+for _i in range({count}):
+    _os.write(3, b'{{"type": "seen", "grade_id": "sinusoidal_values", "seen": {{"0": {{"pe": "'
+              + b"a" * {size} + b'"}}}}}}\\n')
 """
 
 
 def json_at_limits() -> Submission:
-    """The largest records the reader accepts: five 23 MB JSON strings (the worst case)."""
-    return Submission("json_at_limits", "writes five 23 MB records, each just under the limit "
-                      "of one record", lambda: notebook(wrong_with(after=JSON_AT_LIMITS)))
+    """The most the reader accepts: records just under the limit of one record, until the
+    limit of one submission (the worst case for the grader's memory)."""
+    from autograder import sandbox
+
+    size = sandbox.LINE_LIMIT - 1024
+    code = JSON_AT_LIMITS.format(count=sandbox.TOTAL_LIMIT // size, size=size)
+    return Submission("json_at_limits", "writes records just under the limit of one record, "
+                      "up to the limit of one submission", lambda: notebook(wrong_with(after=code)))

@@ -182,8 +182,8 @@ def test_json_bomb_is_bounded(graded):
     records, _ = graded
     bomb = records["json_bomb"]
     assert bomb["score"] <= records["honest_wrong"]["score"]
-    assert bomb["status"] == "graded", bomb["reason"]
     assert any("not read" in note for note in bomb["notes"]), bomb["notes"]
+    assert bomb["status"] == "graded" or bomb["reason"].startswith("sent more than"), bomb["reason"]
 
 
 CHAPTER_ATTACKS = [(a, attack, baseline) for a in course.assignments()
