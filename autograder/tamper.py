@@ -418,6 +418,14 @@ _real_error = _data.error
 _data.error = lambda exc: None if isinstance(exc, NotImplementedError) else _real_error(exc)
 '''
 
+FORGED_OBSERVATION = '''
+import autograder.data as _data, autograder.checks as _checks
+_data.encode = lambda value: None
+_real_error = _data.error
+_data.error = lambda exc: None if isinstance(exc, NotImplementedError) else _real_error(exc)
+_checks.Student.build = lambda self, *args, **kwargs: {"init": "built"}
+'''
+
 PATCHED_FRAMEWORK = '''
 import autograder.checks as _checks
 _checks.Student.build = lambda self, *args, **kwargs: (lambda *a, **k: None)
@@ -488,6 +496,10 @@ def chapter_attacks(assignment_id: str) -> list[tuple[Submission, str]]:
         (Submission("not_implemented_as_none", "records NotImplementedError as None",
                     lambda: chapter_notebook(assignment_id, before=NONE_FOR_NOT_IMPLEMENTED,
                                              untouched=True)), "untouched"),
+        (Submission("forged_observation", "the issue's six lines: encode records None, "
+                    "NotImplementedError becomes None, Student.build reports a built module",
+                    lambda: chapter_notebook(assignment_id, before=FORGED_OBSERVATION,
+                                             untouched=True)), "untouched"),
         (Submission("patched_framework", "patches Student.build, Check.observe_in and "
                     "Verdict.fail in the student process", lambda: chapter_notebook(
                         assignment_id, before=PATCHED_FRAMEWORK, untouched=True)), "untouched"),
@@ -496,7 +508,7 @@ def chapter_attacks(assignment_id: str) -> list[tuple[Submission, str]]:
                         assignment_id, wrong, before=lookup_table(assignment_id))),
          "honest_wrong"),
     ]
-    if any("nn.Module" in source for source in wrong.values()):
+    if any(source.lstrip().startswith("class ") for source in wrong.values()):
         found += [
             (Submission("zero_value_weights", "the honest wrong module with W_value zeroed in "
                         "__init__", lambda: chapter_notebook(assignment_id, wrong,
