@@ -369,6 +369,14 @@ causal_attention_basics = _ca_check("causal_attention_basics", [
      6, 0.0, None, [(2, "ctx"), (2, 4)]),
     ("CausalAttention of sizes drawn from the seed", "eval", (2, 6), (1, 6), (3, 9), 0.0, None,
      [((1, 3), "ctx"), ((1, 3), (1, 8))]),
+    # what the visible cell also asserts: qkv_bias both ways, dropout off in eval mode,
+    # scores around 1e4
+    ("CausalAttention with qkv_bias=True and dropout, in eval mode", "eval", (3, 7), (2, 6),
+     (5, 9), (0.2, 0.6), True, [((2, 3), "ctx"), ((1, 3), (2, 8))]),
+    ("CausalAttention with qkv_bias=False", "eval", (2, 5), (5, 9), (4, 7), (0.3, 0.7), False,
+     [(1, "ctx"), (1, (1, 3))]),
+    ("CausalAttention with extreme scores", "extreme", (3, 6), 4, (4, 8), 0.0, True,
+     [((1, 3), "ctx"), (1, (2, 8))]),
 ])
 
 causal_attention_values = _ca_check("causal_attention_values", [

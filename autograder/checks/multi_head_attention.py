@@ -458,6 +458,15 @@ mha_basics = _mha_check("mha_basics", [
     Case("the visible cell's MultiHeadAttention(6, 4, 8, 0.0, 2) on (2, 5, 6)", d_in=6, heads=2,
          d_out=4, context=8, batch=2, tokens=5, probes=("out", "future", "head_dim")),
     Case("seeded sizes", tokens=(2, 10)),
+    # what the visible cell also asserts: qkv_bias both ways, out_proj's bias, the mask
+    # buffer, and large scores
+    Case("registered weights and mask, qkv_bias=False", d_in=(3, 8), heads=(2, 3),
+         head_dim=(2, 3), context=(4, 9), tokens=(2, 9), dropout=(0.05, 0.3), bias=False,
+         probes=("out", "f64", "meta")),
+    Case("registered weights and mask, qkv_bias=True", d_in=(2, 7), heads=(1, 3),
+         head_dim=(1, 3), bias=True, probes=("out", "f64", "meta")),
+    Case("scores around +-1e4 (inputs scaled by 60, float64)", d_in=(3, 6), heads=(2, 3),
+         head_dim=(2, 3), context=(4, 8), bias=True, scale=60.0, probes=("f64",)),
 ])
 
 mha_attributes = _mha_check("mha_attributes", [

@@ -180,6 +180,11 @@ sdpa_basics = _sdpa_check("sdpa_basics", [  # the visible calls, then the same k
      (1, 8), 1.0, None),
     ("a seeded mask on seeded inputs", "seeded", ((1, 3),), (1, 5), (2, 6), (2, 8), (1, 6), 1.0,
      ("b", "q", "k")),
+    # what the visible cell also asserts: d_v != d_k, 4-d inputs, scores around 1e4
+    ("extra leading dims, d_v > d_k", "seeded", ((1, 3), (2, 4)), (2, 5), (3, 7), (2, 5),
+     (6, 9), 1.0, None),
+    ("extreme scores (around 1e4)", "extreme", ((1, 3),), (2, 6), (2, 7), None, (1, 5), 1.0,
+     None),
 ])
 
 sdpa_values = _sdpa_check("sdpa_values", [
@@ -314,6 +319,11 @@ self_attention_basics = _sa_check("self_attention_basics", [
     ("SelfAttention(3, 2) with W_query = 0", "zero query", 3, 2, None, [(2, 6)], False),
     ("SelfAttention of sizes drawn from the seed", "seeded", (2, 8), (1, 8), None,
      [((1, 3), (1, 7))], False),
+    # what the visible cell also asserts: qkv_bias=True, scores around 1e4
+    ("SelfAttention with qkv_bias=True", "seeded", (3, 8), (2, 8), True,
+     [((2, 3), (2, 6))], False),
+    ("SelfAttention with extreme scores", "extreme", (3, 6), 4, True, [((1, 3), (3, 7))],
+     False),
 ])
 
 self_attention_values = _sa_check("self_attention_values", [

@@ -294,6 +294,15 @@ wrapper_basics = _check("wrapper_basics", WRAP, [  # the visible cell's sizes, t
     Case("the visible cell's MultiHeadAttentionWrapper(4, 3, 6, 0.0, 2) on (2, 5, 4)", d_in=4,
          d_out=3, context=6, count=2, batch=2, tokens=5, probes=("out", "future", "f64")),
     Case("seeded sizes", probes=("out", "future")),
+    # what the visible cell also asserts: dropout, context_length and qkv_bias passed on to
+    # every head (both ways), scores around 1e4
+    Case("train-mode dropout, qkv_bias=True, num_tokens > context_length", d_in=(3, 6),
+         d_out=(2, 4), context=(4, 8), count=(2, 3), batch=2, tokens="context",
+         dropout=(0.2, 0.7), bias=True, probes=("out", "train", "long")),
+    Case("qkv_bias omitted", d_in=(3, 8), d_out=(2, 5), context=(4, 9), count=(2, 3),
+         probes=("out", "f64")),
+    Case("scores around +-1e4 (inputs scaled by 60, float64)", d_in=(3, 6), d_out=(2, 4),
+         context=(4, 8), count=(2, 3), bias=True, scale=60.0, probes=("f64",)),
 ])
 
 wrapper_structure = _check("wrapper_structure", WRAP, [
@@ -332,6 +341,10 @@ stacked_basics = _check("stacked_basics", STACK, [
     Case("the visible cell's StackedCausalAttention(4, 6, 2) on (2, 5, 4)", d_in=4, context=6,
          count=2, batch=2, tokens=5, dropout=None, probes=("out", "future", "train", "f64")),
     Case("seeded sizes", dropout=None, probes=("out", "future")),
+    # what the visible cell also asserts: dropout and qkv_bias passed on to every layer
+    Case("train-mode dropout, qkv_bias=True", d_in=(3, 6), context=(4, 8), count=(2, 3),
+         batch=2, tokens="context", dropout=(0.2, 0.6), bias=True,
+         probes=("out", "train", "params")),
 ])
 
 stacked_structure = _check("stacked_structure", STACK, [

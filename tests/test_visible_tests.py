@@ -1,0 +1,162 @@
+"""The visible tests a learner runs: they catch the realistic bugs and name their cause.
+
+In-process (no kernel): the released notebook's setup cells and solution cells (the reference
+solution, one cell replaced by a catalog case) run in a fresh namespace, then the visible part
+(outside ``### BEGIN HIDDEN TESTS``) of the grade cells of one exercise.
+
+Catch rates of the hand-written wrong catalog cases (not the generated mutants), measured when
+these visible tests were written (before -> after):
+    02 scaled_dot_product_attention 4/9 -> 9/9, SelfAttention 5/13 -> 12/13,
+    03 CausalAttention 10/21 -> 18/21, 04 MultiHeadAttentionWrapper 9/15 -> 15/15,
+    StackedCausalAttention 5/9 -> 9/9, 05 MultiHeadAttention 6/20 -> 17/20,
+    06 RoPEMultiHeadAttention 5/13 -> 12/13.
+"""
+
+import contextlib
+import io
+
+import pytest
+
+from autograder import catalog, checks, course, engine
+
+# every module exercise, and scaled_dot_product_attention
+MODULE_EXERCISES = [
+    ("02-self-attention", "scaled_dot_product_attention"),
+    ("02-self-attention", "SelfAttention"),
+    ("03-causal-masking", "CausalAttention"),
+    ("04-stacking-heads", "MultiHeadAttentionWrapper"),
+    ("04-stacking-heads", "StackedCausalAttention"),
+    ("05-multi-head-attention", "MultiHeadAttention"),
+    ("06-rope", "RoPEMultiHeadAttention"),
+]
+
+# the published or lesson bug of each exercise, and a word its visible message must hold
+CANONICAL = [
+    ("02-self-attention", "missing_scale", "1 / sqrt(d_k)"),
+    ("02-self-attention", "scale_by_sqrt_d_in", "sqrt(d_out)"),
+    ("03-causal-masking", "mask_not_sliced", "slice the mask"),
+    ("03-causal-masking", "fill_with_zero", "-inf"),
+    ("03-causal-masking", "mask_plain_attribute", "register_buffer"),
+    ("04-stacking-heads", "heads_reversed", "in order"),
+    ("04-stacking-heads", "d_out_split_across_heads", "num_heads * d_out"),
+    ("04-stacking-heads", "stack_without_residual", "x = x + layer(x)"),
+    ("05-multi-head-attention", "published_bug_d_out_not_divided", "d_out // num_heads"),
+    ("05-multi-head-attention", "out_proj_not_applied", "out_proj"),
+    ("05-multi-head-attention", "scale_by_d_out", "sqrt(head_dim)"),
+    ("05-multi-head-attention", "mask_not_sliced", "slice the mask"),
+    ("06-rope", "mha_layout_bug", "(b, num_tokens, num_heads, head_dim) layout"),
+    ("06-rope", "mha_no_rope_on_keys", "queries and keys"),
+]
+
+
+def _case(assignment_id: str, name: str) -> catalog.Case:
+    return next(c for c in catalog.written(assignment_id) if c.name == name)
+
+
+def _namespace(assignment_id: str, answers: dict | None = None) -> dict:
+    """Setup cells and solution cells (the reference, except ``answers``), as grading runs them."""
+    source = course.read(course.notebook_path(assignment_id))
+    namespace = {"__name__": "__main__"}
+    for code in course.exercise_program(source, course.submission(assignment_id, answers)):
+        with contextlib.suppress(Exception), contextlib.redirect_stdout(io.StringIO()):
+            exec(compile(code, "<cell>", "exec"), namespace)
+    return namespace
+
+
+def _visible_cells(assignment_id: str, exercise: str) -> list[str]:
+    """The visible tests of ``exercise`` in the learner's (released) notebook."""
+    released = course.read(course.notebook_path(assignment_id, released=True))
+    registered = checks.checks_for(assignment_id)
+    found = []
+    for cell in released.cells:
+        meta = course.nbgrader_meta(cell)
+        if meta.get("grade") and registered[meta["grade_id"]].exercise == exercise:
+            code = course.HIDDEN_REGION.sub("", cell.source)
+            if any(line.strip() and not line.lstrip().startswith("#")
+                   for line in code.splitlines()):
+                found.append(code)
+    return found
+
+
+def _run_visible(assignment_id: str, exercise: str, answers: dict | None = None):
+    """The exception the visible tests of ``exercise`` raise, or None when they pass."""
+    namespace = _namespace(assignment_id, answers)
+    try:
+        for code in _visible_cells(assignment_id, exercise):
+            with contextlib.redirect_stdout(io.StringIO()) as printed:
+                exec(compile(code, "<visible>", "exec"), namespace)
+            assert "visible tests passed" in printed.getvalue()
+    except Exception as exc:  # what the learner would see
+        return exc
+    return None
+
+
+@pytest.mark.parametrize("assignment_id, exercise", MODULE_EXERCISES)
+def test_the_solution_passes_the_visible_tests(assignment_id, exercise):
+    assert _visible_cells(assignment_id, exercise), f"{exercise} has no visible tests"
+    assert _run_visible(assignment_id, exercise) is None
+
+
+@pytest.mark.parametrize("assignment_id, name, keyword", CANONICAL,
+                         ids=[f"{a}:{n}" for a, n, _ in CANONICAL])
+def test_a_canonical_bug_fails_with_a_message_naming_its_cause(assignment_id, name, keyword):
+    case = _case(assignment_id, name)
+    error = _run_visible(assignment_id, case.cell, {case.cell: case.source})
+    assert isinstance(error, AssertionError), f"{name}: visible tests raised {error!r}"
+    assert keyword in str(error), f"{name}: the message does not name {keyword!r}: {error}"
+
+
+@pytest.mark.parametrize("assignment_id, exercise", MODULE_EXERCISES)
+def test_visible_tests_catch_most_catalog_bugs(assignment_id, exercise):
+    wrong = [c for c in catalog.written(assignment_id) if c.cell == exercise and not c.correct]
+    missed = [c.name for c in wrong
+              if _run_visible(assignment_id, exercise, {c.cell: c.source}) is None]
+    rate = 1 - len(missed) / len(wrong)
+    print(f"{assignment_id} {exercise}: {len(wrong) - len(missed)}/{len(wrong)} caught")
+    assert rate >= 0.8, f"{exercise}: visible tests catch {rate:.0%}; missed {missed}"
+
+
+@pytest.mark.parametrize("assignment_id, exercise", MODULE_EXERCISES)
+def test_visible_tests_accept_the_correct_alternatives(assignment_id, exercise):
+    for case in catalog.written(assignment_id):
+        if case.cell == exercise and case.correct:
+            error = _run_visible(assignment_id, exercise, {case.cell: case.source})
+            assert error is None, f"correct {case.name} rejected: {error!r}"
+
+
+# --- a wrong earlier exercise: the later checks say to fix it first --------------------------
+
+SIGN_BUG = "rope_rotate_half_sign"  # rotate_half as cat(x2, -x1): rotates by -angle
+
+
+def test_a_wrong_compute_rope_is_blamed_in_the_attention_checks():
+    namespace = _namespace("06-rope", {"compute_rope": _case("06-rope", SIGN_BUG).source})
+    with pytest.raises(checks.CheckFailed) as failed:
+        checks.run("06-rope", "rope_mha_values", namespace)
+    assert failed.value.failures[0].startswith("fix `compute_rope` first"), failed.value.failures
+    with pytest.raises(checks.CheckFailed):  # compute_rope's own check: no blame, its values
+        checks.run("06-rope", "rope_values", namespace)
+
+
+def test_a_dtype_check_fails_on_a_wrong_dtype():
+    upcast = _case("06-rope", "rope_upcast_dtype")
+    namespace = _namespace("06-rope", {upcast.cell: upcast.source})
+    with pytest.raises(checks.CheckFailed):
+        checks.run("06-rope", "rope_dtypes", namespace)
+
+
+def test_the_grader_records_blame_the_earlier_exercise():
+    """The same through the project's grader: ``engine.judge`` on the records a sandbox
+    would write (observed here in-process, with the fixed seeds)."""
+    assignment = engine.load_assignments()["06-rope"]
+    namespace = _namespace("06-rope", {"compute_rope": _case("06-rope", SIGN_BUG).source})
+    records = [{"type": "seen", "grade_id": gid, "seen": check.observe_in(namespace)}
+               for gid, check in assignment.checks.items()] + [{"type": "done"}]
+    pair = engine.Pair("learner", "06-rope", course.ROOT)
+    submission = engine.Submission(None, "digest")
+    result = engine.judge(assignment, pair, submission, records, [], timeout=60.0)
+    cells = {c["grade_id"]: c for c in result["cells"]}
+    for gid in ("rope_mha_basics", "rope_mha_values", "rope_mha_contract"):
+        assert cells[gid]["score"] == 0
+        assert cells[gid]["failures"][0].startswith("fix `compute_rope` first"), cells[gid]
+    assert cells["precompute_values"]["score"] == cells["precompute_values"]["max_score"]
