@@ -326,7 +326,7 @@ class Check:
         self.grade_id = grade_id
         self.exercise = exercise
         self.cases = list(cases)
-        self.label = label or (lambda case: "" if case is None else str(case))
+        self.label = label or _default_label
         self.needs = tuple(needs)  # earlier exercises this one calls (for feedback)
         self._observe: ObserveFn | None = None
         self._judge: JudgeFn | None = None
@@ -378,6 +378,13 @@ class Check:
                                  f"(unjudged answers: {unjudged or 'none asked'})")
             failures.extend(verdict.failures)
         return failures
+
+
+def _default_label(case: Any) -> str:
+    """A case's name in messages: its first item when that is a string (``("visible", ...)``)."""
+    if isinstance(case, (tuple, list)) and case and isinstance(case[0], str):
+        return case[0]
+    return "" if case is None else str(case)
 
 
 def module_name(assignment_id: str) -> str:

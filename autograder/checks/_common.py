@@ -81,3 +81,37 @@ def judge_causal(verdict, field: str, changed_field: str, shape: tuple[int, ...]
                      f"positions 0..{t} by up to {gap:.3g}; position t may only depend on tokens "
                      "0..t: is the causal mask applied (True strictly above the diagonal), "
                      "before the softmax?")
+
+
+# torch's own float32 CPU attention kernel is off by up to ~2e-4 (relative) on exact ties
+# of scores around 1e4; the extreme cases are about overflow (NaN), not the last digits.
+EXTREME_TOLERANCE = 2e-3
+STABLE_HINT = ("with scores around 1e4, exp(score) overflows: subtract each row's max before "
+               "exp (torch.softmax does)")
+
+
+def size(seed: int, spec, stream: int) -> int:
+    """``spec`` is a size, or ``(low, high)``: a size drawn from the seed."""
+    return spec if isinstance(spec, int) else integer(seed, spec[0], spec[1], stream)
+
+
+def forward(module, x, train_seed: int | None = None):
+    """``module(x)`` without gradients: in eval mode, or in train mode right after
+    ``torch.manual_seed(train_seed)`` (so dropout draws what the reference draws)."""
+    import torch
+
+    module.train(train_seed is not None)
+    if train_seed is not None:
+        torch.manual_seed(train_seed)
+    with torch.no_grad():
+        return module(x)
+
+
+def meta_forward(module, shape: tuple[int, ...]) -> list:
+    """``[device, *output shape]`` of a forward on the meta device after ``module.to("meta")``:
+    every tensor the module uses must be a registered buffer or parameter (a plain tensor
+    attribute stays on the CPU and the forward raises)."""
+    import torch
+
+    out = forward(module.to("meta"), torch.empty(shape, device="meta"))
+    return [out.device.type, *(int(n) for n in out.shape)]

@@ -17,7 +17,18 @@ import torch
 
 from autograder import data
 from autograder.checks import Check, Student, Verdict
-from autograder.checks._common import future_changed, integer, judge_causal, linear, randn, rng, uniform
+from autograder.checks._common import (
+    EXTREME_TOLERANCE,
+    STABLE_HINT,
+    future_changed,
+    integer,
+    judge_causal,
+    linear,
+    randn,
+    rng,
+    size,
+    uniform,
+)
 
 ASSIGNMENT = "03-causal-masking"
 
@@ -26,25 +37,14 @@ CA = "CausalAttention"
 PROJ = ("W_query", "W_key", "W_value")
 
 MASK_HINT = "True strictly above the diagonal (torch.triu(..., diagonal=1))"
-# torch's own float32 CPU attention kernel is off by up to ~2e-4 (relative) on exact ties
-# of scores around 1e4; the extreme cases are about overflow (NaN), not the last digits.
-EXTREME_TOLERANCE = 2e-3
-STABLE_HINT = ("with scores around 1e4, exp(score) overflows: subtract each row's max before "
-               "exp (torch.softmax does)")
 
 
-def _label(case: tuple) -> str:
-    return case[0]
-
-
-def _size(seed: int, spec, stream: int) -> int:
-    return spec if isinstance(spec, int) else integer(seed, spec[0], spec[1], stream)
 
 
 # --- causal_mask ----------------------------------------------------------------------------
 
 def _mask_size(case: tuple, seed: int) -> int:
-    return _size(seed, case[1], 0)
+    return size(seed, case[1], 0)
 
 
 def _observe_mask(student: Student, case: tuple, seed: int) -> dict:
@@ -65,7 +65,7 @@ def _judge_mask(verdict: Verdict, case: tuple, seed: int) -> None:
 
 
 def _mask_check(grade_id: str, cases: list[tuple]) -> Check:
-    check = Check(grade_id, exercise=CM, cases=cases, label=_label)
+    check = Check(grade_id, exercise=CM, cases=cases)
     check.observe(_observe_mask)
     check.judge(_judge_mask)
     return check
@@ -97,7 +97,7 @@ causal_mask_sizes = _mask_check("causal_mask_sizes", [
 
 def _ca_setup(case: tuple, seed: int) -> dict:
     _, kind, d_in, d_out, ctx, dropout, bias, sizes = case
-    d_in, d_out, ctx = _size(seed, d_in, 1), _size(seed, d_out, 2), _size(seed, ctx, 3)
+    d_in, d_out, ctx = size(seed, d_in, 1), size(seed, d_out, 2), size(seed, ctx, 3)
     if kind == "extreme":
         d_out = 4  # sqrt(d_out) = 2: the scaled scores stay exact
     p = dropout if isinstance(dropout, float) else round(uniform(seed, *dropout), 2)
@@ -112,8 +112,8 @@ def _ca_setup(case: tuple, seed: int) -> dict:
             weights["W_key.bias"] = _integers(seed, (d_out,), 13)
     xs = []
     for i, (b, n) in enumerate(sizes):
-        n = ctx if n == "ctx" else min(ctx, _size(seed, n, 21 + 2 * i))
-        shape = (_size(seed, b, 20 + 2 * i), n, d_in)
+        n = ctx if n == "ctx" else min(ctx, size(seed, n, 21 + 2 * i))
+        shape = (size(seed, b, 20 + 2 * i), n, d_in)
         x = _integers(seed, shape, 30 + i) if kind == "extreme" else randn(seed, shape, 30 + i)
         xs.append(x.to(torch.float64) if kind == "float64" else x)
     setup = {"d_in": d_in, "d_out": d_out, "ctx": ctx, "p": p, "bias": bias,
@@ -121,7 +121,7 @@ def _ca_setup(case: tuple, seed: int) -> dict:
     if kind == "visible":
         x = xs[0]
         setup["t"] = 2
-        setup["changed"] = _future(x, 2, seed)
+        setup["changed"] = future_changed(x, 2, seed)
         setup["too long"] = randn(seed, (1, ctx + 1, d_in), 40)
     if kind == "errors":
         setup["too long"] = [randn(seed, (1, ctx + 1, d_in), 40),
@@ -129,14 +129,8 @@ def _ca_setup(case: tuple, seed: int) -> dict:
     if kind == "future":
         n = xs[0].shape[1]
         setup["t"] = integer(seed, 0, n - 2, 5)
-        setup["changed"] = _future(xs[0], setup["t"], seed)
+        setup["changed"] = future_changed(xs[0], setup["t"], seed)
     return setup
-
-
-def _future(x: torch.Tensor, t: int, seed: int) -> torch.Tensor:
-    """``_common.future_changed`` through NumPy: its torch branch assigns a NumPy array into
-    a tensor, which torch rejects (reported to the lead)."""
-    return torch.from_numpy(future_changed(x.numpy(), t, seed).astype(np.float32))
 
 
 def _integers(seed: int, shape: tuple[int, ...], stream: int, scale: float = 1.0):
@@ -358,7 +352,7 @@ def _judge_meta(verdict: Verdict, s: dict, what: str) -> None:
 
 
 def _ca_check(grade_id: str, cases: list[tuple]) -> Check:
-    check = Check(grade_id, exercise=CA, cases=cases, label=_label)
+    check = Check(grade_id, exercise=CA, cases=cases)
     check.observe(_observe_ca)
     check.judge(_judge_ca)
     return check

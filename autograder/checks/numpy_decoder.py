@@ -15,7 +15,7 @@ import numpy as np
 
 from autograder import data
 from autograder.checks import Check, Student, Verdict
-from autograder.checks._common import integer, judge_causal, normal, rng, uniform
+from autograder.checks._common import integer, judge_causal, normal, rng, size, uniform
 
 ASSIGNMENT = "07-numpy-decoder"
 SOFTMAX = "softmax"
@@ -26,17 +26,8 @@ DECODER = "decoder_forward"
 GENERATE = "generate"
 
 
-def _label(case: tuple) -> str:
-    return " ".join(str(part) for part in case)
-
-
-def _size(seed: int, spec, stream: int) -> int:
-    """A size: ``spec`` itself, or an int drawn in ``[low, high]`` for ``spec = (low, high)``."""
-    return spec if isinstance(spec, int) else integer(seed, spec[0], spec[1], stream)
-
-
 def _shape(seed: int, dims: tuple) -> tuple[int, ...]:
-    return tuple(_size(seed, spec, 10 + i) for i, spec in enumerate(dims))
+    return tuple(size(seed, spec, 10 + i) for i, spec in enumerate(dims))
 
 
 def _matrix(seed: int, rows: int, cols: int, stream: int, gain: float = 1.0) -> np.ndarray:
@@ -137,7 +128,7 @@ def _judge_softmax(verdict: Verdict, case: tuple, seed: int) -> None:
 
 
 def _softmax_check(grade_id: str, cases: list) -> Check:
-    check = Check(grade_id, exercise=SOFTMAX, cases=cases, label=_label)
+    check = Check(grade_id, exercise=SOFTMAX, cases=cases)
     check.observe(_observe_softmax)
     check.judge(_judge_softmax)
     return check
@@ -249,7 +240,7 @@ def _judge_layer_norm(verdict: Verdict, case: tuple, seed: int) -> None:
 
 
 def _layer_norm_check(grade_id: str, cases: list) -> Check:
-    check = Check(grade_id, exercise=LAYER_NORM, cases=cases, label=_label)
+    check = Check(grade_id, exercise=LAYER_NORM, cases=cases)
     check.observe(_observe_layer_norm)
     check.judge(_judge_layer_norm)
     return check
@@ -312,7 +303,7 @@ def _judge_gelu(verdict: Verdict, case: tuple, seed: int) -> None:
 
 
 def _gelu_check(grade_id: str, cases: list) -> Check:
-    check = Check(grade_id, exercise=GELU, cases=cases, label=_label)
+    check = Check(grade_id, exercise=GELU, cases=cases)
     check.observe(_observe_gelu)
     check.judge(_judge_gelu)
     return check
@@ -349,7 +340,7 @@ def _attention_inputs(case: tuple, seed: int) -> tuple[np.ndarray, tuple, int]:
         x = g.standard_normal((4, 6))
         return x, tuple(g.standard_normal((6, 6)) / 2 for _ in range(4)), 2
     _, n, h, hd, scale, _ = case
-    n, h, hd = _size(seed, n, 1), _size(seed, h, 2), _size(seed, hd, 3)
+    n, h, hd = size(seed, n, 1), size(seed, h, 2), size(seed, hd, 3)
     W = _attention_weights(seed, h * hd)
     x = normal(seed, (n, h * hd))
     if scale == "extreme":
@@ -410,13 +401,13 @@ def _judge_attention(verdict: Verdict, case: tuple, seed: int) -> None:
                      "tokens must be masked")
 
 
-attention_basics = Check("attention_basics", exercise=ATTENTION, label=_label,
+attention_basics = Check("attention_basics", exercise=ATTENTION,
                          needs=(SOFTMAX,),
                          cases=[("visible",), ("seeded", (2, 7), (1, 3), (2, 4), 1.0, None)])
 attention_basics.observe(_observe_attention)
 attention_basics.judge(_judge_attention)
 
-attention_values = Check("attention_values", exercise=ATTENTION, label=_label, needs=(SOFTMAX,),
+attention_values = Check("attention_values", exercise=ATTENTION, needs=(SOFTMAX,),
                          cases=[("seeded", (3, 9), (2, 3), (2, 4), 1.0, None),
                                 ("seeded", 1, (2, 4), (2, 3), 1.0, None),      # one token
                                 ("seeded", (3, 8), 1, (3, 7), 1.0, None),      # one head
@@ -427,7 +418,7 @@ attention_values = Check("attention_values", exercise=ATTENTION, label=_label, n
 attention_values.observe(_observe_attention)
 attention_values.judge(_judge_attention)
 
-attention_causal = Check("attention_causal", exercise=ATTENTION, label=_label, needs=(SOFTMAX,),
+attention_causal = Check("attention_causal", exercise=ATTENTION, needs=(SOFTMAX,),
                          cases=[("seeded", (5, 9), (1, 3), (2, 4), 1.0, "t"),
                                 ("seeded", (4, 8), (2, 3), (2, 4), 1.0, "t"),
                                 ("seeded", (3, 7), 1, (3, 6), 1.0, 0)])
@@ -495,7 +486,7 @@ DECODER_HINT = ("check the wiring: pre-LN residual branches, the positional enco
 def _even_width(seed: int, h: int, hd) -> int:
     """head_dim drawn from ``hd`` such that d_model = h * head_dim is even (the positional
     encoding needs an even d_model)."""
-    hd = _size(seed, hd, 3)
+    hd = size(seed, hd, 3)
     return hd + 1 if h * hd % 2 else hd
 
 
@@ -528,8 +519,8 @@ def _decoder_inputs(case: tuple, seed: int) -> tuple[np.ndarray, dict, int]:
     if case[0] == "visible":
         return np.array([3, 0, 9, 3]), _visible_decoder_params(), 2
     _, V, h, hd, d_ff, n, _ = case
-    V, h, hd = _size(seed, V, 1), _size(seed, h, 2), _even_width(seed, h, hd)
-    d_ff, n = _size(seed, d_ff, 4), _size(seed, n, 5)
+    V, h, hd = size(seed, V, 1), size(seed, h, 2), _even_width(seed, h, hd)
+    d_ff, n = size(seed, d_ff, 4), size(seed, n, 5)
     ids = rng(seed, 6).integers(0, V, n)
     return ids, _params(seed, V, h * hd, d_ff), h
 
@@ -559,12 +550,12 @@ def _judge_decoder(verdict: Verdict, case: tuple, seed: int) -> None:
                   variants=ref.decoder_bugs(ids, params, h), hint=hint)
 
 
-decoder_basics = Check("decoder_basics", exercise=DECODER, label=_label, needs=DECODER_NEEDS,
+decoder_basics = Check("decoder_basics", exercise=DECODER, needs=DECODER_NEEDS,
                        cases=[("visible",), ("seeded", (6, 14), 2, (2, 4), (8, 32), (3, 8), None)])
 decoder_basics.observe(_observe_decoder)
 decoder_basics.judge(_judge_decoder)
 
-decoder_values = Check("decoder_values", exercise=DECODER, label=_label, needs=DECODER_NEEDS,
+decoder_values = Check("decoder_values", exercise=DECODER, needs=DECODER_NEEDS,
                        cases=[("seeded", (6, 14), 2, (2, 4), (16, 32), (4, 9), None),
                               ("seeded", (5, 9), 3, (2, 4), (12, 24), (6, 12), None),
                               ("seeded", (4, 8), 1, (4, 8), (8, 16), 1, None),   # one token
@@ -573,7 +564,7 @@ decoder_values = Check("decoder_values", exercise=DECODER, label=_label, needs=D
 decoder_values.observe(_observe_decoder)
 decoder_values.judge(_judge_decoder)
 
-decoder_causal = Check("decoder_causal", exercise=DECODER, label=_label, needs=DECODER_NEEDS,
+decoder_causal = Check("decoder_causal", exercise=DECODER, needs=DECODER_NEEDS,
                        cases=[("seeded", (6, 12), 2, (2, 4), (8, 24), (6, 10), "t"),
                               ("seeded", (4, 8), 3, (2, 4), (12, 24), (4, 7), "t"),
                               ("seeded", (6, 10), 1, (4, 6), (8, 16), (3, 5), 0)])
@@ -638,8 +629,8 @@ def _generate_inputs(case: tuple, seed: int) -> tuple[list[int], dict, int, int]
     if case[0] == "visible":
         return list(case[1]), _visible_generate_params(), 2, case[2]
     _, V, h, hd, d_ff, n, k = case
-    V, h, hd = _size(seed, V, 1), _size(seed, h, 2), _even_width(seed, h, hd)
-    d_ff, n, k = _size(seed, d_ff, 4), _size(seed, n, 5), _size(seed, k, 6)
+    V, h, hd = size(seed, V, 1), size(seed, h, 2), _even_width(seed, h, hd)
+    d_ff, n, k = size(seed, d_ff, 4), size(seed, n, 5), size(seed, k, 6)
     prompt = [int(i) for i in rng(seed, 6).integers(0, V, n)]
     return prompt, _params(seed, V, h * hd, d_ff), h, k
 
@@ -700,13 +691,13 @@ def _judge_generate(verdict: Verdict, case: tuple, seed: int) -> None:
     verdict.fail(message)
 
 
-generate_basics = Check("generate_basics", exercise=GENERATE, label=_label, needs=(DECODER,),
+generate_basics = Check("generate_basics", exercise=GENERATE, needs=(DECODER,),
                         cases=[("visible", (3, 1, 4), 5), ("visible", (5,), 0),
                                ("seeded", (8, 14), 2, (2, 4), (16, 32), (2, 4), (3, 6))])
 generate_basics.observe(_observe_generate)
 generate_basics.judge(_judge_generate)
 
-generate_contract = Check("generate_contract", exercise=GENERATE, label=_label,
+generate_contract = Check("generate_contract", exercise=GENERATE,
                           needs=(DECODER,),
                           cases=[("seeded", (8, 14), 2, (2, 4), (16, 32), (3, 5), (6, 9)),
                                  ("seeded", (6, 10), 3, (2, 4), (12, 24), 1, (4, 7)),

@@ -14,7 +14,17 @@ import numpy as np
 import torch
 
 from autograder.checks import Check, Student, Verdict
-from autograder.checks._common import future_changed, integer, judge_causal, linear, randn, rng, uniform
+from autograder.checks._common import (
+    forward,
+    future_changed,
+    integer,
+    judge_causal,
+    linear,
+    meta_forward,
+    randn,
+    rng,
+    uniform,
+)
 
 ASSIGNMENT = "06-rope"
 
@@ -556,15 +566,6 @@ def _build(student: Student, cfg: dict, seed: int, weights: bool = True):
                          seed=seed)
 
 
-def _forward(model, x: torch.Tensor, train_seed: int | None = None):
-    with torch.no_grad():
-        if train_seed is None:
-            model.eval()
-        else:
-            model.train()
-            torch.manual_seed(train_seed)
-        return model(x)
-
 
 def _mha_what(case: tuple, cfg: dict) -> str:
     args, kwargs = _args(cfg)
@@ -614,13 +615,11 @@ def _judge_out(verdict: Verdict, field: str, case: tuple, cfg: dict, seed: int,
 def _meta(model, cfg: dict):
     """``module.to("meta")`` and a forward on a meta input: every tensor the module uses must
     be a registered buffer or parameter (a plain tensor attribute stays on the CPU)."""
-    model = model.to("meta")
-    out = _forward(model, torch.empty(cfg["batch"], cfg["n"], cfg["d_in"], device="meta"))
-    return [out.device.type, list(out.shape)]
+    return meta_forward(model, (cfg["batch"], cfg["n"], cfg["d_in"]))
 
 
 def _judge_meta(verdict: Verdict, case: tuple, cfg: dict) -> None:
-    verdict.equal("meta", ["meta", [cfg["batch"], cfg["n"], cfg["d_out"]]],
+    verdict.equal("meta", ["meta", cfg["batch"], cfg["n"], cfg["d_out"]],
                   f"{_mha_what(case, cfg)} after .to('meta'), a forward on a meta input as "
                   "[device, shape] (the mask and the cos/sin tables must be registered "
                   "buffers, so .to(device) moves them)",
@@ -631,7 +630,7 @@ def _observe_fresh(student: Student, cfg: dict, seed: int, x: torch.Tensor):
     """The output of a module left with its own initial weights (the grader's are loaded into
     every other module, which would undo a weight zeroed in __init__)."""
     fresh = _build(student, cfg, seed, weights=False)
-    return Student.attempt(lambda: _forward(fresh, x))
+    return Student.attempt(lambda: forward(fresh, x))
 
 
 def _judge_fresh(verdict: Verdict, case: tuple, cfg: dict) -> None:
@@ -679,8 +678,8 @@ def _(student: Student, case: tuple, seed: int) -> dict:
     cfg = _config(case, seed)
     model = _build(student, cfg, seed)
     x = _x(cfg, seed)
-    seen = {"out": Student.attempt(lambda: _forward(model, x)),
-            "one token": Student.attempt(lambda: _forward(model, x[:, :1])),
+    seen = {"out": Student.attempt(lambda: forward(model, x)),
+            "one token": Student.attempt(lambda: forward(model, x[:, :1])),
             "buffers": Student.attempt(lambda: sorted(n for n, _ in model.named_buffers()))}
     seen["meta"] = Student.attempt(lambda: _meta(model, cfg))  # last: it empties the module
     seen["fresh"] = _observe_fresh(student, cfg, seed, x)
@@ -743,7 +742,7 @@ def _(student: Student, case: tuple, seed: int) -> dict:
     cfg = _config(case, seed)
     model = _build(student, cfg, seed)
     train = _dropout_seed(seed) if cfg["dropout"] else None
-    return {"out": Student.attempt(lambda: _forward(model, _x(cfg, seed), train))}
+    return {"out": Student.attempt(lambda: forward(model, _x(cfg, seed), train))}
 
 
 @rope_mha_values.judge
@@ -779,8 +778,8 @@ def _(student: Student, case: tuple, seed: int) -> dict:
     seen = {"indivisible": Student.attempt(lambda: student.get(MHA)(*_indivisible(cfg)))}
     model = _build(student, cfg, seed)
     x = _x(cfg, seed)
-    seen["out"] = Student.attempt(lambda: _forward(model, x))
-    seen["train out"] = Student.attempt(lambda: _forward(model, x, _dropout_seed(seed)))
+    seen["out"] = Student.attempt(lambda: forward(model, x))
+    seen["train out"] = Student.attempt(lambda: forward(model, x, _dropout_seed(seed)))
     for attr in ("d_out", "num_heads", "head_dim"):
         seen[attr] = Student.attempt(lambda a=attr: getattr(model, a))
     seen["layer types"] = Student.attempt(lambda: [type(getattr(model, n)).__name__
@@ -850,10 +849,10 @@ def _(student: Student, case: tuple, seed: int) -> dict:
     model = _build(student, cfg, seed)
     x = _x(cfg, seed)
     # _common.future_changed assigns a NumPy array into a torch slice: give it NumPy
-    changed = torch.from_numpy(future_changed(x.numpy(), _changed_at(cfg, seed), seed)).float()
-    return {"out": Student.attempt(lambda: _forward(model, x)),
-            "changed": Student.attempt(lambda: _forward(model, changed)),
-            "too long": Student.attempt(lambda: _forward(model, _x(cfg, seed, cfg["ctx"] + 1,
+    changed = future_changed(x, _changed_at(cfg, seed), seed)
+    return {"out": Student.attempt(lambda: forward(model, x)),
+            "changed": Student.attempt(lambda: forward(model, changed)),
+            "too long": Student.attempt(lambda: forward(model, _x(cfg, seed, cfg["ctx"] + 1,
                                                                    stream=11)))}
 
 

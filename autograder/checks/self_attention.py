@@ -14,7 +14,7 @@ import torch
 
 from autograder import data
 from autograder.checks import Check, Student, Verdict
-from autograder.checks._common import integer, linear, randn, rng
+from autograder.checks._common import EXTREME_TOLERANCE, STABLE_HINT, linear, randn, rng, size
 
 ASSIGNMENT = "02-self-attention"
 
@@ -25,19 +25,8 @@ PROJ = ("W_query", "W_key", "W_value")
 CONTEXT_HINT = ("context is weights @ values with weights = softmax(queries @ keys^T / "
                 "sqrt(d_k)) over the last dim")
 WEIGHTS_HINT = "weights = softmax(queries @ keys^T / sqrt(d_k), dim=-1)"
-# torch's own float32 CPU attention kernel is off by up to ~2e-4 (relative) on exact ties
-# of scores around 1e4; the extreme cases are about overflow (NaN), not the last digits.
-EXTREME_TOLERANCE = 2e-3
-STABLE_HINT = ("with scores around 1e4, exp(score) overflows: subtract each row's max before "
-               "exp (torch.softmax does)")
 
 
-def _label(case: tuple) -> str:
-    return case[0]
-
-
-def _size(seed: int, spec, stream: int) -> int:
-    return spec if isinstance(spec, int) else integer(seed, spec[0], spec[1], stream)
 
 
 def _extreme(seed: int, shape: tuple[int, ...], stream: int, scale: float = 1.0):
@@ -54,11 +43,11 @@ def _extreme(seed: int, shape: tuple[int, ...], stream: int, scale: float = 1.0)
 
 def _sdpa_sizes(case: tuple, seed: int):
     _, kind, lead, n_q, n_k, d_k, d_v, _, _ = case
-    lead = tuple(_size(seed, s, 10 + i) for i, s in enumerate(lead))
-    n_q = _size(seed, n_q, 1)
-    n_k = n_q if n_k is None else _size(seed, n_k, 2)
-    d_k = (4, 16, 64)[_size(seed, (0, 2), 3)] if kind == "extreme" else _size(seed, d_k, 3)
-    d_v = d_k if d_v is None else _size(seed, d_v, 4)
+    lead = tuple(size(seed, s, 10 + i) for i, s in enumerate(lead))
+    n_q = size(seed, n_q, 1)
+    n_k = n_q if n_k is None else size(seed, n_k, 2)
+    d_k = (4, 16, 64)[size(seed, (0, 2), 3)] if kind == "extreme" else size(seed, d_k, 3)
+    d_v = d_k if d_v is None else size(seed, d_v, 4)
     return lead, n_q, n_k, d_k, d_v
 
 
@@ -166,7 +155,7 @@ def _judge_sdpa(verdict: Verdict, case: tuple, seed: int) -> None:
 
 
 def _sdpa_check(grade_id: str, cases: list[tuple]) -> Check:
-    check = Check(grade_id, exercise=SDPA, cases=cases, label=_label)
+    check = Check(grade_id, exercise=SDPA, cases=cases)
     check.observe(_observe_sdpa)
     check.judge(_judge_sdpa)
     return check
@@ -226,7 +215,7 @@ sdpa_mask = _sdpa_check("sdpa_mask", [
 
 def _sa_setup(case: tuple, seed: int):
     _, kind, d_in, d_out, bias, sizes, _ = case
-    d_in, d_out = _size(seed, d_in, 1), _size(seed, d_out, 2)
+    d_in, d_out = size(seed, d_in, 1), size(seed, d_out, 2)
     if kind == "extreme":
         d_out = 4  # sqrt(d_out) = 2: the scaled scores stay exact
     with_bias = bool(bias)
@@ -243,7 +232,7 @@ def _sa_setup(case: tuple, seed: int):
             weights["W_key.bias"] = _extreme(seed, (d_out,), 13)
     xs = []
     for i, (b, n) in enumerate(sizes):
-        shape = (_size(seed, b, 20 + 2 * i), _size(seed, n, 21 + 2 * i), d_in)
+        shape = (size(seed, b, 20 + 2 * i), size(seed, n, 21 + 2 * i), d_in)
         x = _extreme(seed, shape, 30 + i) if kind == "extreme" else randn(seed, shape, 30 + i)
         xs.append(x.to(torch.float64) if kind == "float64" else x)
     return d_in, d_out, weights, xs
@@ -308,7 +297,7 @@ def _judge_sa(verdict: Verdict, case: tuple, seed: int) -> None:
 
 
 def _sa_check(grade_id: str, cases: list[tuple]) -> Check:
-    check = Check(grade_id, exercise=SA, cases=cases, label=_label)
+    check = Check(grade_id, exercise=SA, cases=cases)
     check.observe(_observe_sa)
     check.judge(_judge_sa)
     return check

@@ -24,7 +24,16 @@ import torch
 
 from autograder import data
 from autograder.checks import Check, Student, Verdict
-from autograder.checks._common import future_changed, integer, judge_causal, linear, randn, uniform
+from autograder.checks._common import (
+    forward,
+    future_changed,
+    integer,
+    judge_causal,
+    linear,
+    meta_forward,
+    randn,
+    uniform,
+)
 
 ASSIGNMENT = "04-stacking-heads"
 WRAP = "MultiHeadAttentionWrapper"
@@ -127,22 +136,7 @@ def _input(built: Built, case: Case, seed: int) -> torch.Tensor:
     return randn(seed, built.x_shape, stream=1, scale=case.scale)
 
 
-def _future(x: torch.Tensor, t: int, seed: int) -> torch.Tensor:
-    # _common.future_changed cannot assign NumPy noise into a torch tensor: go through NumPy
-    return torch.from_numpy(future_changed(x.numpy(), t, seed))
 
-
-def _forward(module, x: torch.Tensor, train_seed: int | None = None):
-    module.train(train_seed is not None)
-    if train_seed is not None:
-        torch.manual_seed(train_seed)
-    with torch.no_grad():
-        return module(x)
-
-
-def _meta(module, shape: tuple) -> list:
-    out = _forward(module.to("meta"), torch.empty(shape, device="meta"))
-    return [str(out.device), *(int(n) for n in out.shape)]
 
 
 def _observe(name: str):
@@ -153,21 +147,21 @@ def _observe(name: str):
         x = _input(built, case, seed)
         probes, found = case.probes, {}
         if "out" in probes:
-            found["out"] = Student.attempt(lambda: _forward(module, x))
+            found["out"] = Student.attempt(lambda: forward(module, x))
         if "future" in probes and built.t is not None:
-            found["future"] = Student.attempt(lambda: _forward(module,
-                                                               _future(x, built.t, seed)))
+            found["future"] = Student.attempt(lambda: forward(module,
+                                                               future_changed(x, built.t, seed)))
         if "train" in probes:
-            found["train"] = Student.attempt(lambda: _forward(module, x, train_seed=seed))
+            found["train"] = Student.attempt(lambda: forward(module, x, train_seed=seed))
         if "long" in probes:
             long = randn(seed, (1, built.context + 1, built.d_in), stream=9)
-            found["long"] = Student.attempt(lambda: _forward(module, long))
+            found["long"] = Student.attempt(lambda: forward(module, long))
         if "params" in probes:
             found["params"] = Student.attempt(lambda: sum(p.numel() for p in module.parameters()))
         if "f64" in probes:  # these two move the module: last
-            found["f64"] = Student.attempt(lambda: _forward(module.to(torch.float64), x.double()))
+            found["f64"] = Student.attempt(lambda: forward(module.to(torch.float64), x.double()))
         if "meta" in probes:
-            found["meta"] = Student.attempt(lambda: _meta(module, built.x_shape))
+            found["meta"] = Student.attempt(lambda: meta_forward(module, built.x_shape))
         return found
     return observe
 
