@@ -138,11 +138,14 @@ def test_a_wrong_compute_rope_is_blamed_in_the_attention_checks():
         checks.run("06-rope", "rope_values", namespace)
 
 
-def test_a_dtype_check_fails_on_a_wrong_dtype():
+def test_a_dtype_check_judges_dtypes_not_values():
     upcast = _case("06-rope", "rope_upcast_dtype")
     namespace = _namespace("06-rope", {upcast.cell: upcast.source})
     with pytest.raises(checks.CheckFailed):
         checks.run("06-rope", "rope_dtypes", namespace)
+    # a wrong rotation with the right dtype handling keeps the dtype point
+    namespace = _namespace("06-rope", {"compute_rope": _case("06-rope", SIGN_BUG).source})
+    checks.run("06-rope", "rope_dtypes", namespace)
 
 
 def test_the_grader_records_blame_the_earlier_exercise():

@@ -419,13 +419,15 @@ rope_dtypes = Check("rope_dtypes", exercise=ROPE, label=_label(ROPE),
 @rope_dtypes.observe
 def _(student: Student, case: tuple, seed: int) -> dict:
     x, angles = _rope_inputs(_dtype_case(case), seed, DTYPES[case[0]])
-    return {"out": student.call(ROPE, x, *_tables(angles))}
+    return {"out": student.call(ROPE, x, *_tables(angles)),
+            "float32": student.call(ROPE, x.float(), *_tables(angles))}
 
 
 @rope_dtypes.judge
 def _(verdict: Verdict, case: tuple, seed: int) -> None:
-    from autograder.reference.rope import rotate
-
+    """Dtype handling only: the result has x's dtype and equals the learner's own float32
+    result up to that dtype's rounding. Whether the rotation is right is judged elsewhere
+    (rope_values), so a wrong rotation does not cost this point too."""
     name = case[0]
     x, angles = _rope_inputs(_dtype_case(case), seed, DTYPES[name])
     what = _rope_what(x, angles, "float32 tables")
@@ -435,6 +437,8 @@ def _(verdict: Verdict, case: tuple, seed: int) -> None:
         verdict.fail(f"{what} returned {found.dtype}; expected {name}, the dtype of x (float32 "
                      "cos/sin promote the result: cast it back with .to(x.dtype))")
         return
+    own = verdict.array_of("float32", tuple(x.shape), "the same call on x.float()",
+                           dtype="float32", library="torch")
     x64 = x.double().numpy()
     half = x64.shape[-1] // 2
     partner = np.concatenate([x64[..., half:], x64[..., :half]], axis=-1)
@@ -442,16 +446,17 @@ def _(verdict: Verdict, case: tuple, seed: int) -> None:
     # tables are float32), or float32 arithmetic cast back: at most 2 eps (|x_i| + |x_pair|)
     eps = float(torch.finfo(torch.float32 if name == "float64" else x.dtype).eps)
     tol = 3 * eps * (np.abs(x64) + np.abs(partner)) + 1e-3 * eps
-    expected = rotate(x64, angles[: x.shape[-2]])
-    error = np.abs(found.values - expected)
-    error = np.where(np.isnan(error), np.inf, error)
+    error = np.abs(found.values - own.values)
     if np.all(error <= tol):
         verdict.ok("out")
+        verdict.ok("float32")
         return
     index = np.unravel_index(int(np.argmax(error - tol)), error.shape)
-    verdict.fail(f"{what} has wrong values: at index {tuple(int(i) for i in index)} found "
-                 f"{found.values[index]:.6g}, expected {expected[index]:.6g} (tolerance for "
-                 f"{name}: {tol[index]:.2g}). Likely cause: {ROPE_HINT}")
+    verdict.fail(f"{what} differs from the same call on x.float() by more than {name} "
+                 f"rounding: at index {tuple(int(i) for i in index)} found "
+                 f"{found.values[index]:.6g}, the float32 call gave {own.values[index]:.6g} "
+                 f"(tolerance {tol[index]:.2g}): compute in float32 and cast the result back "
+                 "with .to(x.dtype)")
 
 
 # --- compute_rope: errors ---------------------------------------------------------------------
