@@ -88,7 +88,7 @@ class LabServer:
                                         stderr=subprocess.STDOUT, start_new_session=True)
         self._wait()
 
-    def _wait(self, timeout: float = 90) -> None:
+    def _wait(self, timeout: float = 240) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -87,7 +87,8 @@ causal_mask_sizes = _mask_check("causal_mask_sizes", [
 # A case: (label, kind, d_in, d_out, context_length, dropout, qkv_bias, sizes). Sizes are
 # ints or (low, high) ranges drawn from the seed; dropout is a float or a (low, high) range;
 # qkv_bias None leaves it to the default; sizes are [(batch, num_tokens), ...] where
-# num_tokens "ctx" is context_length and larger draws are capped at it. Kinds:
+# num_tokens "ctx" is context_length, "short" is drawn below it, and larger draws are capped
+# at it. Kinds:
 #   "visible"  the visible cell's calls (keyword arguments, shorter input, future, too long,
 #              and its structure asserts as claims),
 #   "eval"     outputs in eval mode,       "extreme"  integer weights, scores around 1e4,
@@ -112,7 +113,10 @@ def _ca_setup(case: tuple, seed: int) -> dict:
             weights["W_key.bias"] = _integers(seed, (d_out,), 13)
     xs = []
     for i, (b, n) in enumerate(sizes):
-        n = ctx if n == "ctx" else min(ctx, size(seed, n, 21 + 2 * i))
+        if n == "short":  # strictly fewer tokens than context_length: the mask must be sliced
+            n = integer(seed, 1, ctx - 1, 21 + 2 * i)
+        else:
+            n = ctx if n == "ctx" else min(ctx, size(seed, n, 21 + 2 * i))
         shape = (size(seed, b, 20 + 2 * i), n, d_in)
         x = _integers(seed, shape, 30 + i) if kind == "extreme" else randn(seed, shape, 30 + i)
         xs.append(x.to(torch.float64) if kind == "float64" else x)
@@ -411,5 +415,5 @@ causal_attention_dropout = _ca_check("causal_attention_dropout", [
     ("CausalAttention with dropout", "dropout", (2, 5), (2, 6), (4, 8), (0.2, 0.6), None,
      [((1, 3), "ctx")]),
     ("CausalAttention with dropout and qkv_bias=True", "dropout", (2, 5), (2, 6), (4, 8),
-     (0.1, 0.5), True, [(1, (2, 8)), ((2, 3), "ctx")]),
+     (0.1, 0.5), True, [(1, "short"), ((2, 3), "ctx")]),
 ])

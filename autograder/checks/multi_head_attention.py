@@ -318,7 +318,7 @@ def _observe_mha(student: Student, case: Case, seed: int) -> dict:
     module = student.build(MHA, built.args, built.kwargs, weights=_weights(built, seed),
                            seed=seed)
     x = _input(built, case, seed)
-    if "out" in probes:
+    if "out" in probes or "shape" in probes:
         found["out"] = Student.attempt(lambda: forward(module, x))
     if "future" in probes and built.t is not None:
         found["future"] = Student.attempt(lambda: forward(module, future_changed(x, built.t, seed)))
@@ -387,6 +387,10 @@ def _judge_mha(verdict: Verdict, case: Case, seed: int) -> None:
         if "future" in probes and built.t is not None and \
                 (ok or "has wrong values" in verdict.failures[-1]):
             judge_causal(verdict, "out", "future", built.out_shape, built.t, what)
+    if "shape" in probes:  # beside a required error: only that the module works at all
+        verdict.array_of("out", built.out_shape, f"{what}(x) for x of shape {built.x_shape}",
+                         hint=SHAPE_HINT, finite=False)
+        verdict.ok("out")
     if "train" in probes:
         expected = mha_forward(x, weights, built.heads, built.dropout, seed=seed)
         _expect(verdict, "train", expected.numpy(), f"{what} in train mode under "
@@ -497,6 +501,6 @@ mha_dropout = _mha_check("mha_dropout", [
 ])
 
 mha_errors = _mha_check("mha_errors", [
-    Case("d_out % num_heads != 0 raises ValueError", probes=("indivisible", "out")),
-    Case("num_tokens > context_length raises ValueError", probes=("out", "long")),
+    Case("d_out % num_heads != 0 raises ValueError", probes=("indivisible", "shape")),
+    Case("num_tokens > context_length raises ValueError", probes=("shape", "long")),
 ])

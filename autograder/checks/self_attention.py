@@ -47,7 +47,11 @@ def _sdpa_sizes(case: tuple, seed: int):
     n_q = size(seed, n_q, 1)
     n_k = n_q if n_k is None else size(seed, n_k, 2)
     d_k = (4, 16, 64)[size(seed, (0, 2), 3)] if kind == "extreme" else size(seed, d_k, 3)
-    d_v = d_k if d_v is None else size(seed, d_v, 4)
+    if d_v is None:
+        d_v = d_k
+    else:  # a case that gives d_v its own range means d_v != d_k (a sqrt(d_v) scale shows)
+        d_v = size(seed, d_v, 4)
+        d_v = d_v + 1 if d_v == d_k else d_v
     return lead, n_q, n_k, d_k, d_v
 
 

@@ -1,0 +1,41 @@
+"""Grades do not depend on the run's secret: every catalog case (and the solution) passes and
+fails the same grade cells with the fixed seeds of the nbgrader path and with secret seeds.
+
+A check whose verdict on an honest submission changed with the secret would make a grade
+a matter of luck (a sqrt(d_v) scale only shows when d_v != d_k, an unsliced mask only when
+num_tokens < context_length): such cases must be built so that the bug always shows.
+"""
+
+import pytest
+
+from autograder import catalog, checks, course
+
+pytestmark = pytest.mark.slow
+
+SECRETS = ("stability-1", "stability-2")
+
+
+def verdicts(assignment_id, answers, secret):
+    source = course.read(course.notebook_path(assignment_id))
+    namespace = {"__name__": "__main__"}
+    for code in course.exercise_program(source, course.submission(assignment_id, answers)):
+        try:
+            exec(compile(code, "<cell>", "exec"), namespace)
+        except Exception:  # a broken case: its checks fail, the same for every seed
+            pass
+    return {g: not c.judge_seen(c.observe_in(namespace, c.seeds(secret)), c.seeds(secret))
+            for g, c in checks.checks_for(assignment_id).items()}
+
+
+def test_grades_do_not_depend_on_the_secret(assignment_id):
+    cases = [("solution", None)] + [(c.name, {c.cell: c.source})
+                                    for c in catalog.cases(assignment_id)]
+    unstable = []
+    for name, answers in cases:
+        fixed = verdicts(assignment_id, answers, None)
+        for secret in SECRETS:
+            found = verdicts(assignment_id, answers, secret)
+            changed = sorted(g for g in fixed if fixed[g] != found[g])
+            if changed:
+                unstable.append(f"{name}: {changed} with secret {secret!r}")
+    assert not unstable, "verdicts that depend on the secret:\n" + "\n".join(unstable)
