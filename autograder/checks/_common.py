@@ -65,15 +65,22 @@ def future_changed(x, t: int, seed: int):
 
 
 def judge_causal(verdict, field: str, changed_field: str, shape: tuple[int, ...], t: int,
-                 what: str) -> None:
+                 what: str, require_change: bool = False) -> None:
     """The outputs ``field`` (on x) and ``changed_field`` (on ``future_changed(x, t)``) must
-    agree at every position ``<= t`` (the second-last axis): nothing reads the future."""
+    agree at every position ``<= t`` (the second-last axis): nothing reads the future. With
+    ``require_change``, the outputs after ``t`` must also change (a constant is not causal
+    attention)."""
     out = verdict.array_of(field, shape, what)
     changed = verdict.array_of(changed_field, shape, f"{what} with the tokens after {t} changed")
     before = out.values.astype(np.float64)
     after = changed.values.astype(np.float64)
     gap = float(np.max(np.abs(before[..., :t + 1, :] - after[..., :t + 1, :]), initial=0.0))
-    if gap <= 1e-5 * max(1.0, float(np.max(np.abs(before), initial=0.0))):
+    tolerance = 1e-5 * max(1.0, float(np.max(np.abs(before), initial=0.0)))
+    moved = float(np.max(np.abs(before[..., t + 1:, :] - after[..., t + 1:, :]), initial=0.0))
+    if require_change and moved <= tolerance:
+        verdict.fail(f"{what}: changing the tokens after position {t} did not change the "
+                     "outputs after it: the output must depend on the input")
+    elif gap <= tolerance:
         verdict.ok(field)
         verdict.ok(changed_field)
     else:

@@ -389,7 +389,7 @@ def _judge_mha(verdict: Verdict, case: Case, seed: int) -> None:
             judge_causal(verdict, "out", "future", built.out_shape, built.t, what)
     if "shape" in probes:  # beside a required error: only that the module works at all
         verdict.array_of("out", built.out_shape, f"{what}(x) for x of shape {built.x_shape}",
-                         hint=SHAPE_HINT, finite=False)
+                         hint=SHAPE_HINT)
         verdict.ok("out")
     if "train" in probes:
         expected = mha_forward(x, weights, built.heads, built.dropout, seed=seed)
