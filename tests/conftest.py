@@ -91,3 +91,16 @@ def built_book(tmp_path_factory):
     assert result.returncode == 0, \
         f"jupyter-book build failed:\n{result.stdout[-6000:]}{result.stderr[-3000:]}"
     return out / "_build" / "html"
+
+
+@pytest.fixture(scope="session")
+def playwright_driver():
+    """One Playwright driver for the whole session (its sync API allows one at a time in a
+    thread): the book's page tests and the JupyterLab/Formgrader tests share it."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("the Python package playwright is missing: python -m pip install -r "
+                    "requirements.txt", pytrace=False)
+    with sync_playwright() as driver:
+        yield driver

@@ -140,19 +140,13 @@ def launch_browser(playwright, profile: Path):
     return context
 
 
-def browser_session(tmp_path_factory):
-    """Generator for a module-scoped ``browser`` fixture: Chromium, or a failure that says how
-    to install it."""
+def browser_session(tmp_path_factory, driver):
+    """Generator for a module-scoped ``browser`` fixture on the session's Playwright
+    ``driver`` (conftest): Chromium, or a failure that says how to install it."""
     chromium_executable()
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("the Python package playwright is missing: python -m pip install -r requirements.txt",
-                    pytrace=False)
-    with sync_playwright() as playwright:
-        context = launch_browser(playwright, tmp_path_factory.mktemp("chromium-profile"))
-        yield context
-        context.close()
+    context = launch_browser(driver, tmp_path_factory.mktemp("chromium-profile"))
+    yield context
+    context.close()
 
 
 def screenshot_dir(tmp_path_factory, name: str) -> Path:

@@ -83,23 +83,17 @@ def book_url(built_book):
 
 
 @pytest.fixture(scope="session")
-def browser_context(tmp_path_factory):
+def browser_context(tmp_path_factory, playwright_driver):
     """Headless Debian Chromium with a fresh profile folder."""
     executable = chromium_executable()
     try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("the Python package playwright is missing: python -m pip install -r requirements.txt",
-                    pytrace=False)
-    with sync_playwright() as playwright:
-        try:
-            context = playwright.chromium.launch_persistent_context(
-                str(tmp_path_factory.mktemp("chromium-profile")), executable_path=executable,
-                headless=True, args=CHROMIUM_ARGS, viewport={"width": 1280, "height": 900})
-        except Exception as error:  # an unusable binary: say how to get a working one
-            pytest.fail(f"Chromium at {executable} does not start ({error}): {INSTALL_HINT}", pytrace=False)
-        yield context
-        context.close()
+        context = playwright_driver.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=executable,
+            headless=True, args=CHROMIUM_ARGS, viewport={"width": 1280, "height": 900})
+    except Exception as error:  # an unusable binary: say how to get a working one
+        pytest.fail(f"Chromium at {executable} does not start ({error}): {INSTALL_HINT}", pytrace=False)
+    yield context
+    context.close()
 
 
 # Everything a test asserts about one page, gathered in the page itself after it loaded.

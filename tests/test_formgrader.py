@@ -43,8 +43,8 @@ TIMEOUT_MS = 300_000
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    yield from browser_session(tmp_path_factory)
+def browser(tmp_path_factory, playwright_driver):
+    yield from browser_session(tmp_path_factory, playwright_driver)
 
 
 def nbgrader(root, *args: str) -> str:

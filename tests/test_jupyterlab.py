@@ -217,8 +217,8 @@ def lab(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    yield from browser_session(tmp_path_factory)
+def browser(tmp_path_factory, playwright_driver):
+    yield from browser_session(tmp_path_factory, playwright_driver)
 
 
 @pytest.fixture(scope="module")
