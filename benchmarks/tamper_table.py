@@ -20,6 +20,9 @@ from pathlib import Path
 from autograder import engine, tamper
 from autograder.stock import StockCourse
 
+# submissions measured against another baseline than the honest wrong solution
+OWN_BASELINE = {"collusion_server": "the solution: its own marks, full"}
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -64,9 +67,11 @@ def main() -> int:
     baseline_stock = stock_scores["honest_wrong"]
     baseline_ours = ours["honest_wrong"]["score"]
 
-    def show(score, baseline):
+    def show(score, baseline, name=""):
         if score is None:
             return "not graded (nbgrader failed)"
+        if name in OWN_BASELINE:
+            return f"{score:g} / {best:g} ({OWN_BASELINE[name]})"
         flag = " **(gains)**" if baseline is not None and score > baseline else ""
         return f"{score:g} / {best:g}{flag}"
 
@@ -76,11 +81,12 @@ def main() -> int:
         record = ours[subject.name]
         note = f" ({record['reason']})" if record["reason"] else ""
         print(f"| `{subject.name}` | {subject.description} | "
-              f"{show(stock_scores[subject.name], baseline_stock)} | "
-              f"{show(record['score'], baseline_ours)}{note} |")
-    gains_stock = sum(1 for s in subjects[1:] if (stock_scores[s.name] or 0) > (baseline_stock or 0))
-    gains_ours = sum(1 for s in subjects[1:] if ours[s.name]["score"] > baseline_ours)
-    print(f"\n{len(subjects) - 1} attacks; more than the honest wrong solution: "
+              f"{show(stock_scores[subject.name], baseline_stock, subject.name)} | "
+              f"{show(record['score'], baseline_ours, subject.name)}{note} |")
+    attacks = [s for s in subjects[1:] if s.name not in OWN_BASELINE]
+    gains_stock = sum(1 for s in attacks if (stock_scores[s.name] or 0) > (baseline_stock or 0))
+    gains_ours = sum(1 for s in attacks if ours[s.name]["score"] > baseline_ours)
+    print(f"\n{len(attacks)} attacks; more than the honest wrong solution: "
           f"stock nbgrader {gains_stock}, our grader {gains_ours}. "
           f"(stock {stock_time:.0f} s, ours {ours_time:.1f} s)")
     if not args.no_chapters:
