@@ -1,4 +1,10 @@
-"""Bug catalog for 05-multi-head-attention."""
+"""Bug catalog for 05-multi-head-attention.
+
+``BASE`` is chapter 05's solution of ``MultiHeadAttention`` as the learner sees it (the
+solution cell with its ``### BEGIN/END SOLUTION`` markers removed), and the same text is
+chapter 06's provided module (``tests/test_one_module.py`` keeps the three equal). Most wrong
+cases are one small edit of it.
+"""
 
 from autograder.catalog import correct, wrong
 
@@ -8,48 +14,73 @@ SPLIT = "split_heads"
 MERGE = "merge_heads"
 MHA = "MultiHeadAttention"
 
-_INIT = '''
-        class MultiHeadAttention(nn.Module):
-            def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False):
-                super().__init__()
-                if d_out % num_heads != 0:
-                    raise ValueError(f"d_out={d_out} must be divisible by num_heads={num_heads}")
-                self.d_out = d_out
-                self.num_heads = num_heads
-                self.head_dim = d_out // num_heads
-                self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
-                self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
-                self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
-                self.out_proj = nn.Linear(d_out, d_out)
-                self.dropout = nn.Dropout(dropout)
-                self.register_buffer("mask", torch.triu(
-                    torch.ones(context_length, context_length, dtype=torch.bool), diagonal=1))
+BASE = '''
+class MultiHeadAttention(nn.Module):
+    def __init__(self, d_in: int, d_out: int, context_length: int, dropout: float,
+                 num_heads: int, qkv_bias: bool = False):
+        super().__init__()
+        if d_out % num_heads != 0:
+            raise ValueError(f"d_out={d_out} must be divisible by num_heads={num_heads}")
+        self.d_out = d_out
+        self.num_heads = num_heads
+        self.head_dim = d_out // num_heads
+        self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.out_proj = nn.Linear(d_out, d_out)
+        self.dropout = nn.Dropout(dropout)
+        self.register_buffer(
+            "mask", torch.triu(torch.ones(context_length, context_length, dtype=torch.bool), diagonal=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, num_tokens, _ = x.shape
+        if num_tokens > self.mask.shape[0]:
+            raise ValueError(f"num_tokens={num_tokens} exceeds context_length={self.mask.shape[0]}")
+        shape = (b, num_tokens, self.num_heads, self.head_dim)
+        queries = self.W_query(x).view(shape).transpose(1, 2)  # (b, num_heads, num_tokens, head_dim)
+        keys = self.W_key(x).view(shape).transpose(1, 2)  # (b, num_heads, num_tokens, head_dim)
+        values = self.W_value(x).view(shape).transpose(1, 2)  # (b, num_heads, num_tokens, head_dim)
+        scores = queries @ keys.transpose(2, 3)  # (b, num_heads, num_tokens, num_tokens)
+        scores = scores.masked_fill(self.mask[:num_tokens, :num_tokens], float("-inf"))
+        weights = torch.softmax(scores / self.head_dim ** 0.5, dim=-1)
+        weights = self.dropout(weights)
+        context = (weights @ values).transpose(1, 2)  # (b, num_tokens, num_heads, head_dim)
+        context = context.contiguous().view(b, num_tokens, self.d_out)  # (b, num_tokens, d_out)
+        return self.out_proj(context)
 '''
 
-_CHECK_LEN = '''
-                b, n, _ = x.shape
-                if n > self.mask.shape[0]:
-                    raise ValueError(f"num_tokens={n} exceeds context_length={self.mask.shape[0]}")'''
 
+def _edit(*edits: tuple[str, str], source: str = BASE) -> str:
+    """``source`` with each ``(old, new)`` replaced; every ``old`` must occur in it."""
+    for old, new in edits:
+        assert old in source, f"{old!r} is not in the catalog base"
+        source = source.replace(old, new)
+    return source
+
+
+_LENGTH_CHECK = '''
+        if num_tokens > self.mask.shape[0]:
+            raise ValueError(f"num_tokens={num_tokens} exceeds context_length={self.mask.shape[0]}")'''
+_DIVISIBILITY_CHECK = '''
+        if d_out % num_heads != 0:
+            raise ValueError(f"d_out={d_out} must be divisible by num_heads={num_heads}")'''
+_MASK_FILL = '''
+        scores = scores.masked_fill(self.mask[:num_tokens, :num_tokens], float("-inf"))'''
+_SOFTMAX = "weights = torch.softmax(scores / self.head_dim ** 0.5, dim=-1)"
+_DROPOUT = '''
+        weights = self.dropout(weights)'''
 _QKV = '''
-                shape = (b, n, self.num_heads, self.head_dim)
-                q = self.W_query(x).view(shape).transpose(1, 2)
-                k = self.W_key(x).view(shape).transpose(1, 2)
-                v = self.W_value(x).view(shape).transpose(1, 2)'''
-
-
-def _mha(body: str, init: str = _INIT) -> str:
-    """A complete class: the reference __init__ (or ``init``) and the given forward body."""
-    return f'''{init}
-            def forward(self, x):{body}
-        '''
-
-
-_REST = '''
-                scores = (q @ k.transpose(2, 3)).masked_fill(self.mask[:n, :n], float("-inf"))
-                weights = self.dropout(torch.softmax(scores / self.head_dim ** 0.5, dim=-1))
-                context = (weights @ v).transpose(1, 2).contiguous().view(b, n, self.d_out)
-                return self.out_proj(context)'''
+        queries = self.W_query(x).view(shape).transpose(1, 2)  # (b, num_heads, num_tokens, head_dim)
+        keys = self.W_key(x).view(shape).transpose(1, 2)  # (b, num_heads, num_tokens, head_dim)
+        values = self.W_value(x).view(shape).transpose(1, 2)  # (b, num_heads, num_tokens, head_dim)'''
+_MERGE = '''
+        context = (weights @ values).transpose(1, 2)  # (b, num_tokens, num_heads, head_dim)
+        context = context.contiguous().view(b, num_tokens, self.d_out)  # (b, num_tokens, d_out)'''
+_RETURN = "return self.out_proj(context)"
+_MASK_BUFFER = '''self.register_buffer(
+            "mask", torch.triu(torch.ones(context_length, context_length, dtype=torch.bool), diagonal=1))'''
+_INIT_END = '''diagonal=1))
+'''
 
 CASES = [
     wrong("published_bug_d_out_not_divided", MHA,
@@ -80,111 +111,77 @@ CASES = [
                 return (weights @ v).transpose(1, 2).reshape(b, n, self.num_heads * self.d_out)
         '''),
     wrong("out_proj_not_applied", MHA, "out_proj defined in __init__ but never called",
-          _mha(_CHECK_LEN + _QKV + '''
-                scores = (q @ k.transpose(2, 3)).masked_fill(self.mask[:n, :n], float("-inf"))
-                weights = self.dropout(torch.softmax(scores / self.head_dim ** 0.5, dim=-1))
-                return (weights @ v).transpose(1, 2).contiguous().view(b, n, self.d_out)''')),
+          _edit((_RETURN, "return context"))),
     wrong("scale_by_d_out", MHA, "scores divided by sqrt(d_out) instead of sqrt(head_dim)",
-          _mha(_CHECK_LEN + _QKV + '''
-                scores = (q @ k.transpose(2, 3)).masked_fill(self.mask[:n, :n], float("-inf"))
-                weights = self.dropout(torch.softmax(scores / self.d_out ** 0.5, dim=-1))
-                context = (weights @ v).transpose(1, 2).contiguous().view(b, n, self.d_out)
-                return self.out_proj(context)''')),
+          _edit(("scores / self.head_dim ** 0.5", "scores / self.d_out ** 0.5"))),
     wrong("view_without_transpose", MHA, "heads split with view(b, h, n, hd), no transpose",
-          _mha(_CHECK_LEN + '''
-                shape = (b, self.num_heads, n, self.head_dim)
-                q = self.W_query(x).view(shape)
-                k = self.W_key(x).view(shape)
-                v = self.W_value(x).view(shape)''' + _REST.replace(
-              "(weights @ v).transpose(1, 2).contiguous()", "(weights @ v).contiguous()"))),
+          _edit(("(b, num_tokens, self.num_heads, self.head_dim)",
+                 "(b, self.num_heads, num_tokens, self.head_dim)"),
+                (".view(shape).transpose(1, 2)", ".view(shape)"),
+                ("(weights @ values).transpose(1, 2)", "weights @ values"))),
     wrong("mha_merge_without_transpose", MHA, "context reshaped to (b, n, d_out) without transposing",
-          _mha(_CHECK_LEN + _QKV + _REST.replace(".transpose(1, 2).contiguous().view(",
-                                                 ".reshape("))),
+          _edit((_MERGE, """
+        context = (weights @ values).reshape(b, num_tokens, self.d_out)"""))),
     wrong("dropout_on_output", MHA, "dropout applied to the output instead of the weights",
-          _mha(_CHECK_LEN + _QKV + '''
-                scores = (q @ k.transpose(2, 3)).masked_fill(self.mask[:n, :n], float("-inf"))
-                weights = torch.softmax(scores / self.head_dim ** 0.5, dim=-1)
-                context = (weights @ v).transpose(1, 2).contiguous().view(b, n, self.d_out)
-                return self.dropout(self.out_proj(context))''')),
+          _edit((_DROPOUT, ""), (_RETURN, "return self.dropout(self.out_proj(context))"))),
     wrong("mask_not_sliced", MHA, "the full (context_length, context_length) mask is used",
-          _mha(_CHECK_LEN + _QKV + _REST.replace("self.mask[:n, :n]", "self.mask"))),
+          _edit(("self.mask[:num_tokens, :num_tokens]", "self.mask"))),
     wrong("no_divisibility_check", MHA, "no ValueError when d_out % num_heads != 0",
-          _mha(_CHECK_LEN + _QKV + _REST, _INIT.replace('''                if d_out % num_heads != 0:
-                    raise ValueError(f"d_out={d_out} must be divisible by num_heads={num_heads}")
-''', ""))),
+          _edit((_DIVISIBILITY_CHECK, ""))),
     wrong("no_length_check", MHA, "no ValueError when num_tokens > context_length",
-          _mha('''
-                b, n, _ = x.shape''' + _QKV + _REST)),
+          _edit((_LENGTH_CHECK, ""))),
     wrong("no_causal_mask", MHA, "the mask buffer is registered but never applied",
-          _mha(_CHECK_LEN + _QKV + _REST.replace(
-              '.masked_fill(self.mask[:n, :n], float("-inf"))', ""))),
+          _edit((_MASK_FILL, ""))),
     wrong("mask_includes_diagonal", MHA, "triu(diagonal=0): a token cannot see itself",
-          _mha(_CHECK_LEN + _QKV + _REST, _INIT.replace("diagonal=1", "diagonal=0"))),
+          _edit(("diagonal=1", "diagonal=0"))),
     wrong("softmax_over_queries", MHA, "softmax over dim=-2 (queries) instead of keys",
-          _mha(_CHECK_LEN + _QKV + _REST.replace("dim=-1", "dim=-2"))),
+          _edit((_SOFTMAX, _SOFTMAX.replace("dim=-1", "dim=-2")))),
     wrong("out_proj_without_bias", MHA, "out_proj = nn.Linear(d_out, d_out, bias=False)",
-          _mha(_CHECK_LEN + _QKV + _REST, _INIT.replace("nn.Linear(d_out, d_out)",
-                                                      "nn.Linear(d_out, d_out, bias=False)"))),
+          _edit(("nn.Linear(d_out, d_out)", "nn.Linear(d_out, d_out, bias=False)"))),
     wrong("issue_no_mask_d_out_scale_zero_values", MHA,
           "no causal mask, scores / sqrt(d_out), and nn.init.zeros_(self.W_value.weight): "
           "judged on the module's own weights, v = 0 hid both bugs",
-          _mha(_CHECK_LEN + _QKV + '''
-                scores = q @ k.transpose(2, 3)
-                weights = self.dropout(torch.softmax(scores / self.d_out ** 0.5, dim=-1))
-                context = (weights @ v).transpose(1, 2).contiguous().view(b, n, self.d_out)
-                return self.out_proj(context)''',
-               _INIT + '''                nn.init.zeros_(self.W_value.weight)
-''')),
+          _edit((_MASK_FILL, ""), ("scores / self.head_dim ** 0.5", "scores / self.d_out ** 0.5"),
+                (_INIT_END, _INIT_END + """        nn.init.zeros_(self.W_value.weight)
+"""))),
     wrong("state_dict_lies", MHA,
           "forward ignores W_value and the mask; state_dict() reports a zero W_value",
-          _mha(_CHECK_LEN + '''
-                shape = (b, n, self.num_heads, self.head_dim)
-                q = self.W_query(x).view(shape).transpose(1, 2)
-                k = self.W_key(x).view(shape).transpose(1, 2)
-                v = torch.zeros(b, self.num_heads, n, self.head_dim)
-                weights = torch.softmax(q @ k.transpose(2, 3) / self.head_dim ** 0.5, dim=-1)
-                context = (weights @ v).transpose(1, 2).contiguous().view(b, n, self.d_out)
-                return self.out_proj(context)
+          _edit(("values = self.W_value(x).view(shape).transpose(1, 2)",
+                 "values = torch.zeros(b, self.num_heads, num_tokens, self.head_dim)"),
+                (_MASK_FILL, ""),
+                (_RETURN, _RETURN + """
 
-            def state_dict(self, *args, **kwargs):
-                found = super().state_dict(*args, **kwargs)
-                found["W_value.weight"] = torch.zeros_like(found["W_value.weight"])
-                if "W_value.bias" in found:
-                    found["W_value.bias"] = torch.zeros_like(found["W_value.bias"])
-                return found''')),
+    def state_dict(self, *args, **kwargs):
+        found = super().state_dict(*args, **kwargs)
+        found["W_value.weight"] = torch.zeros_like(found["W_value.weight"])
+        if "W_value.bias" in found:
+            found["W_value.bias"] = torch.zeros_like(found["W_value.bias"])
+        return found"""))),
     wrong("weights_cached_in_init", MHA,
           "one fused (3 * d_out, d_in) weight copied from the projections in __init__: "
           "forward never sees weights loaded later",
-          _mha(_CHECK_LEN + '''
-                qkv = F.linear(x, self.qkv_weight, self.qkv_bias)
-                q, k, v = qkv.view(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)'''
-               + _REST, _INIT + '''                with torch.no_grad():
-                    self.register_buffer("qkv_weight", torch.cat(
-                        [self.W_query.weight, self.W_key.weight, self.W_value.weight]))
-                    self.qkv_bias = None if not qkv_bias else torch.cat(
-                        [self.W_query.bias, self.W_key.bias, self.W_value.bias])
-''')),
+          _edit((_INIT_END, _INIT_END + """        with torch.no_grad():
+            self.register_buffer("qkv_weight", torch.cat(
+                [self.W_query.weight, self.W_key.weight, self.W_value.weight]))
+            self.qkv_bias = None if not qkv_bias else torch.cat(
+                [self.W_query.bias, self.W_key.bias, self.W_value.bias])
+"""), (_QKV, """
+        qkv = F.linear(x, self.qkv_weight, self.qkv_bias)
+        qkv = qkv.view(b, num_tokens, 3, self.num_heads, self.head_dim)
+        queries, keys, values = qkv.permute(2, 0, 3, 1, 4)"""))),
     wrong("mask_plain_attribute", MHA, "self.mask = torch.triu(...): not a registered buffer",
-          _mha(_CHECK_LEN + _QKV + _REST, _INIT.replace('''self.register_buffer("mask", torch.triu(
-                    torch.ones(context_length, context_length, dtype=torch.bool), diagonal=1))''',
-                                                       '''self.mask = torch.triu(
-                    torch.ones(context_length, context_length, dtype=torch.bool), diagonal=1)'''))),
+          _edit((_MASK_BUFFER, "self.mask = torch.triu(torch.ones(context_length, context_length, "
+                               "dtype=torch.bool), diagonal=1)"))),
     wrong("key_bias_hard_coded_off", MHA, "W_key = nn.Linear(d_in, d_out, bias=False) always",
-          _mha(_CHECK_LEN + _QKV + _REST, _INIT.replace(
-              "self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)",
-              "self.W_key = nn.Linear(d_in, d_out, bias=False)"))),
+          _edit(("self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)",
+                 "self.W_key = nn.Linear(d_in, d_out, bias=False)"))),
     wrong("value_bias_hard_coded_on", MHA, "W_value = nn.Linear(d_in, d_out) (bias=True) always",
-          _mha(_CHECK_LEN + _QKV + _REST, _INIT.replace(
-              "self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)",
-              "self.W_value = nn.Linear(d_in, d_out)"))),
+          _edit(("self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)",
+                 "self.W_value = nn.Linear(d_in, d_out)"))),
     wrong("softmax_without_max_subtraction", MHA,
           "softmax written as exp(s) / sum(exp(s)): overflows to inf/inf = NaN on large scores",
-          _mha(_CHECK_LEN + _QKV + '''
-                scores = (q @ k.transpose(2, 3)).masked_fill(self.mask[:n, :n], float("-inf"))
-                e = torch.exp(scores / self.head_dim ** 0.5)
-                weights = self.dropout(e / e.sum(dim=-1, keepdim=True))
-                context = (weights @ v).transpose(1, 2).contiguous().view(b, n, self.d_out)
-                return self.out_proj(context)''')),
+          _edit((_SOFTMAX, """e = torch.exp(scores / self.head_dim ** 0.5)
+        weights = e / e.sum(dim=-1, keepdim=True)"""))),
     wrong("split_view_without_transpose", SPLIT, "x.view(b, num_heads, n, head_dim)", '''
         def split_heads(x, num_heads):
             b, n, d = x.shape
@@ -277,24 +274,23 @@ CASES = [
         '''),
     correct("mha_fused_qkv_product", MHA,
             "one F.linear with the three weights concatenated, split afterwards, -1e9 fill",
-            _mha(_CHECK_LEN + '''
-                weight = torch.cat([self.W_query.weight, self.W_key.weight, self.W_value.weight])
-                bias = None
-                if self.W_query.bias is not None:
-                    bias = torch.cat([self.W_query.bias, self.W_key.bias, self.W_value.bias])
-                qkv = F.linear(x, weight, bias).view(b, n, 3, self.num_heads, self.head_dim)
-                q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
-                scores = (q @ k.transpose(-2, -1)).masked_fill(self.mask[:n, :n], -1e9)
-                weights = self.dropout(torch.softmax(scores / math.sqrt(self.head_dim), dim=-1))
-                return self.out_proj((weights @ v).transpose(1, 2).flatten(2))''')),
+            _edit((_QKV, """
+        weight = torch.cat([self.W_query.weight, self.W_key.weight, self.W_value.weight])
+        bias = None
+        if self.W_query.bias is not None:
+            bias = torch.cat([self.W_query.bias, self.W_key.bias, self.W_value.bias])
+        qkv = F.linear(x, weight, bias).view(b, num_tokens, 3, self.num_heads, self.head_dim)
+        queries, keys, values = qkv.permute(2, 0, 3, 1, 4).unbind(0)"""),
+                  ('float("-inf")', "-1e9"),
+                  (_MERGE, """
+        context = (weights @ values).transpose(1, 2).flatten(2)"""))),
     correct("mha_uses_split_and_merge", MHA, "forward written with split_heads/merge_heads",
-            _mha(_CHECK_LEN + '''
-                q = split_heads(self.W_query(x), self.num_heads)
-                k = split_heads(self.W_key(x), self.num_heads)
-                v = split_heads(self.W_value(x), self.num_heads)
-                scores = (q @ k.transpose(-1, -2)) * self.head_dim ** -0.5
-                scores = scores.masked_fill(self.mask[:n, :n], float("-inf"))
-                return self.out_proj(merge_heads(self.dropout(torch.softmax(scores, dim=-1)) @ v))''')),
+            _edit((_QKV, """
+        queries = split_heads(self.W_query(x), self.num_heads)
+        keys = split_heads(self.W_key(x), self.num_heads)
+        values = split_heads(self.W_value(x), self.num_heads)"""),
+                  (_MERGE, """
+        context = merge_heads(weights @ values)"""))),
     correct("split_reshape_permute", SPLIT, "reshape + permute, error message naming num_heads",
             '''
         def split_heads(x, num_heads):

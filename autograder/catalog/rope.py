@@ -30,9 +30,45 @@ _MHA_INIT = '''
                 self.register_buffer("sin", sin, persistent=False)
 '''
 
-_MHA_GUARD = '''
-                if x.shape[1] > self.context_length:
-                    raise ValueError("num_tokens exceeds context_length")'''
+# chapter 05's forward (the provided MultiHeadAttention) with queries and keys rotated
+_MHA_FORWARD = '''
+            def forward(self, x):
+                b, n, _ = x.shape
+                if n > self.mask.shape[0]:
+                    raise ValueError("num_tokens exceeds context_length")
+                shape = (b, n, self.num_heads, self.head_dim)
+                queries = self.W_query(x).view(shape).transpose(1, 2)
+                keys = self.W_key(x).view(shape).transpose(1, 2)
+                values = self.W_value(x).view(shape).transpose(1, 2)
+                queries = compute_rope(queries, self.cos, self.sin)
+                keys = compute_rope(keys, self.cos, self.sin)
+                scores = (queries @ keys.transpose(2, 3)).masked_fill(self.mask[:n, :n], -torch.inf)
+                weights = self.dropout(torch.softmax(scores / self.head_dim ** 0.5, dim=-1))
+                context = (weights @ values).transpose(1, 2).contiguous().view(b, n, self.d_out)
+                return self.out_proj(context)
+'''
+_ROTATE_QK = '''
+                queries = compute_rope(queries, self.cos, self.sin)
+                keys = compute_rope(keys, self.cos, self.sin)'''
+_SCORES = "scores = (queries @ keys.transpose(2, 3)).masked_fill(self.mask[:n, :n], -torch.inf)"
+_WEIGHTS = "weights = self.dropout(torch.softmax(scores / self.head_dim ** 0.5, dim=-1))"
+_TABLES = '''
+                self.register_buffer("cos", cos, persistent=False)
+                self.register_buffer("sin", sin, persistent=False)'''
+
+
+def _mha(*edits: tuple[str, str], init: tuple[tuple[str, str], ...] = ()) -> str:
+    """A subclass of the provided MultiHeadAttention: the reference __init__ and forward,
+    with each ``(old, new)`` of ``init`` and ``edits`` replaced (every ``old`` must occur)."""
+    head, body = _MHA_INIT, _MHA_FORWARD
+    for (old, new), part in [(e, "init") for e in init] + [(e, "body") for e in edits]:
+        text = head if part == "init" else body
+        assert old in text, f"{old!r} is not in the reference RoPEMultiHeadAttention"
+        if part == "init":
+            head = text.replace(old, new)
+        else:
+            body = text.replace(old, new)
+    return "\n        class RoPEMultiHeadAttention(MultiHeadAttention):" + head + body
 
 CASES = [
     # --- precompute_rope_params: wrong ------------------------------------------------------
@@ -204,175 +240,66 @@ CASES = [
             return torch.cat([z.real, z.imag], dim=-1).to(x.dtype)
         '''),
     # --- RoPEMultiHeadAttention: wrong --------------------------------------------------------
-    wrong("mha_rope_on_values", MHA, "values rotated too", f'''
-        class RoPEMultiHeadAttention(MultiHeadAttention):{_MHA_INIT}
-            def forward(self, x):{_MHA_GUARD}
-                queries = compute_rope(self.split_heads(self.W_query(x)), self.cos, self.sin)
-                keys = compute_rope(self.split_heads(self.W_key(x)), self.cos, self.sin)
-                values = compute_rope(self.split_heads(self.W_value(x)), self.cos, self.sin)
-                return self.attend(queries, keys, values)
-        '''),
-    wrong("mha_no_rope_on_keys", MHA, "only the queries are rotated", f'''
-        class RoPEMultiHeadAttention(MultiHeadAttention):{_MHA_INIT}
-            def forward(self, x):{_MHA_GUARD}
-                queries = compute_rope(self.split_heads(self.W_query(x)), self.cos, self.sin)
-                keys = self.split_heads(self.W_key(x))
-                values = self.split_heads(self.W_value(x))
-                return self.attend(queries, keys, values)
-        '''),
-    wrong("mha_rope_before_head_split", MHA, "rotates the whole d_out vector, then splits", '''
-        class RoPEMultiHeadAttention(MultiHeadAttention):
-            def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False,
-                         theta_base=10000.0):
-                super().__init__(d_in, d_out, context_length, dropout, num_heads, qkv_bias)
-                cos, sin = precompute_rope_params(d_out, theta_base, context_length)
-                self.register_buffer("cos", cos, persistent=False)
-                self.register_buffer("sin", sin, persistent=False)
-
-            def forward(self, x):
-                if x.shape[1] > self.context_length:
-                    raise ValueError("num_tokens exceeds context_length")
-                q = compute_rope(self.W_query(x).unsqueeze(1), self.cos, self.sin).squeeze(1)
-                k = compute_rope(self.W_key(x).unsqueeze(1), self.cos, self.sin).squeeze(1)
-                queries, keys = self.split_heads(q), self.split_heads(k)
-                return self.attend(queries, keys, self.split_heads(self.W_value(x)))
-        '''),
-    wrong("mha_layout_bug", MHA, "published bug: rotates (b, num_tokens, num_heads, head_dim)", f'''
-        class RoPEMultiHeadAttention(MultiHeadAttention):{_MHA_INIT}
-            def forward(self, x):{_MHA_GUARD}
-                b, n, _ = x.shape
-                q = self.W_query(x).view(b, n, self.num_heads, self.head_dim)
-                k = self.W_key(x).view(b, n, self.num_heads, self.head_dim)
-                q = compute_rope(q, self.cos, self.sin).transpose(1, 2)
-                k = compute_rope(k, self.cos, self.sin).transpose(1, 2)
-                return self.attend(q, k, self.split_heads(self.W_value(x)))
-        '''),
-    wrong("mha_tables_as_parameters", MHA, "cos/sin stored as nn.Parameter (trained)", '''
-        class RoPEMultiHeadAttention(MultiHeadAttention):
-            def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False,
-                         theta_base=10000.0):
-                super().__init__(d_in, d_out, context_length, dropout, num_heads, qkv_bias)
-                cos, sin = precompute_rope_params(self.head_dim, theta_base, context_length)
+    wrong("mha_rope_on_values", MHA, "values rotated too", _mha(
+        (_ROTATE_QK, _ROTATE_QK + '''
+                values = compute_rope(values, self.cos, self.sin)'''))),
+    wrong("mha_no_rope_on_keys", MHA, "only the queries are rotated", _mha(
+        (_ROTATE_QK, '''
+                queries = compute_rope(queries, self.cos, self.sin)'''))),
+    wrong("mha_rope_before_head_split", MHA, "rotates the whole d_out vector, then splits", _mha(
+        (_ROTATE_QK, ""),
+        ("queries = self.W_query(x).view(shape)", '''q = self.W_query(x).unsqueeze(1)
+                queries = compute_rope(q, self.cos, self.sin).squeeze(1).view(shape)'''),
+        ("keys = self.W_key(x).view(shape)", '''k = self.W_key(x).unsqueeze(1)
+                keys = compute_rope(k, self.cos, self.sin).squeeze(1).view(shape)'''),
+        init=(("precompute_rope_params(self.head_dim,", "precompute_rope_params(d_out,"),))),
+    wrong("mha_layout_bug", MHA, "published bug: rotates (b, num_tokens, num_heads, head_dim)", _mha(
+        ("queries = self.W_query(x).view(shape).transpose(1, 2)", "queries = self.W_query(x).view(shape)"),
+        ("keys = self.W_key(x).view(shape).transpose(1, 2)", "keys = self.W_key(x).view(shape)"),
+        (_ROTATE_QK, '''
+                queries = compute_rope(queries, self.cos, self.sin).transpose(1, 2)
+                keys = compute_rope(keys, self.cos, self.sin).transpose(1, 2)'''))),
+    wrong("mha_tables_as_parameters", MHA, "cos/sin stored as nn.Parameter (trained)", _mha(
+        init=((_TABLES, '''
                 self.cos = nn.Parameter(cos)
-                self.sin = nn.Parameter(sin)
-
-            def forward(self, x):
-                if x.shape[1] > self.context_length:
-                    raise ValueError("num_tokens exceeds context_length")
-                queries = compute_rope(self.split_heads(self.W_query(x)), self.cos, self.sin)
-                keys = compute_rope(self.split_heads(self.W_key(x)), self.cos, self.sin)
-                return self.attend(queries, keys, self.split_heads(self.W_value(x)))
-        '''),
+                self.sin = nn.Parameter(sin)'''),))),
     wrong("mha_tables_plain_attributes", MHA, "cos/sin plain attributes: do not move with .to()",
-          '''
-        class RoPEMultiHeadAttention(MultiHeadAttention):
-            def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False,
-                         theta_base=10000.0):
-                super().__init__(d_in, d_out, context_length, dropout, num_heads, qkv_bias)
-                self.cos, self.sin = precompute_rope_params(self.head_dim, theta_base, context_length)
-
-            def forward(self, x):
-                if x.shape[1] > self.context_length:
-                    raise ValueError("num_tokens exceeds context_length")
-                queries = compute_rope(self.split_heads(self.W_query(x)), self.cos, self.sin)
-                keys = compute_rope(self.split_heads(self.W_key(x)), self.cos, self.sin)
-                return self.attend(queries, keys, self.split_heads(self.W_value(x)))
-        '''),
-    wrong("mha_ignores_theta_base", MHA, "theta_base not passed to precompute_rope_params", '''
-        class RoPEMultiHeadAttention(MultiHeadAttention):
-            def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False,
-                         theta_base=10000.0):
-                super().__init__(d_in, d_out, context_length, dropout, num_heads, qkv_bias)
-                cos, sin = precompute_rope_params(self.head_dim, context_length=context_length)
-                self.register_buffer("cos", cos, persistent=False)
-                self.register_buffer("sin", sin, persistent=False)
-
-            def forward(self, x):
-                if x.shape[1] > self.context_length:
-                    raise ValueError("num_tokens exceeds context_length")
-                queries = compute_rope(self.split_heads(self.W_query(x)), self.cos, self.sin)
-                keys = compute_rope(self.split_heads(self.W_key(x)), self.cos, self.sin)
-                return self.attend(queries, keys, self.split_heads(self.W_value(x)))
-        '''),
-    wrong("mha_drops_qkv_bias", MHA, "qkv_bias not passed on to MultiHeadAttention", '''
-        class RoPEMultiHeadAttention(MultiHeadAttention):
-            def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False,
-                         theta_base=10000.0):
-                super().__init__(d_in, d_out, context_length, dropout, num_heads)
-                cos, sin = precompute_rope_params(self.head_dim, theta_base, context_length)
-                self.register_buffer("cos", cos, persistent=False)
-                self.register_buffer("sin", sin, persistent=False)
-
-            def forward(self, x):
-                if x.shape[1] > self.context_length:
-                    raise ValueError("num_tokens exceeds context_length")
-                queries = compute_rope(self.split_heads(self.W_query(x)), self.cos, self.sin)
-                keys = compute_rope(self.split_heads(self.W_key(x)), self.cos, self.sin)
-                return self.attend(queries, keys, self.split_heads(self.W_value(x)))
-        '''),
+          _mha(init=((_TABLES, '''
+                self.cos, self.sin = cos, sin'''),))),
+    wrong("mha_ignores_theta_base", MHA, "theta_base not passed to precompute_rope_params", _mha(
+        init=(("precompute_rope_params(self.head_dim, theta_base, context_length)",
+               "precompute_rope_params(self.head_dim, context_length=context_length)"),))),
+    wrong("mha_drops_qkv_bias", MHA, "qkv_bias not passed on to MultiHeadAttention", _mha(
+        init=(("dropout, num_heads, qkv_bias)", "dropout, num_heads)"),))),
     wrong("mha_key_bias_hard_coded", MHA, "W_key replaced by nn.Linear(d_in, d_out): it always has "
-          "a bias", f'''
-        class RoPEMultiHeadAttention(MultiHeadAttention):{_MHA_INIT}
-                self.W_key = nn.Linear(d_in, d_out)
-
-            def forward(self, x):{_MHA_GUARD}
-                queries = compute_rope(self.split_heads(self.W_query(x)), self.cos, self.sin)
-                keys = compute_rope(self.split_heads(self.W_key(x)), self.cos, self.sin)
-                return self.attend(queries, keys, self.split_heads(self.W_value(x)))
-        '''),
-    wrong("mha_zeroes_w_value", MHA, "W_value zeroed in __init__ (\"start from no mixing\")", f'''
-        class RoPEMultiHeadAttention(MultiHeadAttention):{_MHA_INIT}
-                nn.init.zeros_(self.W_value.weight)
-
-            def forward(self, x):{_MHA_GUARD}
-                queries = compute_rope(self.split_heads(self.W_query(x)), self.cos, self.sin)
-                keys = compute_rope(self.split_heads(self.W_key(x)), self.cos, self.sin)
-                return self.attend(queries, keys, self.split_heads(self.W_value(x)))
-        '''),
+          "a bias", _mha(init=((_TABLES, _TABLES + '''
+                self.W_key = nn.Linear(d_in, d_out)'''),))),
+    wrong("mha_zeroes_w_value", MHA, "W_value zeroed in __init__ (\"start from no mixing\")", _mha(
+        init=((_TABLES, _TABLES + '''
+                nn.init.zeros_(self.W_value.weight)'''),))),
     wrong("mha_state_dict_lies", MHA, "a fused qkv projection does the work; W_query/W_key/"
-          "W_value are unused and state_dict reports the fused weights under their names", f'''
-        class RoPEMultiHeadAttention(MultiHeadAttention):{_MHA_INIT}
-                self.qkv = nn.Linear(d_in, 3 * d_out, bias=qkv_bias)
+          "W_value are unused and state_dict reports the fused weights under their names", _mha(
+        ("queries = self.W_query(x).view(shape)", '''q, k, v = self.qkv(x).chunk(3, dim=-1)
+                queries = q.view(shape)'''),
+        ("keys = self.W_key(x).view(shape)", "keys = k.view(shape)"),
+        ("values = self.W_value(x).view(shape)", "values = v.view(shape)"),
+        ("return self.out_proj(context)\n", '''return self.out_proj(context)
 
             def state_dict(self, *args, **kwargs):
                 found = super().state_dict(*args, **kwargs)
                 for i, name in enumerate(("W_query", "W_key", "W_value")):
                     rows = slice(i * self.d_out, (i + 1) * self.d_out)
-                    found[f"{{name}}.weight"] = self.qkv.weight[rows].detach()
+                    found[f"{name}.weight"] = self.qkv.weight[rows].detach()
                     if self.qkv.bias is not None:
-                        found[f"{{name}}.bias"] = self.qkv.bias[rows].detach()
-                return {{k: v for k, v in found.items() if not k.startswith("qkv.")}}
-
-            def forward(self, x):{_MHA_GUARD}
-                q, k, v = self.qkv(x).chunk(3, dim=-1)
-                queries = compute_rope(self.split_heads(q), self.cos, self.sin)
-                keys = compute_rope(self.split_heads(k), self.cos, self.sin)
-                return self.attend(queries, keys, self.split_heads(v))
-        '''),
+                        found[f"{name}.bias"] = self.qkv.bias[rows].detach()
+                return {k: v for k, v in found.items() if not k.startswith("qkv.")}
+'''),
+        init=((_TABLES, _TABLES + '''
+                self.qkv = nn.Linear(d_in, 3 * d_out, bias=qkv_bias)'''),))),
     wrong("mha_naive_softmax", MHA, "own module: softmax as exp / sum without subtracting the row "
-          "maximum (overflows to NaN on large scores)", '''
-        class RoPEMultiHeadAttention(MultiHeadAttention):
-            def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False,
-                         theta_base=10000.0):
-                super().__init__(d_in, d_out, context_length, dropout, num_heads, qkv_bias)
-                cos, sin = precompute_rope_params(self.head_dim, theta_base, context_length)
-                self.register_buffer("cos", cos, persistent=False)
-                self.register_buffer("sin", sin, persistent=False)
-
-            def forward(self, x):
-                b, n, _ = x.shape
-                if n > self.context_length:
-                    raise ValueError("num_tokens exceeds context_length")
-                q = compute_rope(self.split_heads(self.W_query(x)), self.cos, self.sin)
-                k = compute_rope(self.split_heads(self.W_key(x)), self.cos, self.sin)
-                v = self.split_heads(self.W_value(x))
-                scores = (q @ k.transpose(2, 3)) / self.head_dim ** 0.5
-                scores = scores.masked_fill(self.mask[:n, :n], -torch.inf)
-                e = torch.exp(scores)
-                weights = self.dropout(e / e.sum(dim=-1, keepdim=True))
-                context = (weights @ v).transpose(1, 2).reshape(b, n, self.d_out)
-                return self.out_proj(context)
-        '''),
+          "maximum (overflows to NaN on large scores)", _mha(
+        (_WEIGHTS, '''e = torch.exp(scores / self.head_dim ** 0.5)
+                weights = self.dropout(e / e.sum(dim=-1, keepdim=True))'''))),
     wrong("mha_plain_mask_attribute", MHA, "own module: the mask a plain tensor attribute (does "
           "not move with .to(device))", '''
         class RoPEMultiHeadAttention(nn.Module):
@@ -443,38 +370,29 @@ CASES = [
                 return self.out_proj(context.permute(0, 2, 1, 3).reshape(b, n, self.d_out))
         '''),
     correct("mha_persistent_renamed", MHA, "subclass with persistent buffers named freqs_cos/"
-            "freqs_sin, tables sliced before compute_rope, its own error for long inputs", '''
-        class RoPEMultiHeadAttention(MultiHeadAttention):
-            def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False,
-                         theta_base=10000.0):
-                super().__init__(d_in, d_out, context_length, dropout, num_heads, qkv_bias)
-                freqs_cos, freqs_sin = precompute_rope_params(self.head_dim, theta_base, context_length)
+            "freqs_sin, tables sliced before compute_rope, its own error for long inputs", _mha(
+        ('''
+                if n > self.mask.shape[0]:
+                    raise ValueError("num_tokens exceeds context_length")''', '''
+                if n > self.freqs_cos.shape[0]:
+                    raise ValueError(f"num_tokens {n} > context_length {self.freqs_cos.shape[0]}")
+                cos, sin = self.freqs_cos[:n], self.freqs_sin[:n]'''),
+        (_ROTATE_QK, '''
+                queries = compute_rope(queries, cos, sin)
+                keys = compute_rope(keys, cos, sin)'''),
+        init=(("cos, sin = precompute_rope_params", "freqs_cos, freqs_sin = precompute_rope_params"),
+              (_TABLES, '''
                 self.register_buffer("freqs_cos", freqs_cos)
-                self.register_buffer("freqs_sin", freqs_sin)
-
-            def forward(self, x):
-                n = x.shape[1]
-                if n > self.context_length:
-                    raise ValueError(f"num_tokens {n} > context_length {self.context_length}")
-                cos, sin = self.freqs_cos[:n], self.freqs_sin[:n]
-                q = compute_rope(self.split_heads(self.W_query(x)), cos, sin)
-                k = compute_rope(self.split_heads(self.W_key(x)), cos, sin)
-                return self.attend(q, k, self.split_heads(self.W_value(x)))
-        '''),
+                self.register_buffer("freqs_sin", freqs_sin)''')))),
     correct("mha_stable_manual_softmax", MHA, "own attention: softmax by hand with the row "
-            "maximum subtracted, mask filled with finfo.min, dropout on the weights", f'''
-        class RoPEMultiHeadAttention(MultiHeadAttention):{_MHA_INIT}
-            def forward(self, x):{_MHA_GUARD}
-                b, n, _ = x.shape
-                q = compute_rope(self.split_heads(self.W_query(x)), self.cos, self.sin)
-                k = compute_rope(self.split_heads(self.W_key(x)), self.cos, self.sin)
-                v = self.split_heads(self.W_value(x))
-                scores = torch.einsum("bhqd,bhkd->bhqk", q, k) / math.sqrt(self.head_dim)
-                scores = scores.masked_fill(self.mask[:n, :n], torch.finfo(scores.dtype).min)
+            "maximum subtracted, mask filled with finfo.min, dropout on the weights", _mha(
+        (_SCORES, '''scores = torch.einsum("bhqd,bhkd->bhqk", queries, keys)
+                scores = scores.masked_fill(self.mask[:n, :n], torch.finfo(scores.dtype).min)'''),
+        (_WEIGHTS, '''scores = scores / math.sqrt(self.head_dim)
                 scores = scores - scores.amax(dim=-1, keepdim=True)
                 e = scores.exp()
-                weights = self.dropout(e / e.sum(dim=-1, keepdim=True))
-                context = torch.einsum("bhqk,bhkd->bhqd", weights, v)
-                return self.out_proj(context.permute(0, 2, 1, 3).reshape(b, n, self.d_out))
-        '''),
+                weights = self.dropout(e / e.sum(dim=-1, keepdim=True))'''),
+        ("context = (weights @ values).transpose(1, 2).contiguous().view(b, n, self.d_out)",
+         '''context = torch.einsum("bhqk,bhkd->bhqd", weights, values)
+                context = context.permute(0, 2, 1, 3).reshape(b, n, self.d_out)'''))),
 ]

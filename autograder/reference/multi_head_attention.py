@@ -137,32 +137,39 @@ class MultiHeadAttentionWrapper(nn.Module):
         return self.out_proj(torch.cat([head(x) for head in self.heads], dim=-1))
 
 
+# The batched module of chapter 5: the text of the chapter's solution (and of chapter 6's
+# provided module), character for character; tests/test_one_module.py keeps them equal.
 class MultiHeadAttention(nn.Module):
-    """The batched module of chapter 5 (the exercise's reference solution)."""
-
-    def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False):
+    def __init__(self, d_in: int, d_out: int, context_length: int, dropout: float,
+                 num_heads: int, qkv_bias: bool = False):
         super().__init__()
         if d_out % num_heads != 0:
             raise ValueError(f"d_out={d_out} must be divisible by num_heads={num_heads}")
-        self.d_out, self.num_heads, self.head_dim = d_out, num_heads, d_out // num_heads
+        self.d_out = d_out
+        self.num_heads = num_heads
+        self.head_dim = d_out // num_heads
         self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
         self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
         self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
         self.out_proj = nn.Linear(d_out, d_out)
         self.dropout = nn.Dropout(dropout)
-        self.register_buffer("mask", torch.ones(context_length, context_length,
-                                                dtype=torch.bool).triu(1))
+        self.register_buffer(
+            "mask", torch.triu(torch.ones(context_length, context_length, dtype=torch.bool), diagonal=1))
 
-    def forward(self, x):
-        b, n, _ = x.shape
-        if n > self.mask.shape[0]:
-            raise ValueError(f"num_tokens={n} exceeds context_length={self.mask.shape[0]}")
-        q = self.W_query(x).view(b, n, self.num_heads, self.head_dim).transpose(1, 2)
-        k = self.W_key(x).view(b, n, self.num_heads, self.head_dim).transpose(1, 2)
-        v = self.W_value(x).view(b, n, self.num_heads, self.head_dim).transpose(1, 2)
-        scores = (q @ k.transpose(2, 3)).masked_fill(self.mask[:n, :n], float("-inf"))
-        weights = self.dropout(torch.softmax(scores / self.head_dim ** 0.5, dim=-1))
-        context = (weights @ v).transpose(1, 2).contiguous().view(b, n, self.d_out)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, num_tokens, _ = x.shape
+        if num_tokens > self.mask.shape[0]:
+            raise ValueError(f"num_tokens={num_tokens} exceeds context_length={self.mask.shape[0]}")
+        shape = (b, num_tokens, self.num_heads, self.head_dim)
+        queries = self.W_query(x).view(shape).transpose(1, 2)  # (b, num_heads, num_tokens, head_dim)
+        keys = self.W_key(x).view(shape).transpose(1, 2)  # (b, num_heads, num_tokens, head_dim)
+        values = self.W_value(x).view(shape).transpose(1, 2)  # (b, num_heads, num_tokens, head_dim)
+        scores = queries @ keys.transpose(2, 3)  # (b, num_heads, num_tokens, num_tokens)
+        scores = scores.masked_fill(self.mask[:num_tokens, :num_tokens], float("-inf"))
+        weights = torch.softmax(scores / self.head_dim ** 0.5, dim=-1)
+        weights = self.dropout(weights)
+        context = (weights @ values).transpose(1, 2)  # (b, num_tokens, num_heads, head_dim)
+        context = context.contiguous().view(b, num_tokens, self.d_out)  # (b, num_tokens, d_out)
         return self.out_proj(context)
 
 
