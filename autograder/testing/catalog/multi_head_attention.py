@@ -1,6 +1,6 @@
 """Bug catalog for 05-multi-head-attention."""
 
-from autograder.catalog import correct, wrong
+from autograder.testing.catalog import correct, wrong
 
 ASSIGNMENT = "05-multi-head-attention"
 
