@@ -3,10 +3,12 @@
 - ``autograder.checks``: one module per chapter; every grade cell is one check,
   written as *observe* (run student code, record plain data) and *judge* (compare
   that data with an independent reference).
-- ``autograder.catalog``: realistic wrong and alternative correct implementations.
 - ``autograder.course``: the course layout and notebook surgery shared by tools and tests.
-- ``autograder.engine``, ``autograder.sandbox``, ``autograder.formats``: the project's grader
-  (``python -m autograder grade``): runs submissions in a sandbox, judges here, writes results.
-- ``autograder.stock``: stock nbgrader on a throw-away copy of the course (tests, benchmarks).
-- ``autograder.tamper``: hostile and broken submissions that test both grading paths.
+- the project's grader (``python -m autograder grade``): ``engine`` orchestrates
+  ``assignments``, ``submissions``, ``sandbox`` (``protocol``, ``confine``, ``server``,
+  ``client``), ``scoring``, ``records``, ``formats`` and ``report``; CONTRIBUTING.md,
+  "The grader's map", says which does what and which may import which.
+- ``autograder.testing``: test support, never on the runtime path: the bug catalog
+  (``testing.catalog``), hostile and broken submissions (``testing.tamper``) and stock
+  nbgrader on a throw-away copy of the course (``testing.stock``).
 """

@@ -82,16 +82,18 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"wrote {args.out / 'grades.csv'}")
     elif args.command == "merge":
-        from autograder import engine, formats
+        from autograder import formats, report
+        from autograder.assignments import load_assignments
 
         records = formats.merge(args.results, args.out)
-        print(formats.summary_table(records, engine.load_assignments()), file=sys.stderr)
+        print(report.summary_table(records, load_assignments()), file=sys.stderr)
         print(f"wrote {args.out / 'grades.csv'} ({len(records)} submissions)")
     elif args.command == "import-grades":
-        from autograder import engine, formats
+        from autograder import formats
+        from autograder.assignments import load_assignments
 
         records = formats.load_records(args.results)
-        count = formats.import_gradebook(records, args.db, engine.load_assignments())
+        count = formats.import_gradebook(records, args.db, load_assignments())
         print(f"imported {count} grades of {len(records)} submissions into {args.db}")
     elif args.command == "gradescope":
         from autograder import gradescope as gs

@@ -97,22 +97,48 @@ def is_setup(cell) -> bool:
         meta.get("grade_id", "").startswith("setup")
 
 
-def exercise_program(source_nb, submitted_nb) -> list[str]:
+@dataclass
+class Program:
+    """What grading executes, and what the learner's notebook made it skip."""
+
+    cells: list[tuple[str, str]]        # (grade_id, code), in the order of the source notebook
+    notes: list[str]
+
+    @property
+    def code(self) -> list[str]:
+        return [code for _, code in self.cells]
+
+
+def exercise_program(source_nb, submitted_nb) -> Program:
     """What grading executes: the instructor's setup cells, then the learner's solution cells.
 
-    Cells are taken in the order of the source notebook; a solution cell the learner
-    deleted is simply missing (its checks then fail with a NameError).
+    Cells are taken in the order of the source notebook and matched by ``grade_id``; the
+    submitted notebook is only trusted for the source of its code cells marked as solutions.
+    A solution cell the learner deleted (or turned into markdown) is missing, with a note
+    (its checks then fail with a NameError).
     """
-    submitted = solution_cells(submitted_nb)
-    program = []
+    notes = []
+    solutions = {}
+    for cell in submitted_nb.cells:
+        meta = nbgrader_meta(cell) if isinstance(cell.get("metadata"), dict) else {}
+        if isinstance(meta, dict) and meta.get("solution") and isinstance(meta.get("grade_id"), str):
+            if cell.get("cell_type") != "code":
+                notes.append(f"solution cell {meta['grade_id']} is not a code cell: not run")
+                continue
+            solutions[meta["grade_id"]] = cell
+    cells = []
     for cell in source_nb.cells:
         meta = nbgrader_meta(cell)
         if meta.get("solution"):
-            if meta["grade_id"] in submitted:
-                program.append(submitted[meta["grade_id"]].source)
+            gid = meta["grade_id"]
+            if gid in solutions:
+                source = solutions[gid].get("source", "")
+                cells.append((gid, "".join(source) if isinstance(source, list) else str(source)))
+            elif not any(note.startswith(f"solution cell {gid} ") for note in notes):
+                notes.append(f"solution cell {gid} is missing (deleted, or its metadata changed)")
         elif is_setup(cell):
-            program.append(cell.source)
-    return program
+            cells.append((meta["grade_id"], cell.source))
+    return Program(cells, notes)
 
 
 def graded_cells_only(nb) -> nbformat.NotebookNode:

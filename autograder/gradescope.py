@@ -8,8 +8,8 @@ layout Gradescope expects (https://gradescope-autograders.readthedocs.io/en/late
     run_autograder      grades /autograder/submission/*.ipynb, writes /autograder/results/results.json
     gradescope.json     the assignment id and the notebook file name a submission must use
     requirements.txt, pyproject.toml, nbgrader_config.py
-    autograder/         the grader, the hidden checks and their references (no bug catalog,
-                        no tamper suite)
+    autograder/         the grader, the hidden checks and their references (not ``testing/``:
+                        no bug catalog, no tamper suite)
     solutions/<assignment>/<notebook>.ipynb
                         the instructor's notebook: setup cells, grade cells and points
 
@@ -39,10 +39,11 @@ import zipfile
 from pathlib import Path
 
 from autograder import course
+from autograder.records import Record
 
-# Parts of the package a Gradescope image must not hold: the bug catalog (wrong and correct
-# solutions) and the hostile submissions of the tamper suite.
-EXCLUDED = {"catalog", "tamper.py", "__pycache__"}
+# Parts of the package a Gradescope image must not hold: the test support (the bug catalog of
+# wrong and correct solutions, the hostile submissions of the tamper suite, stock nbgrader).
+EXCLUDED = {"testing", "__pycache__"}
 STUDENT = "submission"  # the student id of the one pair graded in the container
 TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 
@@ -133,14 +134,15 @@ def build(assignment_id: str, out: Path, root: Path = course.ROOT) -> Path:
 
 def _failed(meta: dict, output: str) -> dict:
     """A valid results.json with score 0: one test per grade cell, none graded."""
-    from autograder.engine import load_assignments
+    from autograder.assignments import load_assignments
+    from autograder.formats import cell_title
 
     tests = []
     try:
         assignment = load_assignments(course.ROOT)[meta["assignment_id"]]
         for cell in assignment.cells:
             exercise = assignment.exercise.get(cell.grade_id, "")
-            tests.append({"name": f"{cell.grade_id} ({exercise})" if exercise else cell.grade_id,
+            tests.append({"name": cell_title(cell.grade_id, exercise),
                           "score": 0.0, "max_score": cell.points, "output": "not graded: see above",
                           "visibility": "after_published" if assignment.hidden.get(cell.grade_id, True)
                           else "visible"})
@@ -211,9 +213,9 @@ def _grade(notebook: Path, meta: dict) -> dict:
                            f"{done.returncode}). Please contact the course staff.\n"
                            f"{(done.stderr or done.stdout)[-2000:]}")
         results = json.loads(produced.read_text())
-    record = results.get("extra_data") or {}
-    results["max_score"] = record.get("max_score", meta.get("max_score"))
-    note = sandbox_note(record.get("sandbox") or {})
+    record = Record.from_json(results["extra_data"])
+    results["max_score"] = record.max_score
+    note = sandbox_note(record.sandbox)
     if note:
         results["output"] = "\n".join(filter(None, [results.get("output", ""), note]))
     return results

@@ -23,12 +23,12 @@ import json, resource, sys
 from autograder import engine
 records = engine.grade(sys.argv[1], sys.argv[2], jobs=1, timeout=60, progress=False)
 print(json.dumps({"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "score": records[0]["score"], "notes": records[0]["notes"]}))
+                  "score": records[0].score, "notes": records[0].notes}))
 '''
 
 
 def peak(item) -> dict:
-    from autograder import tamper
+    from autograder.testing import tamper
 
     with tempfile.TemporaryDirectory() as tmp:
         tamper.write(Path(tmp) / "submitted", item.name, item)
@@ -39,7 +39,7 @@ def peak(item) -> dict:
 
 
 def measure() -> dict:
-    from autograder import tamper
+    from autograder.testing import tamper
 
     honest = peak(tamper.Submission("honest_wrong", "", tamper.honest_wrong))
     found = {"honest_wrong": honest}
@@ -50,11 +50,11 @@ def measure() -> dict:
 
 
 def main() -> None:
-    from autograder import sandbox
+    from autograder.sandbox import protocol
 
     found = measure()
-    print(f"limits: {sandbox.LINE_LIMIT / 2**20:.0f} MiB a record, {sandbox.CONTAINER_LIMIT} "
-          f"lists/objects a record, {sandbox.TOTAL_LIMIT / 2**20:.0f} MiB a submission")
+    print(f"limits: {protocol.LINE_LIMIT / 2**20:.0f} MiB a record, {protocol.CONTAINER_LIMIT} "
+          f"lists/objects a record, {protocol.TOTAL_LIMIT / 2**20:.0f} MiB a submission")
     print("| submission | grader peak RSS (MB) | more than honest (MB) | score |")
     print("|---|---|---|---|")
     for name, row in found.items():

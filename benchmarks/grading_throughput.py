@@ -18,8 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from autograder import catalog, course, engine
-from autograder.stock import StockCourse
+from autograder import course, engine
+from autograder.testing import catalog
+from autograder.testing.stock import StockCourse
 
 
 def build_class(stock: StockCourse, assignments: list[str], students: int) -> dict:
@@ -82,9 +83,9 @@ def main() -> int:
 
     disagree = []
     for record in records:
-        key = (record["student_id"], record["assignment_id"])
-        theirs = stock.scores(record["assignment_id"], record["student_id"])
-        ours = {c["grade_id"]: (c["score"], c["max_score"]) for c in record["cells"]}
+        key = (record.student_id, record.assignment_id)
+        theirs = stock.scores(record.assignment_id, record.student_id)
+        ours = {c.grade_id: (c.score, c.max_score) for c in record.cells}
         if ours != theirs:
             disagree.append(f"{key} ({kinds[key]}): ours {ours} nbgrader {theirs}")
     print()

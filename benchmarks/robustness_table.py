@@ -1,4 +1,4 @@
-"""Broken and misbehaving submissions (``autograder.tamper.BROKEN``) through our grader.
+"""Broken and misbehaving submissions (``autograder.testing.tamper.BROKEN``) through our grader.
 
 Prints a markdown table: what each submission does, the points it got, and the reason or
 notes its results carry. The honest submissions graded in the same batch must keep their
@@ -15,7 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from autograder import course, engine, tamper
+from autograder import course, engine
+from autograder.testing import tamper
 
 
 def main() -> int:
@@ -32,7 +33,7 @@ def main() -> int:
     for item, _ in tamper.BROKEN:
         tamper.write(submitted, item.name, item)
     start = time.monotonic()
-    records = {r["student_id"]: r for r in engine.grade(
+    records = {r.student_id: r for r in engine.grade(
         submitted, workdir / "results", timeout=args.timeout, memory_mb=args.memory, progress=False)}
     elapsed = time.monotonic() - start
     print("| submission | what it does | expected | points | reason or notes in its results |")
@@ -40,11 +41,11 @@ def main() -> int:
     for item, expected in tamper.BROKEN:
         r = records[item.name]
         errors = [e.split(":")[0] + ": " + e.strip().splitlines()[-1] if "\n" in e.strip() else e
-                  for e in r["cell_errors"]]
-        said = r["reason"] or "; ".join(r["notes"] + errors)
-        print(f"| `{item.name}` | {item.description} | {expected} | {r['score']:g} / {r['max_score']:g} | "
+                  for e in r.cell_errors]
+        said = r.reason or "; ".join(r.notes + errors)
+        print(f"| `{item.name}` | {item.description} | {expected} | {r.score:g} / {r.max_score:g} | "
               f"{said.replace('|', '/')} |")
-    honest = {s: records[s]["score"] for s in ("honest_solution", "honest_untouched")}
+    honest = {s: records[s].score for s in ("honest_solution", "honest_untouched")}
     print(f"\n{len(records)} submissions in {elapsed:.1f} s (timeout {args.timeout:g} s, memory "
           f"{args.memory} MiB); honest grades in the same batch: {honest}")
     best = engine.load_assignments()[tamper.ASSIGNMENT].max_score

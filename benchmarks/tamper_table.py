@@ -1,7 +1,7 @@
 """Tampering: the same attack submissions graded by stock nbgrader and by the project's grader.
 
 Table 1: the honest wrong solution of chapter 01 plus an attack on the grading machinery
-(``autograder.tamper.ATTACKS``, the collusion pair, the JSON bomb). Table 2: the attacks on
+(``autograder.testing.tamper.ATTACKS``, the collusion pair, the JSON bomb). Table 2: the attacks on
 the observation boundary on every chapter (``tamper.chapter_attacks``), each against its
 baseline (the untouched notebook or the chapter's honest wrong solution). Prints the points
 each grading path gives, next to what the baseline earns.
@@ -17,8 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from autograder import engine, tamper
-from autograder.stock import StockCourse
+from autograder import engine
+from autograder.testing import tamper
+from autograder.testing.stock import StockCourse
 
 # submissions measured against another baseline than the honest wrong solution
 OWN_BASELINE = {"collusion_server": "the solution: its own marks, full"}
@@ -61,11 +62,11 @@ def main() -> int:
     records = engine.grade(ours_dir / "submitted", ours_dir / "results", jobs=2, timeout=30,
                            progress=False)
     ours_time = time.monotonic() - start
-    ours = {r["student_id"]: r for r in records}
+    ours = {r.student_id: r for r in records}
     best = engine.load_assignments()[assignment].max_score
 
     baseline_stock = stock_scores["honest_wrong"]
-    baseline_ours = ours["honest_wrong"]["score"]
+    baseline_ours = ours["honest_wrong"].score
 
     def show(score, baseline, name=""):
         if score is None:
@@ -79,13 +80,13 @@ def main() -> int:
     print("|---|---|---|---|")
     for subject in subjects:
         record = ours[subject.name]
-        note = f" ({record['reason']})" if record["reason"] else ""
+        note = f" ({record.reason})" if record.reason else ""
         print(f"| `{subject.name}` | {subject.description} | "
               f"{show(stock_scores[subject.name], baseline_stock, subject.name)} | "
-              f"{show(record['score'], baseline_ours, subject.name)}{note} |")
+              f"{show(record.score, baseline_ours, subject.name)}{note} |")
     attacks = [s for s in subjects[1:] if s.name not in OWN_BASELINE]
     gains_stock = sum(1 for s in attacks if (stock_scores[s.name] or 0) > (baseline_stock or 0))
-    gains_ours = sum(1 for s in attacks if ours[s.name]["score"] > baseline_ours)
+    gains_ours = sum(1 for s in attacks if ours[s.name].score > baseline_ours)
     print(f"\n{len(attacks)} attacks; more than the honest wrong solution: "
           f"stock nbgrader {gains_stock}, our grader {gains_ours}. "
           f"(stock {stock_time:.0f} s, ours {ours_time:.1f} s)")
@@ -129,7 +130,7 @@ def chapters_table(workdir: Path) -> int:
                 stock_scores[(student, assignment_id)] = None
     records = engine.grade(ours_dir, ours_dir.parent / "results", jobs=2, timeout=60,
                            progress=False)
-    ours = {(r["student_id"], r["assignment_id"]): r for r in records}
+    ours = {(r.student_id, r.assignment_id): r for r in records}
     best = {a.id: a.max_score for a in engine.load_assignments().values()}
     print("\n| chapter | attack | baseline | stock `nbgrader autograde` | "
           "`python -m autograder grade` |")
@@ -140,8 +141,8 @@ def chapters_table(workdir: Path) -> int:
         for label, score, base in (
                 ("stock", stock_scores[(attack.name, assignment_id)],
                  stock_scores[(baseline, assignment_id)]),
-                ("ours", ours[(attack.name, assignment_id)]["score"],
-                 ours[(baseline, assignment_id)]["score"])):
+                ("ours", ours[(attack.name, assignment_id)].score,
+                 ours[(baseline, assignment_id)].score)):
             if score is None:
                 cells.append("not graded")
                 continue

@@ -48,8 +48,8 @@ def nbgrader_graded(tmp_path_factory):
     The solution and the untouched notebook are submitted whole; each catalog case is
     submitted with the cells grading uses only (setup, solution and grade cells), so
     nbgrader does not re-run the lesson once per case (the scores are the same)."""
-    from autograder import catalog
-    from autograder.stock import StockCourse
+    from autograder.testing import catalog
+    from autograder.testing.stock import StockCourse
 
     cache = {}
 

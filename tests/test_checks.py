@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from autograder import catalog, checks, course, data
+from autograder import checks, course, data
 from autograder.checks import Student, Verdict
+from autograder.testing import catalog
 
 CASES = [(a, c) for a in course.assignments() for c in catalog.cases(a)]
 
@@ -14,7 +15,7 @@ def grade_in_process(assignment_id, answers=None):
     source = course.read(course.notebook_path(assignment_id))
     submitted = course.submission(assignment_id, answers)
     namespace = {"__name__": "__main__"}
-    for code in course.exercise_program(source, submitted):
+    for code in course.exercise_program(source, submitted).code:
         exec(compile(code, "<cell>", "exec"), namespace)
     return {grade_id: check.judge_seen(check.observe_in(namespace))
             for grade_id, check in checks.checks_for(assignment_id).items()}
@@ -100,7 +101,7 @@ def test_hidden_checks_cover_the_visible_asserts(assignment_id):
     uncovered = []
     for name, answers in cases:
         namespace = {"__name__": "__main__"}
-        for code in course.exercise_program(source, course.submission(assignment_id, answers)):
+        for code in course.exercise_program(source, course.submission(assignment_id, answers)).code:
             with contextlib.suppress(Exception):
                 exec(compile(code, "<cell>", "exec"), namespace)
         for cell in source.cells:

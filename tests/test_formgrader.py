@@ -12,7 +12,7 @@ students added with ``nbgrader db student add`` and two submissions of chapter 0
 4. reads both scores in the gradebook view (``Manual Grading`` > assignment > notebook).
 
 The scores must equal, per student, those of ``nbgrader autograde`` on the command line (a
-separate ``autograder.stock.StockCourse``) and those of ``python -m autograder grade`` run as a
+separate ``autograder.testing.stock.StockCourse``) and those of ``python -m autograder grade`` run as a
 subprocess on the same ``submitted/`` folder (its ``grades.csv``); per grade cell, the
 gradebook Formgrader wrote equals the command line's too. Screenshots of each step go to
 ``$BOOK_PATH_OUTPUT/_build/screenshots/formgrader/`` when set, else to a temporary folder.
@@ -29,8 +29,9 @@ import nbformat
 import pytest
 from jupyter_app import LabServer, browser_session, copy_course, screenshot_dir
 
-from autograder import catalog, course
-from autograder.stock import StockCourse
+from autograder import course
+from autograder.testing import catalog
+from autograder.testing.stock import StockCourse
 
 pytestmark = pytest.mark.slow
 

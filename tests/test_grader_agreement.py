@@ -13,15 +13,15 @@ def test_same_score_per_grade_cell(assignment_id, nbgrader_graded, tmp_path):
     records = engine.grade(stock.dir / "submitted", tmp_path / "results", timeout=120,
                            progress=False, fixed_seeds=True)  # the nbgrader path's seeds
     students = sorted(p.name for p in (stock.dir / "submitted").iterdir())
-    assert sorted(r["student_id"] for r in records) == students
+    assert sorted(r.student_id for r in records) == students
     assert len(students) >= 3, "the solution, the untouched notebook and the catalog"
     disagree = {}
     for record in records:
-        theirs = stock.scores(assignment_id, record["student_id"])
-        ours = {c["grade_id"]: (c["score"], c["max_score"]) for c in record["cells"]}
+        theirs = stock.scores(assignment_id, record.student_id)
+        ours = {c.grade_id: (c.score, c.max_score) for c in record.cells}
         if ours != theirs:
-            disagree[record["student_id"]] = {g: (ours.get(g), theirs.get(g))
+            disagree[record.student_id] = {g: (ours.get(g), theirs.get(g))
                                               for g in set(ours) | set(theirs)
                                               if ours.get(g) != theirs.get(g)}
-        assert record["status"] == "graded", (record["student_id"], record["reason"])
+        assert record.status == "graded", (record.student_id, record.reason)
     assert not disagree, f"ours vs nbgrader (score, max) per grade cell: {disagree}"

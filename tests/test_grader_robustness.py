@@ -13,8 +13,9 @@ import time
 
 import pytest
 
-from autograder import course, engine, formats, tamper
-from autograder.stock import StockCourse
+from autograder import course, engine, formats
+from autograder.testing import tamper
+from autograder.testing.stock import StockCourse
 
 pytestmark = pytest.mark.slow
 
@@ -52,35 +53,35 @@ def graded(tmp_path_factory):
     start = time.monotonic()
     records = engine.grade(root / "submitted", root / "results", jobs=2, timeout=TIMEOUT,
                            memory_mb=768, progress=False)
-    return {r["student_id"]: r for r in records}, root, time.monotonic() - start
+    return {r.student_id: r for r in records}, root, time.monotonic() - start
 
 
 @pytest.mark.parametrize("item, expected", tamper.BROKEN, ids=[b.name for b, _ in tamper.BROKEN])
 def test_broken_submission(graded, item, expected):
     records, root, _ = graded
     record = records[item.name]
-    best = record["max_score"]
-    explained = record["reason"] or record["notes"] or record["cell_errors"]
+    best = record.max_score
+    explained = record.reason or record.notes or record.cell_errors
     if expected == "full":
-        assert record["score"] == best, record
+        assert record.score == best, record
     elif expected == "reason":
-        assert record["score"] == 0 and record["status"] == "error" and record["reason"], record
-        assert record["reason"] in (root / "results" / item.name / "feedback.md").read_text()
-        for cell in record["cells"]:
-            assert cell["failures"], "every cell of an ungraded submission says why"
+        assert record.score == 0 and record.status == "error" and record.reason, record
+        assert record.reason in (root / "results" / item.name / "feedback.md").read_text()
+        for cell in record.cells:
+            assert cell.failures, "every cell of an ungraded submission says why"
     else:  # partial: the other exercises still count
-        assert 0 < record["score"] < best and explained, record
+        assert 0 < record.score < best and explained, record
     if item.name in ("nbformat_3", "extra_notebook"):
-        assert record["notes"], "a converted or ignored notebook is noted"
+        assert record.notes, "a converted or ignored notebook is noted"
     if item.name == "memory_bomb":
-        assert any("MemoryError" in e for e in record["cell_errors"])
+        assert any("MemoryError" in e for e in record.cell_errors)
 
 
 def test_batch_completes_and_honest_grades_are_intact(graded):
     records, root, elapsed = graded
     expected = expected_scores()
     for student, score in expected.items():
-        assert records[student + "0"]["score"] == score
+        assert records[student + "0"].score == score
     assert len(records) == 3 + len(tamper.BROKEN)
     rows = list(csv.DictReader(open(root / "results" / "grades.csv")))
     assert {r["student_id"] for r in rows} == set(records)
@@ -116,11 +117,11 @@ def test_killed_run_resumes_with_the_same_grades(tmp_path):
     assert again.returncode == 0, again.stderr
     assert f"resuming: {done} of 12" in again.stderr
     expected = expected_scores()
-    records = {r["student_id"]: r for r in formats.load_records(results)}
+    records = {r.student_id: r for r in formats.load_records(results)}
     assert len(records) == 12
     for student, record in records.items():
         base = student.rstrip("0123456789")
-        assert record["score"] == expected.get(base, expected["solution"]), student
+        assert record.score == expected.get(base, expected["solution"]), student
     rows = list(csv.DictReader(open(results / "grades.csv")))
     assert len(rows) == 12 * len(engine.load_assignments()[A].cells)
 

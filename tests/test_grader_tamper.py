@@ -1,6 +1,6 @@
 """Attacks on the grading machinery earn nothing from the project's grader (chapter 01).
 
-Every attack is the honest wrong solution plus an attack (``autograder.tamper.ATTACKS``);
+Every attack is the honest wrong solution plus an attack (``autograder.testing.tamper.ATTACKS``);
 none may score more than the honest wrong solution alone. A probe submission reports
 what the sandboxed student process can reach. ``benchmarks/tamper_table.py`` runs the
 same attacks through stock nbgrader for comparison.
@@ -12,7 +12,8 @@ import textwrap
 
 import pytest
 
-from autograder import course, engine, formats, tamper
+from autograder import course, engine, formats
+from autograder.testing import tamper
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +29,7 @@ def _try(action):
         return type(exc).__name__[:12]
 
 def _loaded():
-    leaked = [m for m in sys.modules if m.startswith(("autograder.reference", "autograder.catalog"))]
+    leaked = [m for m in sys.modules if m.startswith(("autograder.reference", "autograder.testing"))]
     if not leaked:
         raise LookupError("none")
 
@@ -93,7 +94,7 @@ def graded(tmp_path_factory):
         records = engine.grade(submitted, results, jobs=2, timeout=30, progress=False)
     finally:
         del os.environ["AUTOGRADER_TEST_SECRET"]
-    return {r["student_id"]: r for r in records}, results
+    return {r.student_id: r for r in records}, results
 
 
 @pytest.mark.parametrize("attack", tamper.ATTACKS, ids=[a.name for a in tamper.ATTACKS])
@@ -101,16 +102,16 @@ def test_attack_earns_nothing(graded, attack):
     records, _ = graded
     honest = records["honest_wrong"]
     record = records[attack.name]
-    assert record["score"] <= honest["score"], \
-        f"{attack.name} ({attack.description}) scored {record['score']} > {honest['score']}"
-    for mine, base in zip(record["cells"], honest["cells"], strict=True):
-        assert mine["score"] <= base["score"], f"{attack.name} gained on {mine['grade_id']}"
+    assert record.score <= honest.score, \
+        f"{attack.name} ({attack.description}) scored {record.score} > {honest.score}"
+    for mine, base in zip(record.cells, honest.cells, strict=True):
+        assert mine.score <= base.score, f"{attack.name} gained on {mine.grade_id}"
 
 
 def test_baselines(graded):
     records, _ = graded
-    assert records["solution"]["score"] == records["solution"]["max_score"]
-    assert 0 < records["honest_wrong"]["score"] < records["honest_wrong"]["max_score"]
+    assert records["solution"].score == records["solution"].max_score
+    assert 0 < records["honest_wrong"].score < records["honest_wrong"].max_score
 
 
 def test_results_folder_is_untouched_by_students(graded):
@@ -118,14 +119,14 @@ def test_results_folder_is_untouched_by_students(graded):
     assert not (results / "forged.json").exists()
     assert "forged" not in (results / "grades.csv").read_text()
     for record in formats.load_records(results):
-        assert record == records[record["student_id"]]
+        assert record == records[record.student_id]
 
 
 def test_sandbox_probe(graded):
     records, _ = graded
-    failure = records["probe"]["cells"][0]["failures"][0]
+    failure = records["probe"].cells[0].failures[0]
     report = json.loads(failure.split("PROBE", 1)[1])
-    sandbox = records["probe"]["sandbox"]
+    sandbox = records["probe"].sandbox
     assert len(report) == 14, report
     if sandbox.get("landlock", 0) < 1:
         pytest.skip(f"Landlock is unavailable here: {sandbox}")
@@ -144,9 +145,9 @@ def test_students_graded_at_the_same_time_cannot_talk(graded):
     UDP and an abstract unix socket: it gets nothing, the server keeps its own marks."""
     records, _ = graded
     client, server = records["collusion_client"], records["collusion_server"]
-    assert client["score"] == 0, client["cells"]
-    assert server["score"] == server["max_score"], server["cells"]
-    assert "namespace" in server["sandbox"]["network"] or "seccomp" in server["sandbox"]["network"]
+    assert client.score == 0, client.cells
+    assert server.score == server.max_score, server.cells
+    assert "namespace" in server.sandbox["network"] or "seccomp" in server.sandbox["network"]
 
 
 def test_the_collusion_pair_works_without_a_sandbox(tmp_path):
@@ -160,7 +161,7 @@ def test_the_collusion_pair_works_without_a_sandbox(tmp_path):
     def program(item):
         nb = __import__("nbformat").reads(item.build().decode(), as_version=4)
         source = course.read(course.notebook_path(tamper.ASSIGNMENT))
-        return "\n".join(course.exercise_program(source, nb))
+        return "\n".join(course.exercise_program(source, nb).code)
 
     server_item, client_item = tamper.collusion_pair()
     server = subprocess.Popen([sys.executable, "-c", program(server_item)])
@@ -181,9 +182,9 @@ def test_the_collusion_pair_works_without_a_sandbox(tmp_path):
 def test_json_bomb_is_bounded(graded):
     records, _ = graded
     bomb = records["json_bomb"]
-    assert bomb["score"] <= records["honest_wrong"]["score"]
-    assert any("not read" in note for note in bomb["notes"]), bomb["notes"]
-    assert bomb["status"] == "graded" or bomb["reason"].startswith("sent more than"), bomb["reason"]
+    assert bomb.score <= records["honest_wrong"].score
+    assert any("not read" in note for note in bomb.notes), bomb.notes
+    assert bomb.status == "graded" or bomb.reason.startswith("sent more than"), bomb.reason
 
 
 CHAPTER_ATTACKS = [(a, attack, baseline) for a in course.assignments()
@@ -212,7 +213,7 @@ def chapters_graded(tmp_path_factory):
             folder.mkdir(parents=True)
             (folder / name).write_bytes(content)
     records = engine.grade(submitted, results, jobs=2, timeout=60, progress=False)
-    return {(r["student_id"], r["assignment_id"]): r for r in records}
+    return {(r.student_id, r.assignment_id): r for r in records}
 
 
 @pytest.mark.parametrize("assignment_id, attack, baseline", CHAPTER_ATTACKS,
@@ -220,12 +221,12 @@ def chapters_graded(tmp_path_factory):
 def test_chapter_attack_earns_nothing(chapters_graded, assignment_id, attack, baseline):
     base = chapters_graded[(baseline, assignment_id)]
     record = chapters_graded[(attack.name, assignment_id)]
-    assert record["status"] == "graded", record["reason"]
-    for mine, theirs in zip(record["cells"], base["cells"], strict=True):
-        assert mine["score"] <= theirs["score"], \
-            f"{attack.name} gained on {mine['grade_id']} over {baseline}: {mine['failures']}"
+    assert record.status == "graded", record.reason
+    for mine, theirs in zip(record.cells, base.cells, strict=True):
+        assert mine.score <= theirs.score, \
+            f"{attack.name} gained on {mine.grade_id} over {baseline}: {mine.failures}"
     if baseline == "honest_wrong":
-        assert 0 < base["score"] < base["max_score"], "the honest wrong baseline must be partial"
+        assert 0 < base.score < base.max_score, "the honest wrong baseline must be partial"
 
 
 @pytest.mark.parametrize("assignment_id", course.assignments())
@@ -243,7 +244,7 @@ def test_the_lookup_table_knows_every_fixed_seed_answer(assignment_id):
     honest_observe_in = checks.Check.observe_in
     namespace = {"__name__": "__main__"}
     try:
-        for code in course.exercise_program(source, submitted):
+        for code in course.exercise_program(source, submitted).code:
             exec(compile(code, "<cell>", "exec"), namespace)
         fixed = {g: c.judge_seen(c.observe_in(namespace)) for g, c in registered.items()}
         secret = {g: c.judge_seen(c.observe_in(namespace, c.seeds("s")), c.seeds("s"))

@@ -1,20 +1,25 @@
 """The project's grader, piece by piece, without running student code (fast)."""
 
 import csv
+import dataclasses
 import io
 import json
 
 import nbformat
 import pytest
 
-from autograder import course, engine, formats, sandbox, tamper
+from autograder import course, formats, report, submissions
+from autograder.assignments import load_assignments
+from autograder.records import CellResult, Record
+from autograder.sandbox import confine
+from autograder.testing import tamper
 
 A = tamper.ASSIGNMENT
 
 
 @pytest.fixture(scope="module")
 def assignments():
-    return engine.load_assignments()
+    return load_assignments()
 
 
 def test_points_come_from_the_instructor_notebook(assignments, assignment_id):
@@ -26,16 +31,16 @@ def test_points_come_from_the_instructor_notebook(assignments, assignment_id):
 
 
 def test_shards_partition_the_pairs_deterministically(tmp_path):
-    pairs = [engine.Pair(f"s{i:02d}", a, tmp_path) for i in range(7) for a in ("01-x", "02-y")]
-    shards = [engine.shard(list(reversed(pairs)), k, 3) for k in range(3)]
+    pairs = [submissions.Pair(f"s{i:02d}", a, tmp_path) for i in range(7) for a in ("01-x", "02-y")]
+    shards = [submissions.shard(list(reversed(pairs)), k, 3) for k in range(3)]
     flat = [p for s in shards for p in s]
     assert sorted(flat, key=str) == sorted(pairs, key=str) and len(flat) == len(set(flat))
-    assert shards == [engine.shard(pairs, k, 3) for k in range(3)], "order of discovery matters"
+    assert shards == [submissions.shard(pairs, k, 3) for k in range(3)], "order of discovery matters"
     assert max(map(len, shards)) - min(map(len, shards)) <= 1
-    assert engine.parse_shard("2/3") == (2, 3)
+    assert submissions.parse_shard("2/3") == (2, 3)
     for bad in ("3/3", "-1/2", "1/0"):
         with pytest.raises(ValueError):
-            engine.parse_shard(bad)
+            submissions.parse_shard(bad)
 
 
 def _submit(tmp_path, content: bytes | None, name=None):
@@ -43,7 +48,7 @@ def _submit(tmp_path, content: bytes | None, name=None):
     folder.mkdir(parents=True, exist_ok=True)
     if content is not None:
         (folder / (name or course.notebook_path(A).name)).write_bytes(content)
-    return engine.Pair("student", A, folder)
+    return submissions.Pair("student", A, folder)
 
 
 @pytest.mark.parametrize("content, reason", [
@@ -54,17 +59,17 @@ def _submit(tmp_path, content: bytes | None, name=None):
     (None, "missing notebook"),
 ])
 def test_unreadable_submissions_get_a_reason(tmp_path, assignments, content, reason):
-    submission = engine.read_submission(_submit(tmp_path, content), assignments[A])
+    submission = submissions.read_submission(_submit(tmp_path, content), assignments[A])
     assert submission.notebook is None and reason in submission.reason
 
 
 def test_nbformat_3_is_converted(tmp_path, assignments):
     v3 = json.dumps(nbformat.convert(course.submission(A), 3)).encode()
-    submission = engine.read_submission(_submit(tmp_path, v3), assignments[A])
+    submission = submissions.read_submission(_submit(tmp_path, v3), assignments[A])
     assert submission.notebook is not None and not submission.reason
-    cells, notes = engine.program(assignments[A], submission.notebook)
-    assert [label for label, _ in cells] == [label for label, _ in engine.program(
-        assignments[A], course.submission(A))[0]]
+    program = course.exercise_program(assignments[A].source, submission.notebook)
+    assert [label for label, _ in program.cells] == [label for label, _ in course.exercise_program(
+        assignments[A].source, course.submission(A)).cells]
 
 
 def test_program_is_instructor_setup_plus_learner_solutions(assignments):
@@ -78,7 +83,8 @@ def test_program_is_instructor_setup_plus_learner_solutions(assignments):
             meta["points"] = 1000
         elif meta.get("grade_id") == tamper.REL:
             cell.cell_type = "markdown"
-    cells, notes = engine.program(assignments[A], nb)
+    program = course.exercise_program(assignments[A].source, nb)
+    cells, notes = program.cells, program.notes
     source = course.read(course.notebook_path(A))
     setup = [c.source for c in source.cells if course.is_setup(c)]
     assert [code for label, code in cells if label.startswith("setup")] == setup
@@ -88,13 +94,11 @@ def test_program_is_instructor_setup_plus_learner_solutions(assignments):
 
 
 def _record(score_a=1.0, failures=()):
-    cells = [{"grade_id": "visible_one", "exercise": "f", "score": score_a, "max_score": 1.0,
-              "hidden": False, "failures": list(failures)},
-             {"grade_id": "hidden_two", "exercise": "f", "score": 0.0, "max_score": 2.0,
-              "hidden": True, "failures": ["f(3) has wrong values: it matches the pos - 1 bug"]}]
-    return {"student_id": "ada", "assignment_id": A, "notebook": "positional_encoding.ipynb",
-            "status": "graded", "reason": "", "notes": [], "cell_errors": [], "cells": cells,
-            "score": score_a, "max_score": 3.0, "sandbox": {"landlock": 7}, "fingerprint": "x"}
+    cells = [CellResult("visible_one", "f", score_a, 1.0, False, list(failures)),
+             CellResult("hidden_two", "f", 0.0, 2.0, True,
+                        ["f(3) has wrong values: it matches the pos - 1 bug"])]
+    return Record("ada", A, "positional_encoding.ipynb", "graded", "", [], [], score_a, 3.0, cells,
+                  sandbox={"landlock": 7}, fingerprint="x")
 
 
 def test_gradescope_results_format():
@@ -118,11 +122,11 @@ def test_grades_csv_and_feedback(tmp_path):
 
 
 def test_merge_rebuilds_from_shards(tmp_path):
-    first, second = _record(), dict(_record(), student_id="bob")
+    first, second = _record(), dataclasses.replace(_record(), student_id="bob")
     formats.write_record(tmp_path / "a", first)
     formats.write_record(tmp_path / "b", second)
     records = formats.merge([tmp_path / "a", tmp_path / "b"], tmp_path / "all")
-    assert [r["student_id"] for r in records] == ["ada", "bob"]
+    assert [r.student_id for r in records] == ["ada", "bob"]
     rows = list(csv.DictReader(open(tmp_path / "all" / "grades.csv")))
     assert {r["student_id"] for r in rows} == {"ada", "bob"} and len(rows) == 4
 
@@ -132,19 +136,19 @@ def test_sandbox_hides_folders_inside_allowed_roots(tmp_path):
     (tmp_path / "site" / "numpy").mkdir()
     (tmp_path / "site" / "six.py").write_text("")
     (tmp_path / "site" / "autograder" / "checks").mkdir()
-    original = sandbox.python_roots
-    sandbox.python_roots = lambda: [str(tmp_path / "site")]
+    original = confine.python_roots
+    confine.python_roots = lambda: [str(tmp_path / "site")]
     try:
-        allowed = sandbox.allowed_paths([str(tmp_path / "site" / "autograder")])
+        allowed = confine.allowed_paths([str(tmp_path / "site" / "autograder")])
     finally:
-        sandbox.python_roots = original
+        confine.python_roots = original
     assert str(tmp_path / "site" / "numpy") in allowed and str(tmp_path / "site" / "six.py") in allowed
     assert not any("autograder" in p for p in allowed)
 
 
 def test_progress_bar_is_plain_text_without_a_tty():
     stream = io.StringIO()
-    bar = formats.Progress(3, stream=stream)
+    bar = report.Progress(3, stream=stream)
     for _ in range(3):
         bar.advance()
     bar.finish()
@@ -187,3 +191,22 @@ def test_command_line_meets_bad_input_with_one_line_and_status_2(tmp_path, probl
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert "Traceback" not in result.stderr
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize("order", ["imported before", "imported after"])
+def test_the_fork_server_refuses_test_support(order):
+    """``autograder.testing`` (the catalog's solutions, the tamper suite) never enters the fork
+    server: loaded before ``preload`` it stops the server, imported after it fails."""
+    import subprocess
+    import sys
+
+    if order == "imported before":
+        code = "import autograder.testing.catalog\nfrom autograder.sandbox import server\nserver.preload()"
+    else:
+        code = ("from autograder.sandbox import server\nserver.refuse_forbidden()\n"
+                "import autograder.testing.tamper")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=course.ROOT, timeout=300)
+    assert result.returncode != 0
+    expected = "refusing to serve" if order == "imported before" else "does not import autograder.testing"
+    assert expected in result.stderr, result.stderr[-2000:]

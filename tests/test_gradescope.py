@@ -20,7 +20,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder import catalog, course, gradescope
+from autograder import course, gradescope
+from autograder.testing import catalog
 
 ASSIGNMENT = "01-positional-encoding"
 NOTEBOOK = course.notebook_path(ASSIGNMENT).name
@@ -54,7 +55,8 @@ def test_zip_layout(archive, tmp_path):
         zf.extractall(tmp_path)
     for required in ("setup.sh", "run_autograder", "gradescope.json", "requirements.txt",
                      "pyproject.toml", "nbgrader_config.py", "autograder/__init__.py",
-                     "autograder/__main__.py", "autograder/engine.py", "autograder/sandbox.py",
+                     "autograder/__main__.py", "autograder/engine.py",
+                     "autograder/sandbox/server.py", "autograder/sandbox/protocol.py",
                      "autograder/gradescope.py", "autograder/checks/positional_encoding.py",
                      "autograder/reference/positional_encoding.py",
                      f"solutions/{ASSIGNMENT}/{NOTEBOOK}"):
@@ -64,9 +66,9 @@ def test_zip_layout(archive, tmp_path):
         check = subprocess.run(["bash", "-n", str(tmp_path / script)], capture_output=True, text=True)
         assert check.returncode == 0, f"{script}: {check.stderr}"
     # nothing a student must not see, nothing from other chapters' notebooks, no tests
-    forbidden = [n for n in names if n.startswith(("autograder/catalog/", "tests/", "chapters/",
+    forbidden = [n for n in names if n.startswith(("autograder/testing/", "tests/", "chapters/",
                                                    "benchmarks/"))
-                 or n == "autograder/tamper.py" or "__pycache__" in n or n.endswith(".pyc")]
+                 or "__pycache__" in n or n.endswith(".pyc")]
     assert not forbidden, f"autograder.zip must not hold {forbidden}"
     assert {n for n in names if n.startswith("solutions/")} == {f"solutions/{ASSIGNMENT}/{NOTEBOOK}"}
     # setup.sh installs the course's pinned requirements, torch from the CPU index, the package

@@ -6,7 +6,7 @@ driven with Playwright. For chapter 01 (NumPy) and chapter 03 (PyTorch) the test
 1. opens the released notebook, runs all cells, and sees every visible-test cell fail with
    the stub's ``NotImplementedError``;
 2. types, through the keyboard into the CodeMirror editor, a wrong solution from the bug
-   catalog (``autograder/catalog``) into one exercise cell and the solutions of ``solutions/``
+   catalog (``autograder/testing/catalog``) into one exercise cell and the solutions of ``solutions/``
    into the others, runs all cells and sees that visible test's own message (computed here by
    running the same cells in-process) and "visible tests passed" for the others; saves; the file
    on disk holds exactly the typed code, is a valid notebook, and ``nbgrader validate`` fails
@@ -33,7 +33,8 @@ import nbformat
 import pytest
 from jupyter_app import LabServer, browser_session, copy_course, screenshot_dir
 
-from autograder import catalog, course
+from autograder import course
+from autograder.testing import catalog
 
 pytestmark = pytest.mark.slow
 

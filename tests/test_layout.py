@@ -5,7 +5,8 @@ import re
 import pytest
 from conftest import ASSIGNMENTS
 
-from autograder import catalog, checks, course
+from autograder import checks, course
+from autograder.testing import catalog
 
 EXPECTED = ["01-positional-encoding", "02-self-attention", "03-causal-masking",
             "04-stacking-heads", "05-multi-head-attention", "06-rope", "07-numpy-decoder"]
@@ -98,6 +99,6 @@ def test_check_modules_do_not_load_references(assignment_id):
     module = checks.module_name(assignment_id)
     code = (f"import sys, autograder.checks.{module}; "
             "leaked = [m for m in sys.modules if m.startswith(('autograder.reference', "
-            "'autograder.catalog'))]; print(leaked); sys.exit(bool(leaked))")
+            "'autograder.testing'))]; print(leaked); sys.exit(bool(leaked))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, f"importing the checks loads {result.stdout.strip()}"

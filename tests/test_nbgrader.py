@@ -9,7 +9,8 @@ import csv
 import pytest
 from conftest import ASSIGNMENTS
 
-from autograder import catalog, checks, course
+from autograder import checks, course
+from autograder.testing import catalog
 
 pytestmark = pytest.mark.slow
 

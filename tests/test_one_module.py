@@ -11,8 +11,8 @@ import inspect
 import torch
 
 from autograder import course
-from autograder.catalog import multi_head_attention as mha_catalog
 from autograder.reference import multi_head_attention as mha_reference
+from autograder.testing.catalog import multi_head_attention as mha_catalog
 
 CH05 = "05-multi-head-attention"
 CH06 = "06-rope"

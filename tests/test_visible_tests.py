@@ -17,7 +17,10 @@ import io
 
 import pytest
 
-from autograder import catalog, checks, course, engine
+from autograder import checks, course, scoring
+from autograder.assignments import load_assignments
+from autograder.submissions import Pair, Submission
+from autograder.testing import catalog
 
 # every module exercise, and scaled_dot_product_attention
 MODULE_EXERCISES = [
@@ -57,7 +60,7 @@ def _namespace(assignment_id: str, answers: dict | None = None) -> dict:
     """Setup cells and solution cells (the reference, except ``answers``), as grading runs them."""
     source = course.read(course.notebook_path(assignment_id))
     namespace = {"__name__": "__main__"}
-    for code in course.exercise_program(source, course.submission(assignment_id, answers)):
+    for code in course.exercise_program(source, course.submission(assignment_id, answers)).code:
         with contextlib.suppress(Exception), contextlib.redirect_stdout(io.StringIO()):
             exec(compile(code, "<cell>", "exec"), namespace)
     return namespace
@@ -149,17 +152,17 @@ def test_a_dtype_check_judges_dtypes_not_values():
 
 
 def test_the_grader_records_blame_the_earlier_exercise():
-    """The same through the project's grader: ``engine.judge`` on the records a sandbox
+    """The same through the project's grader: ``scoring.judge`` on the records a sandbox
     would write (observed here in-process, with the fixed seeds)."""
-    assignment = engine.load_assignments()["06-rope"]
+    assignment = load_assignments()["06-rope"]
     namespace = _namespace("06-rope", {"compute_rope": _case("06-rope", SIGN_BUG).source})
     records = [{"type": "seen", "grade_id": gid, "seen": check.observe_in(namespace)}
                for gid, check in assignment.checks.items()] + [{"type": "done"}]
-    pair = engine.Pair("learner", "06-rope", course.ROOT)
-    submission = engine.Submission(None, "digest")
-    result = engine.judge(assignment, pair, submission, records, [], timeout=60.0)
-    cells = {c["grade_id"]: c for c in result["cells"]}
+    pair = Pair("learner", "06-rope", course.ROOT)
+    submission = Submission(None, "digest")
+    result = scoring.judge(assignment, pair, submission, records, [], timeout=60.0)
+    cells = {c.grade_id: c for c in result.cells}
     for gid in ("rope_mha_basics", "rope_mha_values", "rope_mha_contract"):
-        assert cells[gid]["score"] == 0
-        assert cells[gid]["failures"][0].startswith("fix `compute_rope` first"), cells[gid]
-    assert cells["precompute_values"]["score"] == cells["precompute_values"]["max_score"]
+        assert cells[gid].score == 0
+        assert cells[gid].failures[0].startswith("fix `compute_rope` first"), cells[gid]
+    assert cells["precompute_values"].score == cells["precompute_values"].max_score

@@ -18,7 +18,8 @@ from typing import Callable
 
 import nbformat
 
-from autograder import catalog, course
+from autograder import course
+from autograder.testing import catalog
 
 ASSIGNMENT = "01-positional-encoding"
 PE, ADD, REL = "sinusoidal_positional_encoding", "add_positional_encoding", "relative_position_matrix"
@@ -467,7 +468,7 @@ def lookup_table(assignment_id: str) -> str:
 
     source = course.read(course.notebook_path(assignment_id))
     namespace = {"__name__": "__main__"}
-    for code in course.exercise_program(source, course.submission(assignment_id)):
+    for code in course.exercise_program(source, course.submission(assignment_id)).code:
         exec(compile(code, "<cell>", "exec"), namespace)
     table = {gid: {"seeds": check.seeds(), "answers": check.observe_in(namespace)}
              for gid, check in checks.checks_for(assignment_id).items()}
@@ -620,9 +621,9 @@ for _i in range({count}):
 def json_at_limits() -> Submission:
     """The most the reader accepts: records just under the limit of one record, until the
     limit of one submission (the worst case for the grader's memory)."""
-    from autograder import sandbox
+    from autograder.sandbox import protocol
 
-    size = sandbox.LINE_LIMIT - 1024
-    code = JSON_AT_LIMITS.format(count=sandbox.TOTAL_LIMIT // size, size=size)
+    size = protocol.LINE_LIMIT - 1024
+    code = JSON_AT_LIMITS.format(count=protocol.TOTAL_LIMIT // size, size=size)
     return Submission("json_at_limits", "writes records just under the limit of one record, "
                       "up to the limit of one submission", lambda: notebook(wrong_with(after=code)))

@@ -1,6 +1,6 @@
 """Bug catalog for 03-causal-masking."""
 
-from autograder.catalog import correct, wrong
+from autograder.testing.catalog import correct, wrong
 
 ASSIGNMENT = "03-causal-masking"
 

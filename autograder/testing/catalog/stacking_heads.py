@@ -1,6 +1,6 @@
 """Bug catalog for 04-stacking-heads."""
 
-from autograder.catalog import correct, wrong
+from autograder.testing.catalog import correct, wrong
 
 ASSIGNMENT = "04-stacking-heads"
 

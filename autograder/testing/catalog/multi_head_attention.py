@@ -6,7 +6,7 @@ chapter 06's provided module (``tests/test_one_module.py`` keeps the three equal
 cases are one small edit of it.
 """
 
-from autograder.catalog import correct, wrong
+from autograder.testing.catalog import correct, wrong
 
 ASSIGNMENT = "05-multi-head-attention"
 

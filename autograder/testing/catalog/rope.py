@@ -1,6 +1,6 @@
 """Bug catalog for 06-rope."""
 
-from autograder.catalog import correct, wrong
+from autograder.testing.catalog import correct, wrong
 
 ASSIGNMENT = "06-rope"
 

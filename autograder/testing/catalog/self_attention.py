@@ -1,6 +1,6 @@
 """Bug catalog for 02-self-attention."""
 
-from autograder.catalog import correct, wrong
+from autograder.testing.catalog import correct, wrong
 
 ASSIGNMENT = "02-self-attention"
 

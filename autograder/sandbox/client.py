@@ -1,0 +1,192 @@
+"""The grader's side of the sandbox: start the fork server, send jobs, read what comes back.
+
+``Zygote`` starts ``python -m autograder.sandbox`` (``sandbox.server``) and sends it one job
+per submission; ``RecordReader`` splits the result stream into messages at a bounded cost;
+``slot_uids`` and ``nproc_limit`` are the policy for job slots and processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from autograder import course
+from autograder.errors import GraderError
+from autograder.sandbox import protocol
+
+
+class Zygote:
+    """The fork server process (``autograder.sandbox``) and the protocol to use it."""
+
+    def __init__(self, hidden: list[str]):
+        self.hidden = hidden
+        self.lock = threading.Lock()
+        self.info: dict | None = None
+        self._start()
+
+    def _start(self) -> None:
+        """Start the fork server; ``wait_ready`` waits for its imports."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        env = dict(os.environ)
+        env.setdefault("MPLBACKEND", "Agg")
+        env["OMP_NUM_THREADS"] = "1"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "autograder.sandbox", str(theirs.fileno()), json.dumps(self.hidden)],
+            pass_fds=(theirs.fileno(),), env=env, cwd=str(course.ROOT),
+            stdin=subprocess.DEVNULL)
+        theirs.close()
+        self.sock = ours
+        self.info = None
+
+    def wait_ready(self) -> dict:
+        """The server's ``ready`` message (``protocol.ready``), once its imports are done."""
+        if self.info is None:
+            ready = self.sock.recv(protocol.CONTROL_LIMIT)
+            if not ready:
+                raise GraderError("the fork server failed to start (see its error above)")
+            self.info = protocol.decode(ready)
+        return self.info
+
+    def close(self) -> None:
+        if self.info is None and self.process.poll() is None:
+            self.process.kill()  # still importing, never used
+        try:
+            self.sock.close()
+        finally:
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+    def run(self, job: bytes, payload: bytes, timeout: float,
+            limit: int = protocol.TOTAL_LIMIT) -> list[dict]:
+        """Send one job (``protocol.job``, ``protocol.payload``); return the messages it wrote
+        (the supervisor's status last). ``timeout``: the job's, the supervisor enforces it."""
+        payload_r, payload_w = os.pipe()
+        result_r, result_w = os.pipe()
+        try:
+            with self.lock:
+                if self.process.poll() is not None:
+                    self._start()
+                self.wait_ready()
+                socket.send_fds(self.sock, [job], [payload_r, result_w])
+        except OSError as exc:
+            for fd in (payload_r, payload_w, result_r, result_w):
+                os.close(fd)
+            raise GraderError(f"could not reach the fork server: {exc}") from exc
+        os.close(payload_r)
+        os.close(result_w)
+        try:
+            with os.fdopen(payload_w, "wb") as stream:
+                stream.write(payload)
+        except BrokenPipeError:
+            pass
+        reader = RecordReader(limit)
+        deadline = time.monotonic() + float(timeout) + 120
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise GraderError("no answer from the sandbox supervisor")
+                ready, _, _ = select.select([result_r], [], [], left)
+                if not ready:
+                    continue
+                chunk = os.read(result_r, 1 << 20)
+                if not chunk:
+                    break
+                reader.feed(chunk)
+        finally:
+            os.close(result_r)
+        reader.feed(b"\n")
+        records = reader.records
+        status = [r for r in records if r["type"] == protocol.STATUS]
+        if not status:
+            raise GraderError("the sandbox supervisor ended without a status")
+        return [r for r in records if r["type"] != protocol.STATUS] + [status[-1]]
+
+
+class RecordReader:
+    """Splits the result stream into JSON messages, at a bounded cost to the grader.
+
+    One line is one message. A line longer than ``protocol.LINE_LIMIT`` is dropped as it
+    arrives (never held whole) and one with more than ``protocol.CONTAINER_LIMIT`` lists and
+    objects is not parsed; each becomes an ``oversize`` message. Past ``total`` bytes only the
+    supervisor's status line (written last, by a process that never ran student code) is
+    still parsed.
+    """
+
+    def __init__(self, total: int):
+        self.total = total
+        self.size = 0
+        self.records: list[dict] = []
+        self.line = bytearray()
+        self.dropping = 0  # bytes of the current, over-long line dropped so far
+
+    def feed(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        *complete, rest = chunk.split(b"\n")
+        for part in complete:
+            self._end_line(part)
+        self._extend(rest)
+
+    def _extend(self, part: bytes) -> None:
+        if self.dropping or len(self.line) + len(part) > protocol.LINE_LIMIT:
+            self.dropping += len(self.line) + len(part)
+            self.line = bytearray()
+        else:
+            self.line += part
+
+    def _end_line(self, part: bytes) -> None:
+        self._extend(part)
+        line, dropped = bytes(self.line), self.dropping
+        self.line, self.dropping = bytearray(), 0
+        if dropped:
+            self.records.append(protocol.oversize(dropped, "long"))
+            return
+        if not line.strip():
+            return
+        if self.size > self.total and protocol.STATUS_MARK not in line:
+            if not any(r["type"] == protocol.OVERFLOW for r in self.records):
+                self.records.append(protocol.overflow(self.size))
+            return
+        if line.count(b"[") + line.count(b"{") > protocol.CONTAINER_LIMIT:
+            self.records.append(protocol.oversize(len(line), "nested"))
+            return
+        try:
+            record = json.loads(line)
+        except (ValueError, RecursionError):
+            return
+        if isinstance(record, dict) and isinstance(record.get("type"), str):
+            self.records.append(record)
+
+
+def slot_uids(jobs: int) -> list[int | None]:
+    """One uid per job slot when the grader runs as root (so the process limit applies to
+    each student process alone), else None: the grader's own uid."""
+    if os.geteuid() != 0:
+        return [None] * jobs
+    base = 200_000 + (os.getpid() % 30_000) * 64
+    return [base + i for i in range(jobs)]
+
+
+def nproc_limit(extra: int = 64) -> int:
+    """Processes allowed to a student process (its uid's count when not root)."""
+    if os.geteuid() == 0:
+        return extra
+    uid, count = os.getuid(), 0
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+        if fields.get("Uid", "").split()[:1] == [str(uid)]:
+            count += int(fields.get("Threads", "1").strip() or 1)
+    return count + extra

@@ -1,0 +1,301 @@
+"""Where student code runs: a fork server ("zygote") and one sandboxed child per submission.
+
+The grader (``autograder.engine``, through ``sandbox.client``) never runs student code. It
+starts this module as a separate process (``python -m autograder.sandbox``), the zygote,
+which imports what every submission shares once (NumPy, PyTorch with one thread,
+Matplotlib with the Agg backend, every ``autograder.checks`` module; never
+``autograder.reference`` or ``autograder.testing``, which it refuses to import) and then
+waits for jobs. Messages and limits: ``sandbox.protocol``; confinement: ``sandbox.confine``.
+
+For each job the zygote forks a *supervisor* (still trusted: it never runs student code),
+which forks the *student process* and enforces the wall-clock timeout. The student
+process, before it runs anything it was sent:
+
+- becomes the leader of a new session and process group, in an empty temporary folder;
+- gets resource limits: address space (memory cap), processes (fork bombs), file size,
+  CPU time, no core dumps;
+- closes every file descriptor but its two pipes; stdin, stdout and stderr go to /dev/null;
+- enters a Landlock filesystem sandbox (Linux >= 5.13) that allows reading the Python
+  installation and reading/writing its own temporary folder, nothing else: the
+  repository (``solutions/``, ``autograder/`` sources), the gradebook and the results
+  folder can be neither read nor written; TCP is denied (Landlock ABI >= 4) and signals
+  to processes outside the sandbox are denied (ABI >= 6);
+- when the grader runs as root, drops to an unprivileged uid of its own (one per job
+  slot) so that the process limit applies, keeping the filesystem uid of root (files of
+  the Python installation under ``/root`` stay readable) with no capabilities.
+
+It then executes the grading program (the instructor's setup cells, then the learner's
+solution cells), calls each check's ``observe`` and writes one JSON line per check to
+its result pipe. When the student process is gone, the supervisor kills whatever it
+left behind (every process of the slot's uid, or its process group) and writes a final
+status line. The grader judges the observations in its own process.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import os
+import select
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+import traceback
+
+from autograder.sandbox import confine, protocol
+
+# What the fork server must never import: the judges' references and the test support (the
+# bug catalog's solutions, the tamper suite), which student code could otherwise read from
+# memory. ``preload`` refuses to serve once any of them is loaded.
+FORBIDDEN = ("autograder.reference", "autograder.testing")
+
+
+def forbidden(name: str) -> bool:
+    return any(name == f or name.startswith(f + ".") for f in FORBIDDEN)
+
+
+class _Refuse(importlib.abc.MetaPathFinder):
+    """Makes ``import autograder.testing`` (or a reference) fail in the fork server."""
+
+    def find_spec(self, name, path=None, target=None):
+        if forbidden(name):
+            raise ImportError(f"the fork server does not import {name}")
+        return None
+
+
+def refuse_forbidden() -> None:
+    """Refuse every later import of ``FORBIDDEN``; fail if one is loaded already."""
+    if not any(isinstance(f, _Refuse) for f in sys.meta_path):
+        sys.meta_path.insert(0, _Refuse())
+    leaked = sorted(m for m in sys.modules if forbidden(m))
+    if leaked:
+        raise SystemExit(f"refusing to serve: the fork server imported {leaked}")
+
+
+def preload() -> dict:
+    """Import what every submission shares; return the check modules by assignment."""
+    import numpy  # noqa: F401
+
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+        torch.randn(64).to(torch.bfloat16).float()  # initialise cpuinfo and the CPU kernels
+        meta = torch.empty(2, 2, device="meta")  # the meta device's first use imports a lot
+        meta.masked_fill(torch.ones(2, 2, dtype=torch.bool, device="meta"), 0.0).softmax(-1)
+    except ImportError:
+        pass
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot  # noqa: F401
+    except ImportError:
+        pass
+    refuse_forbidden()
+    from autograder import checks
+
+    by_assignment = {a: checks.checks_for(a) for a in checks.assignments()}
+    refuse_forbidden()
+    return by_assignment
+
+
+def serve(sock: socket.socket, hidden: list[str]) -> None:
+    """The zygote's loop: one request (JSON + two fds) per job; fork a supervisor for it."""
+    checks = preload()
+    readable = confine.allowed_paths(hidden)
+    network = confine.network_isolation()
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # supervisors are reaped automatically
+    sock.sendall(protocol.ready(confine.landlock_abi(), network, list(checks)))
+    while True:
+        try:
+            message, fds, _, _ = socket.recv_fds(sock, protocol.CONTROL_LIMIT, 2)
+        except OSError:
+            return
+        if not message:
+            return
+        if len(fds) != 2:
+            for fd in fds:
+                os.close(fd)
+            continue
+        job = protocol.decode(message)
+        if os.fork() == 0:
+            try:
+                sock.close()
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                supervise(job, fds[0], fds[1], checks, readable)
+            finally:
+                os._exit(0)
+        for fd in fds:
+            os.close(fd)
+
+
+def _reap_uid(uid: int | None) -> None:
+    """Kill every process of ``uid`` (what a fork bomb or a daemon left behind)."""
+    if uid is None:
+        return
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setresuid(uid, uid, uid)
+            for _ in range(3):
+                try:
+                    os.kill(-1, signal.SIGKILL)
+                except ProcessLookupError:
+                    break
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+
+
+def supervise(job: dict, payload_fd: int, result_fd: int, checks: dict, readable: list[str]) -> None:
+    """Run one submission in a sandboxed child; enforce the timeout; report its fate."""
+    start = time.monotonic()
+    uid = job.get("uid") if os.geteuid() == 0 else None
+    workdir = tempfile.mkdtemp(prefix="autograder-job-")
+    os.chmod(workdir, 0o700)
+    child = os.fork()
+    if child == 0:
+        code = 70
+        try:
+            code = student_process(job, payload_fd, result_fd, checks, readable, workdir, uid)
+        finally:
+            os._exit(code)
+    os.close(payload_fd)
+    timed_out = False
+    deadline = start + float(job["timeout"])
+    try:
+        waiter = os.pidfd_open(child)
+    except (AttributeError, OSError):
+        waiter = None
+    status = None
+    while status is None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            timed_out = True
+            break
+        if waiter is not None:
+            select.select([waiter], [], [], left)
+        else:
+            time.sleep(min(left, 0.02))
+        pid, raw = os.waitpid(child, os.WNOHANG)
+        if pid:
+            status = raw
+    if status is None:
+        for target in (lambda: os.killpg(child, signal.SIGKILL), lambda: os.kill(child, signal.SIGKILL)):
+            try:
+                target()
+            except OSError:
+                pass
+        _, status = os.waitpid(child, 0)
+    wall = time.monotonic() - start
+    try:
+        os.killpg(child, signal.SIGKILL)  # leftovers in its process group
+    except OSError:
+        pass
+    _reap_uid(uid)
+    shutil.rmtree(workdir, ignore_errors=True)
+    report = protocol.status(timed_out, round(wall, 3),
+                             os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
+                             os.WTERMSIG(status) if os.WIFSIGNALED(status) else None)
+    _write(result_fd, b"\n" + protocol.encode(report))  # ends a line the student left open
+    os.close(result_fd)
+    if waiter is not None:
+        os.close(waiter)
+
+
+def _write(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view):]
+        except BrokenPipeError:
+            return
+
+
+def student_process(job: dict, payload_fd: int, result_fd: int, checks: dict, readable: list[str],
+                    workdir: str, uid: int | None) -> int:
+    """The sandboxed child: prepare, then run the program and observe every check."""
+    os.setsid()
+    with os.fdopen(payload_fd, "rb", closefd=True) as stream:
+        payload = protocol.decode(stream.read())
+    out = os.dup2(result_fd, 3) if result_fd != 3 else 3
+    os.closerange(4, 1 << 16)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+    os.chdir(workdir)
+    kept = {k: os.environ[k] for k in ("PATH", "LANG", "LC_ALL", "TZ") if k in os.environ}
+    os.environ.clear()  # no tokens or paths of the grader's environment
+    os.environ.update(kept, HOME=workdir, TMPDIR=workdir, MPLBACKEND="Agg", OMP_NUM_THREADS="1")
+    tempfile.tempdir = workdir
+
+    def send(message: dict) -> None:
+        _write(out, protocol.encode(message))
+
+    with open("/proc/self/status") as status:
+        vm = next((int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize")), 0)
+    sandbox = {"landlock": 0}
+    network = ["namespace"] if os.geteuid() == 0 and confine.new_network_namespace() else []
+    try:
+        sandbox["landlock"] = confine.enter_landlock(readable, [workdir], confine.DEVICES)
+    except OSError as exc:
+        sandbox["landlock_error"] = str(exc)
+    if uid is not None:
+        try:
+            sandbox["user"] = confine.drop_root(uid)
+        except OSError as exc:
+            sandbox["user_error"] = str(exc)
+    confine.set_limits(vm, job["memory_mb"], job["timeout"], job.get("nproc", 64))
+    if confine.deny_sockets():
+        network.append("seccomp")
+    sandbox["network"] = "+".join(network) or "none"
+    send(protocol.sandbox(**sandbox))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+    namespace = {"__name__": "__main__", "__builtins__": __builtins__}
+    sys.stdout = open(os.devnull, "w")
+    sys.stderr = open(os.devnull, "w")
+    sys.argv = ["submission"]
+    for index, (label, code) in enumerate(payload["program"]):
+        send(protocol.cell(index, label))
+        try:
+            exec(compile(code, f"<cell {label}>", "exec"), namespace)
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt too: the cell failed
+            send(protocol.cell_error(index, label, _describe(exc)))
+    try:
+        import matplotlib.pyplot as plt
+
+        plt.close("all")
+    except Exception:
+        pass
+    for grade_id, seeds in payload["checks"].items():
+        check = checks[payload["assignment_id"]][grade_id]
+        send(protocol.observing(grade_id))
+        try:  # encoded here: answers that JSON cannot write are an error of this check
+            line = protocol.encode(protocol.seen(grade_id, check.observe_in(namespace, seeds)))
+        except BaseException as exc:
+            line = protocol.encode(protocol.seen_error(
+                grade_id, f"observing the results failed: {_describe(exc)}"))
+        _write(out, line)
+    send(protocol.done())
+    return 0
+
+
+def _describe(exc: BaseException) -> str:
+    try:
+        text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    except BaseException:
+        text = type(exc).__name__
+    return text if len(text) < 2000 else text[:1997] + "..."
+
+
+def main() -> None:
+    fd = int(sys.argv[1])
+    hidden = protocol.decode(sys.argv[2].encode()) if len(sys.argv) > 2 else []
+    sock = socket.socket(fileno=fd)
+    serve(sock, hidden)
+

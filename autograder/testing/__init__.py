@@ -1,0 +1,6 @@
+"""Test support, never on the grader's runtime path (the fork server refuses to import it).
+
+- ``autograder.testing.catalog``: realistic wrong and alternative correct implementations.
+- ``autograder.testing.tamper``: hostile and broken submissions that test both grading paths.
+- ``autograder.testing.stock``: stock nbgrader on a throw-away copy of the course.
+"""
