@@ -54,7 +54,7 @@ def test_chapter06_setup_is_chapter05_solution():
 
 def test_catalog_base_is_chapter05_solution():
     assert _normalized(mha_catalog.BASE) == _chapter05_solution(), \
-        "autograder/catalog/multi_head_attention.py: BASE differs from chapter 05's solution cell"
+        "autograder/testing/catalog/multi_head_attention.py: BASE differs from chapter 05's solution cell"
     for case in mha_catalog.CASES:
         if case.cell == "MultiHeadAttention":
             assert _normalized(case.source) != _chapter05_solution(), \
