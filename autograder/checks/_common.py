@@ -115,6 +115,19 @@ def size(seed: int, spec, stream: int) -> int:
     return spec if isinstance(spec, int) else integer(seed, spec[0], spec[1], stream)
 
 
+def tokens(seed: int, spec, context: int, stream: int = 6) -> int:
+    """A sequence length: ``"context"`` (exactly ``context``), ``"any"`` (1 to ``context``),
+    or a size spec as in ``size``, capped at ``context``."""
+    if spec == "context":
+        return context
+    return min(size(seed, (1, context) if spec == "any" else spec, stream), context)
+
+
+def rate(seed: int, spec, stream: int = 7):
+    """A dropout rate: ``spec`` itself, or ``(low, high)``: a rate drawn to two decimals."""
+    return round(uniform(seed, spec[0], spec[1], stream), 2) if isinstance(spec, tuple) else spec
+
+
 def forward(module, x, train_seed: int | None = None):
     """``module(x)`` without gradients: in eval mode, or in train mode right after
     ``torch.manual_seed(train_seed)`` (so dropout draws what the reference draws)."""

@@ -33,7 +33,9 @@ from autograder.checks._common import (
     linear,
     meta_forward,
     randn,
-    uniform,
+    rate,
+    size,
+    tokens,
 )
 
 ASSIGNMENT = "05-multi-head-attention"
@@ -44,10 +46,6 @@ GPT2_PARAMETERS = 2_360_064
 PROJECTIONS = ("W_query", "W_key", "W_value", "out_proj")
 
 Size = Union[int, tuple]  # a fixed size, or (low, high) drawn from the seed
-
-
-def _draw(size: Size, seed: int, stream: int) -> int:
-    return size if isinstance(size, int) else integer(seed, size[0], size[1], stream)
 
 
 def _expect(verdict: Verdict, field: str, expected: np.ndarray, what: str, *, raised: str = "",
@@ -88,8 +86,8 @@ class Heads:
 
 
 def _heads_sizes(case: Heads, seed: int) -> tuple[int, int, int, int]:
-    return (_draw(case.batch, seed, 1), _draw(case.tokens, seed, 2), _draw(case.heads, seed, 3),
-            _draw(case.head_dim, seed, 4))
+    return (size(seed, case.batch, 1), size(seed, case.tokens, 2), size(seed, case.heads, 3),
+            size(seed, case.head_dim, 4))
 
 
 def _split_input(case: Heads, seed: int) -> tuple[torch.Tensor, int]:
@@ -271,26 +269,20 @@ class Built:
 
 
 def _resolve(case: Case, seed: int) -> Built:
-    context = _draw(case.context, seed, 1)
-    d_in = _draw(case.d_in, seed, 2)
-    heads = _draw(case.heads, seed, 3)
-    d_out = case.d_out if case.d_out is not None else heads * _draw(case.head_dim, seed, 4)
-    batch = _draw(case.batch, seed, 5)
-    if case.tokens == "context":
-        tokens = context
-    else:
-        tokens = min(_draw((1, context) if case.tokens == "any" else case.tokens, seed, 6),
-                     context)
-    dropout = case.dropout
-    if isinstance(dropout, tuple):
-        dropout = round(uniform(seed, dropout[0], dropout[1], 7), 2)
+    context = size(seed, case.context, 1)
+    d_in = size(seed, case.d_in, 2)
+    heads = size(seed, case.heads, 3)
+    d_out = case.d_out if case.d_out is not None else heads * size(seed, case.head_dim, 4)
+    batch = size(seed, case.batch, 5)
+    num_tokens = tokens(seed, case.tokens, context)
+    dropout = rate(seed, case.dropout)
     kwargs = {} if case.bias is None else {"qkv_bias": case.bias}
-    t = integer(seed, 0, tokens - 2, 8) if tokens >= 2 else None
+    t = integer(seed, 0, num_tokens - 2, 8) if num_tokens >= 2 else None
     bad_heads = integer(seed, 2, 5, 9)
     bad_d_out = bad_heads * integer(seed, 1, 3, 10) + integer(seed, 1, bad_heads - 1, 11)
     bad = (integer(seed, 2, 8, 12), bad_d_out, integer(seed, 3, 9, 13), 0.0, bad_heads)
     return Built((d_in, d_out, context, dropout, heads), kwargs, d_in, d_out, heads, context,
-                 dropout, bool(case.bias), (batch, tokens, d_in), t, bad)
+                 dropout, bool(case.bias), (batch, num_tokens, d_in), t, bad)
 
 
 def _weights(built: Built, seed: int) -> dict:

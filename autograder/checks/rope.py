@@ -23,6 +23,7 @@ from autograder.checks._common import (
     meta_forward,
     randn,
     rng,
+    size,
     uniform,
 )
 
@@ -35,11 +36,6 @@ LAYERS = ("W_query", "W_key", "W_value", "out_proj")
 DEFAULT_BASE = 10000.0
 DEFAULT_CONTEXT = 4096
 MHA_NEEDS = (ROPE, PRE)  # RoPEMultiHeadAttention builds its tables and rotates with these
-
-
-def _draw(seed: int, value, stream: int) -> int:
-    """``value`` itself, or an int drawn from the range ``(low, high)``."""
-    return value if isinstance(value, int) else integer(seed, value[0], value[1], stream)
 
 
 def _base(seed: int, stream: int = 7) -> float:
@@ -61,9 +57,9 @@ def _pre_call(case: tuple, seed: int) -> tuple[tuple, dict]:
         args, kwargs = spec
         return tuple(args), dict(kwargs)
     halves, base, lengths, positional = spec
-    head_dim = 2 * _draw(seed, halves, 0)
+    head_dim = 2 * size(seed, halves, 0)
     base = None if base is None else _base(seed)
-    length = None if lengths is None else _draw(seed, lengths, 1)
+    length = None if lengths is None else size(seed, lengths, 1)
     if positional:
         return (head_dim, base, length), {}
     kwargs = {k: v for k, v in (("theta_base", base), ("context_length", length)) if v is not None}
@@ -223,9 +219,9 @@ def _rope_inputs(case: tuple, seed: int, dtype=torch.float32):
         angles = (torch.arange(3.0)[:, None] * torch.tensor([1.0, 0.01])).double().numpy()
         return x.to(dtype), np.concatenate([angles, angles])  # a table of 6 rows for 3 tokens
     batch, heads, n, half, extra, kind = spec
-    shape = tuple(_draw(seed, v, i) for i, v in enumerate((batch, heads, n)))
-    half = _draw(seed, half, 3)
-    rows = shape[-1] + _draw(seed, extra, 4)
+    shape = tuple(size(seed, v, i) for i, v in enumerate((batch, heads, n)))
+    half = size(seed, half, 3)
+    rows = shape[-1] + size(seed, extra, 4)
     if kind == "random":
         angles = rng(seed, 8).uniform(-np.pi, np.pi, (rows, half))
     else:
@@ -527,7 +523,7 @@ def _config(case: tuple, seed: int) -> dict:
     spec = dict(case[1])
     cfg = {}
     for stream, key in enumerate(("d_in", "heads", "half", "n", "extra", "batch")):
-        cfg[key] = _draw(seed, spec[key], 20 + stream)
+        cfg[key] = size(seed, spec[key], 20 + stream)
     cfg["head_dim"] = 2 * cfg["half"]
     cfg["d_out"] = cfg["heads"] * cfg["head_dim"]
     cfg["ctx"] = cfg["n"] + cfg["extra"]

@@ -32,7 +32,9 @@ from autograder.checks._common import (
     linear,
     meta_forward,
     randn,
-    uniform,
+    rate,
+    size,
+    tokens,
 )
 
 ASSIGNMENT = "04-stacking-heads"
@@ -90,24 +92,14 @@ class Built:
         return (*self.x_shape[:2], width)
 
 
-def _draw(size: Size, seed: int, stream: int) -> int:
-    return size if isinstance(size, int) else integer(seed, size[0], size[1], stream)
-
-
 def _resolve(name: str, case: Case, seed: int) -> Built:
-    context = _draw(case.context, seed, 1)
-    d_in = _draw(case.d_in, seed, 2)
-    d_out = _draw(case.d_out, seed, 3) if name == WRAP else d_in
-    count = _draw(case.count, seed, 4)
-    batch = _draw(case.batch, seed, 5)
-    if case.tokens == "context":
-        tokens = context
-    else:
-        tokens = min(_draw((1, context) if case.tokens == "any" else case.tokens, seed, 6),
-                     context)
-    dropout = case.dropout
-    if isinstance(dropout, tuple):
-        dropout = round(uniform(seed, dropout[0], dropout[1], 7), 2)
+    context = size(seed, case.context, 1)
+    d_in = size(seed, case.d_in, 2)
+    d_out = size(seed, case.d_out, 3) if name == WRAP else d_in
+    count = size(seed, case.count, 4)
+    batch = size(seed, case.batch, 5)
+    num_tokens = tokens(seed, case.tokens, context)
+    dropout = rate(seed, case.dropout)
     kwargs: dict = {}
     if name == WRAP:
         args, prefix = (d_in, d_out, context, dropout, count), "heads"
@@ -117,9 +109,9 @@ def _resolve(name: str, case: Case, seed: int) -> Built:
             kwargs["dropout"] = dropout
     if case.bias is not None:
         kwargs["qkv_bias"] = case.bias
-    t = integer(seed, 0, tokens - 2, 8) if tokens >= 2 else None
+    t = integer(seed, 0, num_tokens - 2, 8) if num_tokens >= 2 else None
     return Built(name, args, kwargs, prefix, d_in, d_out, context, count,
-                 0.0 if dropout is None else dropout, bool(case.bias), (batch, tokens, d_in), t)
+                 0.0 if dropout is None else dropout, bool(case.bias), (batch, num_tokens, d_in), t)
 
 
 def _weights(built: Built, seed: int) -> dict:
