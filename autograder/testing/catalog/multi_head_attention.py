@@ -1,11 +1,14 @@
 """Bug catalog for 05-multi-head-attention.
 
-``BASE`` is chapter 05's solution of ``MultiHeadAttention`` as the learner sees it (the
-solution cell with its ``### BEGIN/END SOLUTION`` markers removed), and the same text is
-chapter 06's provided module (``tests/test_one_module.py`` keeps the three equal). Most wrong
+``BASE`` is the reference's ``MultiHeadAttention``, which is chapter 05's solution as the
+learner sees it (the solution cell with its ``### BEGIN/END SOLUTION`` markers removed) and
+chapter 06's provided module (``tests/test_one_module.py`` keeps them equal). Most wrong
 cases are one small edit of it.
 """
 
+import inspect
+
+from autograder.reference import multi_head_attention as reference
 from autograder.testing.catalog import correct, wrong
 
 ASSIGNMENT = "05-multi-head-attention"
@@ -14,40 +17,7 @@ SPLIT = "split_heads"
 MERGE = "merge_heads"
 MHA = "MultiHeadAttention"
 
-BASE = '''
-class MultiHeadAttention(nn.Module):
-    def __init__(self, d_in: int, d_out: int, context_length: int, dropout: float,
-                 num_heads: int, qkv_bias: bool = False):
-        super().__init__()
-        if d_out % num_heads != 0:
-            raise ValueError(f"d_out={d_out} must be divisible by num_heads={num_heads}")
-        self.d_out = d_out
-        self.num_heads = num_heads
-        self.head_dim = d_out // num_heads
-        self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
-        self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
-        self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
-        self.out_proj = nn.Linear(d_out, d_out)
-        self.dropout = nn.Dropout(dropout)
-        self.register_buffer(
-            "mask", torch.triu(torch.ones(context_length, context_length, dtype=torch.bool), diagonal=1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, num_tokens, _ = x.shape
-        if num_tokens > self.mask.shape[0]:
-            raise ValueError(f"num_tokens={num_tokens} exceeds context_length={self.mask.shape[0]}")
-        shape = (b, num_tokens, self.num_heads, self.head_dim)
-        queries = self.W_query(x).view(shape).transpose(1, 2)  # (b, num_heads, num_tokens, head_dim)
-        keys = self.W_key(x).view(shape).transpose(1, 2)  # (b, num_heads, num_tokens, head_dim)
-        values = self.W_value(x).view(shape).transpose(1, 2)  # (b, num_heads, num_tokens, head_dim)
-        scores = queries @ keys.transpose(2, 3)  # (b, num_heads, num_tokens, num_tokens)
-        scores = scores.masked_fill(self.mask[:num_tokens, :num_tokens], float("-inf"))
-        weights = torch.softmax(scores / self.head_dim ** 0.5, dim=-1)
-        weights = self.dropout(weights)
-        context = (weights @ values).transpose(1, 2)  # (b, num_tokens, num_heads, head_dim)
-        context = context.contiguous().view(b, num_tokens, self.d_out)  # (b, num_tokens, d_out)
-        return self.out_proj(context)
-'''
+BASE = "\n" + inspect.getsource(reference.MultiHeadAttention)
 
 
 def _edit(*edits: tuple[str, str], source: str = BASE) -> str:
