@@ -8,7 +8,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from autograder.reference import seeded
+from autograder.reference import dropout as drop
+from autograder.reference import generator
 
 
 def reference_mask(num_tokens: int) -> np.ndarray:
@@ -40,15 +41,15 @@ def _manual(x, state: dict, dropout: float, seed: int | None, where: str = "weig
     if triangle == "lower":
         hidden = ~hidden
     scale = math.sqrt(d_k) if scale_by == "sqrt" else d_k
-    with seeded(seed):
-        if where == "scores":
-            scores = F.dropout(scores, dropout, training=True)
-        weights = torch.softmax(scores.masked_fill(hidden, fill) / scale, dim=-1)
-        if where == "weights":
-            weights = F.dropout(weights, dropout, training=True)
-        context = weights @ v
-        if where == "context":
-            context = F.dropout(context, dropout, training=True)
+    g = generator(seed) if seed is not None else None
+    if where == "scores":
+        scores = drop(scores, dropout, g)
+    weights = torch.softmax(scores.masked_fill(hidden, fill) / scale, dim=-1)
+    if where == "weights":
+        weights = drop(weights, dropout, g)
+    context = weights @ v
+    if where == "context":
+        context = drop(context, dropout, g)
     return context.numpy()
 
 

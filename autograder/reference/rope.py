@@ -12,7 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from autograder.reference import seeded
+from autograder.reference import dropout as drop
+from autograder.reference import generator
 
 
 def inv_freq(head_dim: int, theta_base: float = 10000.0) -> torch.Tensor:
@@ -155,8 +156,7 @@ def attention(x, weights: dict, num_heads: int, theta_base: float = 10000.0, *,
             hidden = torch.triu(torch.ones(n, n, dtype=torch.bool), diagonal=1)
             scores = scores.masked_fill(hidden, -torch.inf)
         attn = torch.softmax(scores, dim=-1).to(torch.float32)
-        with seeded(seed):
-            attn = torch.nn.Dropout(dropout)(attn).to(torch.float64)
+        attn = drop(attn, dropout, generator(seed)).to(torch.float64)
         context = attn @ v
     else:
         context = F.scaled_dot_product_attention(q, k, v, is_causal=causal)

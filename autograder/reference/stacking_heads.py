@@ -15,7 +15,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from autograder.reference import seeded
+from autograder.reference import dropout as drop
+from autograder.reference import generator
 
 
 def split_weights(weights: dict, prefix: str, count: int) -> list[dict]:
@@ -33,31 +34,32 @@ def _project(x: torch.Tensor, weights: dict, name: str) -> torch.Tensor:
 
 
 def causal_attention(x: torch.Tensor, weights: dict, dropout: float = 0.0,
-                     training: bool = False) -> torch.Tensor:
-    """One causal head: softmax(q k^T / sqrt(d_out), future hidden) v."""
+                     g: torch.Generator | None = None) -> torch.Tensor:
+    """One causal head: softmax(q k^T / sqrt(d_out), future hidden) v; in train mode (a
+    generator ``g`` given) dropout on the attention weights."""
     q, k, v = (_project(x, weights, n) for n in ("W_query", "W_key", "W_value"))
-    if not training or dropout == 0.0:
+    if g is None or dropout == 0.0:
         return F.scaled_dot_product_attention(q, k, v, is_causal=True)
     n = x.shape[-2]
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
     hidden = torch.ones(n, n, dtype=torch.bool).triu(1)
     attn = torch.softmax(scores.masked_fill(hidden, float("-inf")), dim=-1)
-    return F.dropout(attn, dropout, training=True) @ v
+    return drop(attn, dropout, g) @ v
 
 
 def wrapper(x: torch.Tensor, heads: list[dict], dropout: float = 0.0,
             seed: int | None = None) -> torch.Tensor:
     """Heads side by side: head i fills features [i*d_out, (i+1)*d_out)."""
-    with seeded(seed):
-        return torch.cat([causal_attention(x, h, dropout, seed is not None) for h in heads], dim=-1)
+    g = None if seed is None else generator(seed)
+    return torch.cat([causal_attention(x, h, dropout, g) for h in heads], dim=-1)
 
 
 def stacked(x: torch.Tensor, layers: list[dict], dropout: float = 0.0,
             seed: int | None = None) -> torch.Tensor:
     """Heads in depth: x = x + layer(x), layer by layer."""
-    with seeded(seed):
-        for layer in layers:
-            x = x + causal_attention(x, layer, dropout, seed is not None)
+    g = None if seed is None else generator(seed)
+    for layer in layers:
+        x = x + causal_attention(x, layer, dropout, g)
     return x
 
 
