@@ -32,7 +32,7 @@ from jupyter_app import LabServer, browser_session, copy_course, screenshot_dir
 from autograder import catalog, course
 from autograder.stock import StockCourse
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.nbgrader, pytest.mark.kernel, pytest.mark.sandbox, pytest.mark.browser]
 
 ASSIGNMENT = "01-positional-encoding"
 NOTEBOOK = course.notebook_path(ASSIGNMENT).stem

@@ -16,7 +16,7 @@ import pytest
 from autograder import course, engine, formats, tamper
 from autograder.stock import StockCourse
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.sandbox, pytest.mark.nbgrader]
 
 A = tamper.ASSIGNMENT
 TIMEOUT = 8

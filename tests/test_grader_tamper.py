@@ -14,7 +14,7 @@ import pytest
 
 from autograder import course, engine, formats, tamper
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.sandbox
 
 PROBE = '''
 import json, os, socket, sys

@@ -35,7 +35,7 @@ from jupyter_app import LabServer, browser_session, copy_course, screenshot_dir
 
 from autograder import catalog, course
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.browser, pytest.mark.kernel, pytest.mark.nbgrader]
 
 VISIBLE_PASSED = "visible tests passed"
 # chapter -> the exercise that gets a wrong solution first

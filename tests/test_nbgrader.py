@@ -11,7 +11,7 @@ from conftest import ASSIGNMENTS
 
 from autograder import catalog, checks, course
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.nbgrader, pytest.mark.kernel]
 
 CASES = [(a, c) for a in ASSIGNMENTS for c in catalog.cases(a)]
 
