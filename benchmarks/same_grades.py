@@ -26,9 +26,9 @@ import json, sys
 from pathlib import Path
 import nbformat
 from autograder import course
-try:
+if (Path(course.__file__).parent / "testing").is_dir():
     from autograder.testing import catalog, tamper
-except ImportError:  # before the package split
+else:  # before the package split
     from autograder import catalog, tamper
 out, kinds = Path(sys.argv[1]), {}
 def put(student, a, nb, kind):

@@ -1,15 +1,48 @@
-import pytest
+import os
 
-from autograder import course
+# One thread per torch/BLAS process, set before anything imports torch and inherited by every
+# process the suite starts (nbgrader's kernels, nbval's, the book build's): on a shared 2-core
+# machine, intra-op threads of concurrent processes spin against each other (the hidden checks
+# ran up to 10x slower); the project's grader already runs its sandboxes with one thread.
+os.environ["OMP_NUM_THREADS"] = "1"
 
+import pytest  # noqa: E402
 
-def pytest_collection_modifyitems(items):
-    for item in items:  # nbval cells execute real kernels: part of the slow suite
-        if type(item).__name__ == "IPyNbCell":
-            item.add_marker(pytest.mark.slow)
-
+from autograder import course  # noqa: E402
 
 ASSIGNMENTS = course.assignments()
+
+# What a test needs (registered in pyproject.toml); a test that needs any of them is slow.
+NEEDS = ("nbgrader", "kernel", "sandbox", "book", "browser")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the groups
+def pytest_collection_modifyitems(items):
+    """Derive ``slow`` from what a test needs, and keep the tests that share an expensive
+    session fixture in one ``xdist_group`` (``-n auto --dist loadgroup`` sends a group to one
+    worker, and a session fixture is built once per worker):
+
+    - nbval's cells of one notebook share its kernel and run in order: one group per notebook;
+    - ``nbgrader_graded(assignment_id)`` autogrades an assignment once: one group per
+      assignment for the catalog proof and the agreement test;
+    - ``built_book`` builds the book once: one group for the book, its pages and its leaks;
+    - the JupyterLab and Formgrader tests share a Playwright driver: one group.
+    """
+    for item in items:
+        if type(item).__name__ == "IPyNbCell":  # nbval: a real kernel runs the cell
+            item.add_marker(pytest.mark.kernel)
+            item.add_marker(pytest.mark.xdist_group(f"nbval:{item.fspath.basename}"))
+        fixtures = getattr(item, "fixturenames", ())
+        if "nbgrader_graded" in fixtures:
+            params = getattr(getattr(item, "callspec", None), "params", {})
+            item.add_marker(pytest.mark.xdist_group(
+                f"nbgrader:{params.get('assignment_id', ASSIGNMENTS[0])}"))
+        elif "built_book" in fixtures:
+            item.add_marker(pytest.mark.xdist_group("book"))
+        elif "playwright_driver" in fixtures:  # JupyterLab and Formgrader: one browser at a time
+            item.add_marker(pytest.mark.xdist_group("lab"))
+        if any(item.get_closest_marker(need) for need in NEEDS):
+            item.add_marker(pytest.mark.slow)
 
 
 def toc_pages(root=course.ROOT) -> list[str]:

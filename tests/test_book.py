@@ -7,7 +7,7 @@ from conftest import ASSIGNMENTS
 
 from autograder import course
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.book, pytest.mark.kernel]
 
 
 def test_book_builds_without_warnings(built_book):

@@ -36,7 +36,7 @@ try:
 except ImportError:  # the browser_context fixture then fails, saying how to install playwright
     PlaywrightError = Exception
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.book, pytest.mark.browser]
 
 CONFIG = yaml.safe_load((course.ROOT / "_config.yml").read_text())
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

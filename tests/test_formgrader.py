@@ -33,7 +33,7 @@ from autograder import course
 from autograder.testing import catalog
 from autograder.testing.stock import StockCourse
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.nbgrader, pytest.mark.kernel, pytest.mark.sandbox, pytest.mark.browser]
 
 ASSIGNMENT = "01-positional-encoding"
 NOTEBOOK = course.notebook_path(ASSIGNMENT).stem

@@ -5,7 +5,7 @@ import pytest
 
 from autograder import engine
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.nbgrader, pytest.mark.kernel, pytest.mark.sandbox]
 
 
 def test_same_score_per_grade_cell(assignment_id, nbgrader_graded, tmp_path):

@@ -17,7 +17,7 @@ from autograder import course, engine, formats
 from autograder.testing import tamper
 from autograder.testing.stock import StockCourse
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.sandbox, pytest.mark.nbgrader]
 
 A = tamper.ASSIGNMENT
 TIMEOUT = 8

@@ -15,7 +15,7 @@ import pytest
 from autograder import course, engine, formats
 from autograder.testing import tamper
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.sandbox
 
 PROBE = '''
 import json, os, socket, sys

@@ -145,7 +145,7 @@ def sandbox_is_reported(results: dict) -> None:
         assert "Sandbox:" not in results["output"]
 
 
-@pytest.mark.slow
+@pytest.mark.sandbox
 def test_correct_notebook_full_marks(archive, tmp_path):
     results = run_autograder(archive, tmp_path, {NOTEBOOK: submission_bytes()})
     validate(results)
@@ -154,7 +154,7 @@ def test_correct_notebook_full_marks(archive, tmp_path):
     sandbox_is_reported(results)
 
 
-@pytest.mark.slow
+@pytest.mark.sandbox
 def test_catalog_bug_loses_points(archive, tmp_path):
     results = run_autograder(archive, tmp_path, {NOTEBOOK: submission_bytes({BUG.cell: BUG.source})})
     validate(results)
@@ -178,7 +178,7 @@ def test_catalog_bug_loses_points(archive, tmp_path):
     assert {t["name"].split(" ")[0]: t["score"] for t in results["tests"]} == direct
 
 
-@pytest.mark.slow
+@pytest.mark.sandbox
 def test_wrong_file_name(archive, tmp_path):
     results = run_autograder(archive, tmp_path, {"my_homework.ipynb": submission_bytes()})
     validate(results)
@@ -188,7 +188,7 @@ def test_wrong_file_name(archive, tmp_path):
     assert all(t["score"] == 0 for t in results["tests"])
 
 
-@pytest.mark.slow
+@pytest.mark.sandbox
 def test_malformed_notebook(archive, tmp_path):
     broken = submission_bytes()[:5000]  # cut off in the middle: not JSON any more
     results = run_autograder(archive, tmp_path, {NOTEBOOK: broken})
@@ -199,7 +199,7 @@ def test_malformed_notebook(archive, tmp_path):
     assert all(t["score"] == 0 for t in results["tests"])
 
 
-@pytest.mark.slow
+@pytest.mark.sandbox
 def test_nothing_submitted(archive, tmp_path):
     results = run_autograder(archive, tmp_path, {"notes.txt": b"hello"})
     validate(results)

@@ -36,7 +36,7 @@ from jupyter_app import LabServer, browser_session, copy_course, screenshot_dir
 from autograder import course
 from autograder.testing import catalog
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.browser, pytest.mark.kernel, pytest.mark.nbgrader]
 
 VISIBLE_PASSED = "visible tests passed"
 # chapter -> the exercise that gets a wrong solution first

@@ -91,14 +91,48 @@ def test_no_stray_notebooks(path):
     assert path is None or path.parent.name in {"chapters", "solutions"}
 
 
-def test_check_modules_do_not_load_references(assignment_id):
-    """The grader's student process imports check modules; references must stay out of it."""
+# One process checks every chapter: it imports what the check modules share (torch, numpy,
+# autograder.checks), then forks a child per chapter that imports that chapter's module alone
+# (a fresh process per chapter paid one torch import each).
+REFERENCES_PROGRAM = """
+import importlib, json, os, sys
+import numpy, torch  # what the check modules import, as the grader's zygote preloads it
+import autograder.checks, autograder.checks._common
+def leaked():
+    return [m for m in sys.modules if m.startswith(("autograder.reference", "autograder.testing"))]
+found = {"": leaked()}
+for module in sys.argv[1:]:
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        importlib.import_module("autograder.checks." + module)
+        os.write(write, json.dumps(leaked()).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        found[module] = json.loads(pipe.read() or '["(the import failed)"]')
+    os.waitpid(pid, 0)
+print(json.dumps(found))
+"""
+
+
+@pytest.fixture(scope="module")
+def loaded_with_checks() -> dict[str, list[str]]:
+    """``{check module: reference or catalog modules in sys.modules after importing it}``."""
+    import json
     import subprocess
     import sys
 
-    module = checks.module_name(assignment_id)
-    code = (f"import sys, autograder.checks.{module}; "
-            "leaked = [m for m in sys.modules if m.startswith(('autograder.reference', "
-            "'autograder.testing'))]; print(leaked); sys.exit(bool(leaked))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, f"importing the checks loads {result.stdout.strip()}"
+    modules = [checks.module_name(a) for a in ASSIGNMENTS]
+    result = subprocess.run([sys.executable, "-c", REFERENCES_PROGRAM, *modules],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_check_modules_do_not_load_references(assignment_id, loaded_with_checks):
+    """The grader's student process imports check modules; references must stay out of it."""
+    assert not loaded_with_checks[""], f"importing autograder.checks loads {loaded_with_checks['']}"
+    leaked = loaded_with_checks[checks.module_name(assignment_id)]
+    assert not leaked, f"importing the checks loads {leaked}"

@@ -142,7 +142,7 @@ def test_a_planted_leak_is_detected(assignment_id, tmp_path, kind):
         f"a planted {kind} line was not detected: {found}"
 
 
-@pytest.mark.slow
+@pytest.mark.book
 def test_no_secret_line_in_the_built_book(secrets, built_book):
     """Pages, downloadable _sources and search index (not _static/, the theme's own files)."""
     assert (built_book / "_sources").is_dir(), "the build has no _sources/ to check"

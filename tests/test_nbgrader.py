@@ -12,7 +12,7 @@ from conftest import ASSIGNMENTS
 from autograder import checks, course
 from autograder.testing import catalog
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.nbgrader, pytest.mark.kernel]
 
 CASES = [(a, c) for a in ASSIGNMENTS for c in catalog.cases(a)]
 

@@ -7,7 +7,7 @@ import pytest
 
 from autograder import course, release
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.nbgrader
 
 
 def test_chapters_are_not_stale(tmp_path):
