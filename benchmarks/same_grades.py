@@ -96,7 +96,7 @@ def main() -> int:
     print("| assignment | same grades | different |\n|---|---|---|")
     for assignment in sorted({k.split("/")[1] for k in kinds}):
         print(f"| {assignment} | {same[assignment]} | {len(changed[assignment])} |")
-    for assignment, items in sorted(changed.items()):
+    for assignment, items in sorted((a, i) for a, i in changed.items() if i):
         print(f"\n{assignment}:")
         for kind, cells in items:
             print(f"  {kind}: {cells}")
