@@ -156,6 +156,13 @@ def _ca_what(case: tuple, s: dict) -> str:
     return f"{CA}({args})" + notes.get(case[1], " in eval mode")
 
 
+def _claims_no_bias(kind: str, s: dict) -> bool:
+    """Whether a case asks that no projection has a bias: a key bias adds the same amount to
+    every score of a query's row, so no output shows it and only this claim, judged next to
+    the outputs, does."""
+    return kind in ("visible", "eval") and not s["bias"]
+
+
 def _train_seed(seed: int) -> int:
     return seed + 1
 
@@ -183,6 +190,9 @@ def _observe_ca(student: Student, case: tuple, seed: int) -> dict:
             seen[f"out {i}"] = Student.attempt(lambda x=x: _forward(module, x))
         return seen
     module.eval()
+    if _claims_no_bias(kind, s):
+        seen["no bias"] = Student.attempt(
+            lambda: [getattr(getattr(module, name, None), "bias", 0) is None for name in PROJ])
     if kind in ("visible", "meta"):  # structure facts, judged with behaviour in this case
         seen["mask buffer"] = Student.attempt(lambda: "mask" in dict(module.named_buffers()))
         seen["dropout"] = Student.attempt(lambda: type(module.dropout).__name__)
@@ -301,6 +311,10 @@ def _judge_ca(verdict: Verdict, case: tuple, seed: int) -> None:
         judge_causal(verdict, "out 0", "changed", (b, n, s["d_out"]), s["t"], what)
     if kind == "future":
         _judge_future_used(verdict, s, what)
+    if _claims_no_bias(kind, s):
+        verdict.equal("no bias", [True] * 3, f"{what}: W_query.bias, W_key.bias, W_value.bias "
+                      "is None", hint="with qkv_bias=False no projection has a bias: pass "
+                      "bias=qkv_bias to nn.Linear")
     if kind == "visible":
         verdict.raises("too long", f"{what} on {s['ctx'] + 1} tokens", "ValueError",
                        mentions="context_length")

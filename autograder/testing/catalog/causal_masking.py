@@ -146,6 +146,10 @@ CASES = [
           "whatever qkv_bias says", _module(head=_HEAD.replace(
               "self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)",
               "self.W_query = nn.Linear(d_in, d_out)"))),
+    wrong("key_bias_hard_coded", CA, "W_key = nn.Linear(d_in, d_out) (bias=True by default) "
+          "whatever qkv_bias says: softmax cancels a key bias, so only the claim shows it",
+          _module(head=_HEAD.replace("self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)",
+                                     "self.W_key = nn.Linear(d_in, d_out)"))),
     wrong("value_bias_never", CA, "W_value = nn.Linear(d_in, d_out, bias=False) even when "
           "qkv_bias=True", _module(head=_HEAD.replace(
               "self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)",

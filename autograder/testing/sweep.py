@@ -1,0 +1,93 @@
+"""The smallest wrong edits of every solution cell, judged by the hidden checks in-process.
+
+For each exercise, one mutant per site: a comparison flipped (``<`` <-> ``<=``, ``>`` <->
+``>=``, ``==`` <-> ``!=``), a keyword argument dropped from a call, a numeric constant changed
+(ints + 1, floats x 2), ``sin`` <-> ``cos``, ``+`` <-> ``-``. A mutant is *caught* when some
+check of its own exercise fails. A survivor is either equivalent to the solution (a dropped
+``dtype=`` that was the default anyway, a constant inside an error message) or a gap in the
+checks. ``tests/test_mutant_sweep.py`` pins the survivors to the known equivalent ones;
+``benchmarks/mutant_sweep.py`` prints the table.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+from typing import NamedTuple
+
+from autograder import checks, course
+
+FLIP = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt,
+        ast.Eq: ast.NotEq, ast.NotEq: ast.Eq}
+SWAP_NAMES = {"sin": "cos", "cos": "sin"}
+
+
+def sites(tree: ast.AST):
+    """(kind, description, edit) for every mutable site; edit(node_copy) mutates in place."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            for i, op in enumerate(node.ops):
+                if type(op) in FLIP:
+                    yield node, "flipped_comparison", f"line {node.lineno}: {type(op).__name__}", \
+                        lambda n, i=i: n.ops.__setitem__(i, FLIP[type(n.ops[i])]())
+        elif isinstance(node, ast.Call):
+            for i, kw in enumerate(node.keywords):
+                if kw.arg is not None:
+                    yield node, "dropped_keyword", f"line {node.lineno}: {kw.arg}=", \
+                        lambda n, i=i: n.keywords.pop(i)
+        elif isinstance(node, ast.Constant) and type(node.value) in (int, float) \
+                and not isinstance(node.value, bool):
+            yield node, "changed_constant", f"line {node.lineno}: {node.value!r}", \
+                lambda n: setattr(n, "value", n.value + 1 if isinstance(n.value, int) else n.value * 2)
+        elif isinstance(node, ast.Attribute) and node.attr in SWAP_NAMES:
+            yield node, "sin_cos_swapped", f"line {node.lineno}: {node.attr}", \
+                lambda n: setattr(n, "attr", SWAP_NAMES[n.attr])
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)):
+            yield node, "plus_minus", f"line {node.lineno}: {type(node.op).__name__}", \
+                lambda n: setattr(n, "op", ast.Sub() if isinstance(n.op, ast.Add) else ast.Add())
+
+
+def mutants(source: str):
+    code = course.strip_markers(source)
+    tree = ast.parse(code)
+    count = sum(1 for _ in sites(tree))
+    for index in range(count):
+        mutated = copy.deepcopy(tree)
+        node, kind, where, edit = list(sites(mutated))[index]
+        before = ast.unparse(mutated)
+        edit(node)
+        after = ast.unparse(mutated)
+        if after != before:
+            yield kind, where, after
+
+
+def judge(assignment_id: str, answers: dict[str, str], exercise: str) -> bool:
+    """True when some check of ``exercise`` fails (or the program itself fails)."""
+    source = course.read(course.notebook_path(assignment_id))
+    namespace = {"__name__": "__main__"}
+    try:
+        for code in course.exercise_program(source, course.submission(assignment_id, answers)).code:
+            exec(compile(code, "<cell>", "exec"), namespace)
+    except Exception:
+        pass  # a cell that raises is the student's error; the checks then see what is missing
+    own = [c for c in checks.checks_for(assignment_id).values() if c.exercise == exercise]
+    return any(c.judge_seen(c.observe_in(namespace)) for c in own)
+
+
+class Survivor(NamedTuple):
+    exercise: str
+    kind: str
+    where: str
+
+
+def sweep(assignment_id: str):
+    """(kind, caught) for every mutant of the assignment's solution cells, then the survivors."""
+    results, survivors = [], []
+    cells = course.solution_cells(course.read(course.notebook_path(assignment_id)))
+    for exercise, cell in cells.items():
+        for kind, where, code in mutants(cell.source):
+            caught = judge(assignment_id, {exercise: code}, exercise)
+            results.append((kind, caught))
+            if not caught:
+                survivors.append(Survivor(exercise, kind, where))
+    return results, survivors
