@@ -74,13 +74,27 @@ def assignment_id(request):
 
 
 @pytest.fixture(scope="session")
-def nbgrader_graded(tmp_path_factory):
+def warm_kernels(tmp_path_factory):
+    """One warm-kernel zygote per test process (``autograder.testing.warm_kernel``): the
+    kernels that ``nbgrader autograde`` starts for the catalog fork from it with IPython and
+    torch already imported."""
+    from autograder.testing.warm_kernel import WarmKernels
+
+    kernels = WarmKernels(tmp_path_factory.mktemp("warm-kernels"))
+    yield kernels
+    kernels.close()
+
+
+@pytest.fixture(scope="session")
+def nbgrader_graded(tmp_path_factory, warm_kernels):
     """``graded(assignment_id)``: the whole catalog, the solution and the untouched notebook,
     autograded once per assignment by the real ``nbgrader autograde`` (cached per session).
 
     The solution and the untouched notebook are submitted whole; each catalog case is
     submitted with the cells grading uses only (setup, solution and grade cells), so
-    nbgrader does not re-run the lesson once per case (the scores are the same)."""
+    nbgrader does not re-run the lesson once per case (the scores are the same). The kernels
+    are warm ones, and every notebook must have had its own: a test in ``test_nbgrader.py``
+    shows that stock kernels give the same scores."""
     from autograder.testing import catalog
     from autograder.testing.stock import StockCourse
 
@@ -88,7 +102,8 @@ def nbgrader_graded(tmp_path_factory):
 
     def graded(assignment_id):
         if assignment_id not in cache:
-            stock = StockCourse(tmp_path_factory.mktemp(f"nbgrader-{assignment_id}"))
+            stock = StockCourse(tmp_path_factory.mktemp(f"nbgrader-{assignment_id}"),
+                                kernels=warm_kernels)
             stock.generate(assignment_id)
             stock.submit("solution", assignment_id, course.submission(assignment_id))
             untouched = course.notebook_path(assignment_id, released=True).read_bytes()
@@ -96,7 +111,11 @@ def nbgrader_graded(tmp_path_factory):
             for case in catalog.cases(assignment_id):
                 stock.submit(case.name, assignment_id, course.graded_cells_only(
                     course.submission(assignment_id, {case.cell: case.source})))
+            before = warm_kernels.served
             stock.log = stock.autograde(assignment_id)
+            submitted = len(list((stock.dir / "submitted").iterdir()))
+            assert warm_kernels.served - before == submitted, \
+                f"{warm_kernels.served - before} warm kernels for {submitted} submissions"
             cache[assignment_id] = stock
         return cache[assignment_id]
 

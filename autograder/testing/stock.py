@@ -7,6 +7,7 @@ command line; the gradebook is read through ``nbgrader.api``.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -22,9 +23,12 @@ Scores = dict[str, tuple[float, float]]  # grade_id -> (score, max_score)
 class StockCourse:
     """A throw-away nbgrader course directory built from this repository."""
 
-    def __init__(self, workdir: Path, root: Path = ROOT):
+    def __init__(self, workdir: Path, root: Path = ROOT, kernels=None):
+        """``kernels``: a ``warm_kernel.WarmKernels`` whose kernels nbgrader should start
+        (the test suite's speed-up); stock kernels without it."""
         self.dir = Path(workdir)
         self.root = root
+        self.env = {**os.environ, **(kernels.env if kernels else {})}
         self.dir.mkdir(parents=True, exist_ok=True)
         shutil.copy2(root / "nbgrader_config.py", self.dir / "nbgrader_config.py")
         shutil.copytree(root / "solutions", self.dir / "solutions", dirs_exist_ok=True)
@@ -33,7 +37,8 @@ class StockCourse:
     def nbgrader(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         command = [sys.executable, "-m", "nbgrader", *args,
                    f"--CourseDirectory.db_url={self.db_url}"]
-        result = subprocess.run(command, cwd=self.dir, capture_output=True, text=True)
+        result = subprocess.run(command, cwd=self.dir, capture_output=True, text=True,
+                                env=self.env)
         if check and result.returncode != 0:
             raise RuntimeError(f"nbgrader {' '.join(args)} exited {result.returncode}:\n"
                                f"{result.stdout[-4000:]}{result.stderr[-4000:]}")
