@@ -1,5 +1,6 @@
 """The course layout and notebook conventions of spec sections 2 and 3 (fast)."""
 
+import ast
 import re
 
 import pytest
@@ -136,3 +137,31 @@ def test_check_modules_do_not_load_references(assignment_id, loaded_with_checks)
     assert not loaded_with_checks[""], f"importing autograder.checks loads {loaded_with_checks['']}"
     leaked = loaded_with_checks[checks.module_name(assignment_id)]
     assert not leaked, f"importing the checks loads {leaked}"
+
+
+def test_figure_cells_hide_their_plumbing(assignment_id):
+    """A cell that draws a figure hides its input in the book and is only plumbing: it defines
+    no name that a later cell uses, so the computation a figure shows sits in a visible cell
+    above it, where the prose explains it. (A benchmark's hidden cells may define the variants
+    that later cells time.)"""
+    cells = [c for c in course.read(course.notebook_path(assignment_id)).cells
+             if c.cell_type == "code"]
+    trees = [ast.parse(course.strip_markers(c.source)) for c in cells]
+    for i, (cell, tree) in enumerate(zip(cells, trees, strict=True)):
+        calls = {ast.unparse(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+        if "plt.show" not in calls:
+            continue
+        assert "hide-input" in cell.metadata.get("tags", []), \
+            f"cell {cell.id} draws a figure: tag it hide-input"
+        defined = _names(tree, ast.Store)
+        used = set().union(*(_names(later, ast.Load) - _names(later, ast.Store)
+                             for later in trees[i + 1:]))
+        assert not defined & used, f"cell {cell.id} draws a figure but defines " \
+            f"{sorted(defined & used)}, used later: compute them in a visible cell"
+
+
+def _names(tree, context) -> set[str]:
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, context)}
+    if context is ast.Store:  # a function's parameters are its own names
+        names |= {n.arg for n in ast.walk(tree) if isinstance(n, ast.arg)}
+    return names
