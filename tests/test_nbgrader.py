@@ -32,6 +32,22 @@ def test_solution_scores_full_marks(assignment_id, nbgrader_graded):
     assert not lost, f"the reference solution lost points: {lost}\n{stock.log.stderr[-3000:]}"
 
 
+def test_solution_notebook_runs_without_errors(assignment_id, nbgrader_graded):
+    """Every cell of the solution notebook, lesson cells included, ran to the end without an
+    error in nbgrader's kernel (what nbval's lax mode checked, on the run the other tests of
+    this assignment share)."""
+    stock = nbgrader_graded(assignment_id)
+    name = course.notebook_path(assignment_id).name
+    ran = course.read(stock.dir / "autograded" / "solution" / assignment_id / name)
+    code = [cell for cell in ran.cells if cell.cell_type == "code"]
+    assert len(code) == sum(c.cell_type == "code" for c in course.read(
+        course.notebook_path(assignment_id)).cells), "cells went missing in autograding"
+    for cell in code:
+        assert cell.execution_count is not None, f"cell {cell.id} did not run"
+        errors = [o for o in cell.outputs if o.output_type == "error"]
+        assert not errors, f"cell {cell.id} raised {errors[0].ename}: {errors[0].evalue}"
+
+
 def test_untouched_notebook_scores_zero_and_grades_cleanly(assignment_id, nbgrader_graded):
     stock = nbgrader_graded(assignment_id)
     scores = stock.scores(assignment_id, "untouched")

@@ -87,3 +87,21 @@ def test_warm_kernels_give_the_scores_of_stock_kernels(nbgrader_graded, tmp_path
     cold.autograde(assignment_id)
     for student in students:
         assert cold.scores(assignment_id, student) == warm.scores(assignment_id, student), student
+
+
+def test_the_zygote_ends_with_the_process_that_started_it(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    starter = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\n"
+         "from autograder.testing.warm_kernel import WarmKernels\n"
+         f"kernels = WarmKernels({str(tmp_path)!r})\n"
+         "print(kernels.process.pid, flush=True)\n"
+         "time.sleep(120)"], stdout=subprocess.PIPE, text=True)
+    zygote = int(starter.stdout.readline())
+    assert not _gone(zygote, 0.5), "the zygote did not start"
+    starter.send_signal(signal.SIGKILL)
+    starter.wait()
+    assert _gone(zygote), "the zygote outlived the test process that started it"

@@ -78,11 +78,14 @@ def serve(path: str) -> None:
     server = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     server.bind(path)
     server.listen(16)
+    parent = os.pidfd_open(os.getppid())  # the test process: the zygote ends with it
     served = 0
     ready = path + ".served"
     with open(ready, "w") as out:
         out.write("0")
     while True:
+        if parent in select.select([server, parent], [], [])[0]:
+            os._exit(0)
         conn, _ = server.accept()
         message, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
         pid = os.fork()
