@@ -199,8 +199,12 @@ class Verdict:
 
     def array(self, field: str, expected: Any, what: str, *, atol: float = 1e-6,
               rtol: float = 1e-5, dtype: str | None = None, library: str | None = None,
-              variants: dict[str, Any] | None = None, hint: str = "") -> bool:
-        """Check an array answer against ``expected`` (shape, dtype, finite values, values)."""
+              variants: dict[str, Any] | Callable[[], dict[str, Any]] | None = None,
+              hint: str = "") -> bool:
+        """Check an array answer against ``expected`` (shape, dtype, finite values, values).
+
+        ``variants`` (label -> the output of a known bug) only name the bug in a failure's
+        message: pass a function that returns them, and they are computed on failure only."""
         import numpy as np
 
         expected = np.asarray(expected)
@@ -217,6 +221,8 @@ class Verdict:
             self.passed.add(field)
             return True
         message = f"{what} has wrong values: {_first_difference(found.values, expected)}"
+        if callable(variants):
+            variants = variants()
         for label, variant in (variants or {}).items():
             variant = np.asarray(variant)
             if variant.shape == found.shape and np.allclose(found.values, variant,

@@ -268,13 +268,13 @@ def _judge_outputs(verdict: Verdict, case: tuple, seed: int, s: dict, what: str)
         if kind == "dropout":
             train_seed = _train_seed(seed) + i
             expected = reference_train_output(x, s["weights"], s["p"], train_seed)
-            variants = train_bugs(x, s["weights"], s["p"], train_seed)
+            variants = lambda x=x, t=train_seed: train_bugs(x, s["weights"], s["p"], t)  # noqa: E731
             hint = ("apply self.dropout once, to the attention weights right after the softmax, "
                     "and to nothing else (self.dropout = nn.Dropout(dropout))")
             call = f"{what} after torch.manual_seed({train_seed})"
         else:
             expected = reference_causal_attention(x, s["weights"])
-            variants = eval_bugs(x, s["weights"])
+            variants = lambda x=x: eval_bugs(x, s["weights"])  # noqa: E731
             if s["p"] > 0:
                 hint += ("; in eval mode self.dropout must do nothing (use nn.Dropout, not "
                          "F.dropout with training=True)")

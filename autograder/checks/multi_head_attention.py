@@ -372,7 +372,8 @@ def _judge_mha(verdict: Verdict, case: Case, seed: int) -> None:
         if built.d_in == built.d_out and case.scale == 1.0:  # two references must agree
             independent = mha_torch(x, weights, built.heads).double()
             assert torch.allclose(expected, independent, atol=1e-4), "references disagree"
-        variants = {k: v.numpy() for k, v in mha_bugs(x.double(), double, built.heads).items()}
+        variants = lambda x=x, double=double: {  # noqa: E731  (computed on failure only)
+            k: v.numpy() for k, v in mha_bugs(x.double(), double, built.heads).items()}
         ok = _expect(verdict, "out", expected.numpy(), f"{what}(x) for x of shape "
                      f"{built.x_shape}", atol=1e-5, rtol=1e-4, dtype="float32", library="torch",
                      variants=variants, hint=VALUE_HINT, shape=SHAPE_HINT, nonfinite=NAN_HINT)

@@ -106,7 +106,7 @@ def _judge_softmax(verdict: Verdict, case: tuple, seed: int) -> None:
         return
     values = found.values.astype(np.float64)
     if not verdict.array("p", ref.softmax(x, dim), what, atol=1e-8, rtol=1e-5,
-                         variants=ref.softmax_bugs(x, dim),
+                         variants=lambda: ref.softmax_bugs(x, dim),
                          hint=SOFTMAX_HINT if axis is None else
                          "normalise along the given axis: is the axis argument used?"):
         return
@@ -222,7 +222,7 @@ def _judge_layer_norm(verdict: Verdict, case: tuple, seed: int) -> None:
                                    ("scaled", np.full(4, 2.0), np.ones(4))):
             what = (f"layer_norm(x, {gamma.tolist()}, {beta.tolist()}) for x = {LN_VISIBLE}")
             verdict.array(field, ref.layer_norm(x, gamma, beta), what, atol=1e-8, rtol=1e-6,
-                          library="numpy", variants=_ln_variants(x, gamma, beta, None),
+                          library="numpy", variants=lambda g=gamma, b=beta: _ln_variants(x, g, b, None),
                           hint=LN_HINT)
         return
     x, gamma, beta, eps = _ln_inputs(case, seed)
@@ -235,7 +235,7 @@ def _judge_layer_norm(verdict: Verdict, case: tuple, seed: int) -> None:
     if eps is None:
         hint += "; the default eps is 1e-5"
     verdict.array("y", ref.layer_norm(x, gamma, beta, e), _ln_what(x, eps, detail), atol=1e-8,
-                  rtol=1e-6, library="numpy", variants=_ln_variants(x, gamma, beta, eps),
+                  rtol=1e-6, library="numpy", variants=lambda: _ln_variants(x, gamma, beta, eps),
                   hint=hint)
 
 
@@ -294,7 +294,7 @@ def _judge_gelu(verdict: Verdict, case: tuple, seed: int) -> None:
             f"gelu(x) for {case[1]}" if case[0] == "fixed" else
             f"gelu(x) for x of shape {x.shape} (scale {case[2]:g})")
     if not verdict.array("y", ref.gelu(x), what, atol=1e-6, rtol=1e-6, library="numpy",
-                         variants=ref.gelu_bugs(x), hint=GELU_HINT):
+                         variants=lambda: ref.gelu_bugs(x), hint=GELU_HINT):
         return
     if case == ("fixed", "visible"):  # the visible cell asserts gelu(0) == 0 exactly
         y = verdict.array_of("y", x.shape, what)
@@ -389,7 +389,7 @@ def _judge_attention(verdict: Verdict, case: tuple, seed: int) -> None:
     if _finite(verdict, "out", x.shape, what, cause) is None:
         return
     verdict.array("out", ref.attention(x, *W, h), what, atol=1e-8, rtol=1e-5, library="numpy",
-                  variants=ref.attention_bugs(x, *W, h), hint=ATTENTION_HINT)
+                  variants=lambda: ref.attention_bugs(x, *W, h), hint=ATTENTION_HINT)
     if case[0] != "visible":
         return
     out = verdict.array_of("out", x.shape, what)
@@ -547,7 +547,7 @@ def _judge_decoder(verdict: Verdict, case: tuple, seed: int) -> None:
                 "residuals and the tied output")
     verdict.array("logits", ref.decoder(ids, params, h), _decoder_what(ids, params, h),
                   atol=1e-8, rtol=1e-5, library="numpy",
-                  variants=ref.decoder_bugs(ids, params, h), hint=hint)
+                  variants=lambda: ref.decoder_bugs(ids, params, h), hint=hint)
 
 
 decoder_basics = Check("decoder_basics", exercise=DECODER, needs=DECODER_NEEDS,

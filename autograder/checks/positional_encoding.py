@@ -46,7 +46,7 @@ def _judge_pe(verdict: Verdict, case: tuple, seed: int) -> None:
     n, d, base = _pe_args(case, seed)
     b = 10000.0 if base is None else base
     verdict.array("pe", reference_encoding(np.arange(n), d, b), _pe_call(n, d, base), atol=1e-9,
-                  dtype="float64", library="numpy", variants=encoding_bugs(n, d, b),
+                  dtype="float64", library="numpy", variants=lambda: encoding_bugs(n, d, b),
                   hint="is the base argument used?" if base is not None
                   else "rows are positions, columns are dimensions")
 

@@ -258,7 +258,7 @@ def _judge_rope(verdict: Verdict, case: tuple, seed: int) -> None:
     tight = case[1] == VISIBLE  # the visible cell compares with atol=1e-6
     verdict.array("out", rotate(x64, angles[: x.shape[-2]]), _rope_what(x, angles, case[0]),
                   atol=1e-6 if tight else 1e-5, rtol=1e-5, dtype="float32", library="torch",
-                  variants=rope_bugs(x64, angles), hint=ROPE_HINT)
+                  variants=lambda: rope_bugs(x64, angles), hint=ROPE_HINT)
 
 
 rope_basics = Check(
@@ -591,19 +591,22 @@ def _judge_out(verdict: Verdict, field: str, case: tuple, cfg: dict, seed: int,
         options = {"theta_base": base, **common, **changes}
         return attention(x64, weights, cfg["heads"], **options)
 
-    variants = {
-        "RoPE applied to the values too (rotate queries and keys only)": reference(rope_v=True),
-        "RoPE applied to the queries only, not the keys": reference(rope_k=False),
-        "RoPE applied to the keys only, not the queries": reference(rope_q=False),
-        "no RoPE at all (also what rotating queries and keys in the (b, num_tokens, num_heads, "
-        "head_dim) layout gives: every token of a head gets the same angle, which cancels in "
-        "the scores)": reference(rope_q=False, rope_k=False),
-        "attention without the causal mask": reference(causal=False),
-    }
-    if base != DEFAULT_BASE:
-        variants["theta_base ignored (10000 used)"] = reference(theta_base=DEFAULT_BASE)
-    if train_seed is not None:
-        variants["no dropout in train mode"] = reference(dropout=0.0)
+    def variants() -> dict:
+        found = {
+            "RoPE applied to the values too (rotate queries and keys only)": reference(rope_v=True),
+            "RoPE applied to the queries only, not the keys": reference(rope_k=False),
+            "RoPE applied to the keys only, not the queries": reference(rope_q=False),
+            "no RoPE at all (also what rotating queries and keys in the (b, num_tokens, num_heads, "
+            "head_dim) layout gives: every token of a head gets the same angle, which cancels in "
+            "the scores)": reference(rope_q=False, rope_k=False),
+            "attention without the causal mask": reference(causal=False),
+        }
+        if base != DEFAULT_BASE:
+            found["theta_base ignored (10000 used)"] = reference(theta_base=DEFAULT_BASE)
+        if train_seed is not None:
+            found["no dropout in train mode"] = reference(dropout=0.0)
+        return found
+
     expected = reference()
     mode = "" if train_seed is None else f", train mode after torch.manual_seed({train_seed})"
     return verdict.array(field, expected, f"{_mha_what(case, cfg)}: output for x of shape "

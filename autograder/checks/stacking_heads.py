@@ -224,7 +224,8 @@ def _judge(name: str):
         double = _layers(built, weights, torch.float64)
         if "out" in probes:
             bugs = wrapper_bugs if built.prefix == "heads" else stacked_bugs
-            variants = {k: v.numpy() for k, v in bugs(x.double(), double).items()}
+            variants = lambda x=x, double=double: {  # noqa: E731  (computed on failure only)
+                k: v.numpy() for k, v in bugs(x.double(), double).items()}
             out_what = f"{what}(x) for x of shape {built.x_shape}"
             ok = _expect(verdict, "out", _expected(built, double, x.double()).numpy(), out_what,
                          atol=1e-5, rtol=1e-4, dtype="float32", library="torch",
