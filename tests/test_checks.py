@@ -5,18 +5,14 @@ import pytest
 
 from autograder import checks, course, data
 from autograder.checks import Student, Verdict
-from autograder.testing import catalog
+from autograder.testing import catalog, program
 
 CASES = [(a, c) for a in course.assignments() for c in catalog.cases(a)]
 
 
 def grade_in_process(assignment_id, answers=None):
     """Run the grading program in a fresh namespace and judge every check; {grade_id: failures}."""
-    source = course.read(course.notebook_path(assignment_id))
-    submitted = course.submission(assignment_id, answers)
-    namespace = {"__name__": "__main__"}
-    for code in course.exercise_program(source, submitted).code:
-        exec(compile(code, "<cell>", "exec"), namespace)
+    namespace = program.run(assignment_id, answers)
     return {grade_id: check.judge_seen(check.observe_in(namespace))
             for grade_id, check in checks.checks_for(assignment_id).items()}
 
@@ -100,10 +96,7 @@ def test_hidden_checks_cover_the_visible_asserts(assignment_id):
                                     for c in catalog.cases(assignment_id)]
     uncovered = []
     for name, answers in cases:
-        namespace = {"__name__": "__main__"}
-        for code in course.exercise_program(source, course.submission(assignment_id, answers)).code:
-            with contextlib.suppress(Exception):
-                exec(compile(code, "<cell>", "exec"), namespace)
+        namespace = program.run(assignment_id, answers, tolerate=True)
         for cell in source.cells:
             grade_id = course.nbgrader_meta(cell).get("grade_id")
             if not course.nbgrader_meta(cell).get("grade"):

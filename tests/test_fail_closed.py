@@ -14,16 +14,14 @@ import copy
 import numpy as np
 import pytest
 
-from autograder import checks, course, data
+from autograder import checks, data
+from autograder.testing import program
 
 ENCODED_NAN = data.encode(np.array([np.nan]))
 
 
 def solution_answers(assignment_id: str) -> dict:
-    source = course.read(course.notebook_path(assignment_id))
-    namespace = {"__name__": "__main__"}
-    for code in course.exercise_program(source, course.submission(assignment_id)).code:
-        exec(compile(code, "<cell>", "exec"), namespace)
+    namespace = program.run(assignment_id)
     return {g: c.observe_in(namespace) for g, c in checks.checks_for(assignment_id).items()}
 
 

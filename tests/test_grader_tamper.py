@@ -13,7 +13,7 @@ import textwrap
 import pytest
 
 from autograder import course, engine, formats
-from autograder.testing import tamper
+from autograder.testing import program, tamper
 
 pytestmark = pytest.mark.sandbox
 
@@ -239,13 +239,10 @@ def test_the_lookup_table_knows_every_fixed_seed_answer(assignment_id):
 
     item = next(a for a, _ in tamper.chapter_attacks(assignment_id) if a.name == "lookup_table")
     submitted = nbformat.reads(item.build().decode(), as_version=4)
-    source = course.read(course.notebook_path(assignment_id))
     registered = checks.checks_for(assignment_id)
     honest_observe_in = checks.Check.observe_in
-    namespace = {"__name__": "__main__"}
     try:
-        for code in course.exercise_program(source, submitted).code:
-            exec(compile(code, "<cell>", "exec"), namespace)
+        namespace = program.run(assignment_id, submitted=submitted)
         fixed = {g: c.judge_seen(c.observe_in(namespace)) for g, c in registered.items()}
         secret = {g: c.judge_seen(c.observe_in(namespace, c.seeds("s")), c.seeds("s"))
                   for g, c in registered.items()}

@@ -20,7 +20,7 @@ import pytest
 from autograder import checks, course, scoring
 from autograder.assignments import load_assignments
 from autograder.submissions import Pair, Submission
-from autograder.testing import catalog
+from autograder.testing import catalog, program
 
 # every module exercise, and scaled_dot_product_attention
 MODULE_EXERCISES = [
@@ -58,12 +58,7 @@ def _case(assignment_id: str, name: str) -> catalog.Case:
 
 def _namespace(assignment_id: str, answers: dict | None = None) -> dict:
     """Setup cells and solution cells (the reference, except ``answers``), as grading runs them."""
-    source = course.read(course.notebook_path(assignment_id))
-    namespace = {"__name__": "__main__"}
-    for code in course.exercise_program(source, course.submission(assignment_id, answers)).code:
-        with contextlib.suppress(Exception), contextlib.redirect_stdout(io.StringIO()):
-            exec(compile(code, "<cell>", "exec"), namespace)
-    return namespace
+    return program.run(assignment_id, answers, tolerate=True)
 
 
 def _visible_cells(assignment_id: str, exercise: str) -> list[str]:

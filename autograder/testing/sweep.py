@@ -16,6 +16,7 @@ import copy
 from typing import NamedTuple
 
 from autograder import checks, course
+from autograder.testing import program
 
 FLIP = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt,
         ast.Eq: ast.NotEq, ast.NotEq: ast.Eq}
@@ -63,13 +64,7 @@ def mutants(source: str):
 
 def judge(assignment_id: str, answers: dict[str, str], exercise: str) -> bool:
     """True when some check of ``exercise`` fails (or the program itself fails)."""
-    source = course.read(course.notebook_path(assignment_id))
-    namespace = {"__name__": "__main__"}
-    try:
-        for code in course.exercise_program(source, course.submission(assignment_id, answers)).code:
-            exec(compile(code, "<cell>", "exec"), namespace)
-    except Exception:
-        pass  # a cell that raises is the student's error; the checks then see what is missing
+    namespace = program.run(assignment_id, answers, tolerate=True)
     own = [c for c in checks.checks_for(assignment_id).values() if c.exercise == exercise]
     return any(c.judge_seen(c.observe_in(namespace)) for c in own)
 

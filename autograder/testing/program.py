@@ -1,0 +1,26 @@
+"""The grading program of a submission, run in-process: the instructor's setup cells, then the
+solution cells (the reference solution's, except ``answers``), in one fresh namespace, as
+``course.exercise_program`` builds them for the sandbox. For tests and benchmarks that judge
+checks without a student process."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+from autograder import course
+
+
+def run(assignment_id: str, answers: dict[str, str] | None = None, *, submitted=None,
+        tolerate: bool = False) -> dict:
+    """The namespace after the program ran. ``submitted``: a whole notebook instead of
+    ``answers``. ``tolerate``: a cell that raises (the student's error) is skipped, and the
+    checks then see what is missing; otherwise it propagates."""
+    source = course.read(course.notebook_path(assignment_id))
+    notebook = submitted if submitted is not None else course.submission(assignment_id, answers)
+    namespace = {"__name__": "__main__"}
+    for code in course.exercise_program(source, notebook).code:
+        with contextlib.suppress(Exception) if tolerate else contextlib.nullcontext(), \
+                contextlib.redirect_stdout(io.StringIO()):
+            exec(compile(code, "<cell>", "exec"), namespace)
+    return namespace
