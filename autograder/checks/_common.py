@@ -105,6 +105,20 @@ def judge_causal(verdict, field: str, changed_field: str, shape: tuple[int, ...]
 
 # torch's own float32 CPU attention kernel is off by up to ~2e-4 (relative) on exact ties
 # of scores around 1e4; the extreme cases are about overflow (NaN), not the last digits.
+def no_bias(module, names: tuple[str, ...]) -> list[bool]:
+    """Observe: for each projection, whether its ``bias`` is None (runs with student code)."""
+    return [getattr(getattr(module, name, None), "bias", 0) is None for name in names]
+
+
+def judge_no_bias(verdict, what: str, names: tuple[str, ...], field: str = "no bias") -> None:
+    """Judge ``no_bias``: with qkv_bias=False no projection has a bias. A claim, judged next to
+    a case's outputs: a key bias is invisible in them (softmax cancels it)."""
+    verdict.equal(field, [True] * len(names),
+                  f"{what}: {', '.join(f'{n}.bias' for n in names)} is None",
+                  hint="with qkv_bias=False no projection has a bias: pass bias=qkv_bias to "
+                       "nn.Linear")
+
+
 EXTREME_TOLERANCE = 2e-3
 STABLE_HINT = ("with scores around 1e4, exp(score) overflows: subtract each row's max before "
                "exp (torch.softmax does)")

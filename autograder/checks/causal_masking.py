@@ -23,7 +23,9 @@ from autograder.checks._common import (
     future_changed,
     integer,
     judge_causal,
+    judge_no_bias,
     linear,
+    no_bias,
     randn,
     rng,
     size,
@@ -191,8 +193,7 @@ def _observe_ca(student: Student, case: tuple, seed: int) -> dict:
         return seen
     module.eval()
     if _claims_no_bias(kind, s):
-        seen["no bias"] = Student.attempt(
-            lambda: [getattr(getattr(module, name, None), "bias", 0) is None for name in PROJ])
+        seen["no bias"] = Student.attempt(lambda: no_bias(module, PROJ))
     if kind in ("visible", "meta"):  # structure facts, judged with behaviour in this case
         seen["mask buffer"] = Student.attempt(lambda: "mask" in dict(module.named_buffers()))
         seen["dropout"] = Student.attempt(lambda: type(module.dropout).__name__)
@@ -312,9 +313,7 @@ def _judge_ca(verdict: Verdict, case: tuple, seed: int) -> None:
     if kind == "future":
         _judge_future_used(verdict, s, what)
     if _claims_no_bias(kind, s):
-        verdict.equal("no bias", [True] * 3, f"{what}: W_query.bias, W_key.bias, W_value.bias "
-                      "is None", hint="with qkv_bias=False no projection has a bias: pass "
-                      "bias=qkv_bias to nn.Linear")
+        judge_no_bias(verdict, what, PROJ)
     if kind == "visible":
         verdict.raises("too long", f"{what} on {s['ctx'] + 1} tokens", "ValueError",
                        mentions="context_length")

@@ -16,7 +16,16 @@ import torch
 
 from autograder import data
 from autograder.checks import Check, Student, Verdict
-from autograder.checks._common import EXTREME_TOLERANCE, STABLE_HINT, linear, randn, rng, size
+from autograder.checks._common import (
+    EXTREME_TOLERANCE,
+    STABLE_HINT,
+    judge_no_bias,
+    linear,
+    no_bias,
+    randn,
+    rng,
+    size,
+)
 
 ASSIGNMENT = "02-self-attention"
 
@@ -264,8 +273,7 @@ def _observe_sa(student: Student, case: tuple, seed: int) -> dict:
     if case[6]:  # the visible cell's structure asserts, as claims (judged with behaviour)
         seen["types"] = Student.attempt(
             lambda: [type(getattr(module, name, None)).__name__ for name in PROJ])
-        seen["no bias"] = Student.attempt(
-            lambda: [getattr(getattr(module, name, None), "bias", 0) is None for name in PROJ])
+        seen["no bias"] = Student.attempt(lambda: no_bias(module, PROJ))
     with torch.no_grad():
         for i, x in enumerate(xs):
             seen[f"out {i}"] = Student.attempt(lambda x=x: module(x))
@@ -297,9 +305,7 @@ def _judge_sa(verdict: Verdict, case: tuple, seed: int) -> None:
     if case[6]:
         verdict.equal("types", ["Linear"] * 3, f"{what}: the types of W_query, W_key, W_value",
                       hint="each should be nn.Linear(d_in, d_out, bias=qkv_bias)")
-        verdict.equal("no bias", [True] * 3, f"{what}: W_query.bias, W_key.bias, W_value.bias "
-                      "is None", hint="with qkv_bias=False no projection has a bias: pass "
-                      "bias=qkv_bias to nn.Linear")
+        judge_no_bias(verdict, what, PROJ)
 
 
 def _sa_check(grade_id: str, cases: list[tuple]) -> Check:
