@@ -120,8 +120,6 @@ def _become_kernel(conn: socket.socket, request: dict, fds: list[int]) -> None:
         # import, in the zygote): the kernel polls for its parent, and prints no banner
         sys.argv = [ipykernel_launcher.__file__, "-f", request["connection_file"],
                     f"--IPKernelApp.parent_handle={request['launcher']}"]
-        if sys.path and sys.path[0] not in ("",):
-            sys.path[0] = ""  # as ipykernel_launcher leaves it: IPython adds the cwd
         kernelapp.launch_new_instance()
         code = 0
     except SystemExit as exit:
