@@ -24,4 +24,7 @@ def test_same_score_per_grade_cell(assignment_id, nbgrader_graded, tmp_path):
                                               for g in set(ours) | set(theirs)
                                               if ours.get(g) != theirs.get(g)}
         assert record.status == "graded", (record.student_id, record.reason)
-    assert not disagree, f"ours vs nbgrader (score, max) per grade cell: {disagree}"
+    log = "\n".join(line for line in stock.log.stderr.splitlines()
+                    if any(student in line for student in disagree))
+    assert not disagree, f"ours vs nbgrader (score, max) per grade cell: {disagree}\n" \
+        f"nbgrader's log of these students:\n{log[-4000:]}"
