@@ -105,3 +105,18 @@ def test_the_zygote_ends_with_the_process_that_started_it(tmp_path):
     starter.send_signal(signal.SIGKILL)
     starter.wait()
     assert _gone(zygote), "the zygote outlived the test process that started it"
+
+
+def test_the_zygote_refuses_to_fork_a_threaded_process(tmp_path):
+    """Without OMP_NUM_THREADS=1 torch starts a thread at import; a fork of a threaded process
+    can inherit a lock that no thread will release, so the zygote must not serve."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    result = subprocess.run(
+        [sys.executable, "-c", "from autograder.testing.warm_kernel import WarmKernels\n"
+         f"WarmKernels({str(tmp_path)!r})"], env=env, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "the warm-kernel zygote did not start" in result.stderr
+    assert "more thread(s)" in result.stderr and "OMP_NUM_THREADS=1" in result.stderr

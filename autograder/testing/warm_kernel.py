@@ -21,6 +21,7 @@ The throughput benchmark and the instructor-facing tests keep stock kernels; see
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import select
@@ -30,9 +31,10 @@ import sys
 
 SOCKET_ENV = "WARM_KERNEL_SOCKET"
 # torch._dynamo is what the meta device's first use imports (1.2 s): the hidden checks of
-# chapters 03 to 06 move modules to "meta". Every setup cell imports pyplot (0.6 s).
+# chapters 03 to 06 move modules to "meta". Every setup cell imports pyplot (0.6 s), and every
+# kernel imports ipykernel.debugger (debugpy) as it starts (0.09 s).
 PRELOAD = ("numpy", "torch", "torch.nn", "torch.nn.functional", "torch._dynamo",
-           "ipykernel.kernelapp", "matplotlib.pyplot")
+           "ipykernel.kernelapp", "ipykernel.debugger", "matplotlib.pyplot")
 # what ipykernel sets before a notebook can import matplotlib, which reads it at import
 INLINE = {"MPLBACKEND": "module://matplotlib_inline.backend_inline"}
 
@@ -74,6 +76,11 @@ def serve(path: str) -> None:
     os.environ.update(INLINE)
     for name in PRELOAD:
         importlib.import_module(name)
+    threads = len(os.listdir("/proc/self/task"))
+    if threads > 1:  # a fork copies one thread: a lock another thread held stays locked
+        raise SystemExit(f"warm-kernel zygote: preloading started {threads - 1} more thread(s) "
+                         "(run with OMP_NUM_THREADS=1, as tests/conftest.py does); not forking")
+    gc.freeze()  # the preloaded objects: never scanned by the kernels' collector, nor copied
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernels are reaped automatically
     server = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     server.bind(path)
