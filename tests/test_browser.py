@@ -3,8 +3,10 @@
 The book is built once (the ``built_book`` fixture, with ``-W``), served from localhost, and
 each page is opened twice, in the light and in the dark theme, with every request that does
 not go to localhost blocked: the book must render completely from its own files (MathJax
-included). A full-page screenshot of each page and theme is written beside the build, in
-``<build>/_build/screenshots/`` (set ``BOOK_PATH_OUTPUT`` to keep it; see tests/conftest.py).
+included). A screenshot of each page and theme is written beside the build, in
+``<build>/_build/screenshots/``: of the whole page when ``BOOK_PATH_OUTPUT`` keeps the build for
+review (see tests/conftest.py), else of the first screen (a full page of a chapter is about
+1280 x 15000 pixels, and encoding 18 of them cost half a minute of CPU in every run).
 
 Chromium is Debian's (``apt-get install chromium``), driven by the Python ``playwright``
 package; no browser is ever downloaded.
@@ -42,6 +44,8 @@ CONFIG = yaml.safe_load((course.ROOT / "_config.yml").read_text())
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 THEMES = ("light", "dark")
+# whole-page screenshots only when the build is kept for review (BOOK_PATH_OUTPUT)
+KEPT = bool(os.environ.get("BOOK_PATH_OUTPUT"))
 INSTALL_HINT = ("install Debian's Chromium with `apt-get update && apt-get install -y chromium` "
                 "(bash .ci/run does this), or point CHROMIUM=/path/to/chromium at one")
 
@@ -177,7 +181,7 @@ def visit(context, base_url: str, page: str, theme: str, screenshots: Path) -> d
         tab.wait_for_load_state("networkidle")
         report.update(tab.evaluate(INSPECT))
         screenshots.mkdir(parents=True, exist_ok=True)
-        tab.screenshot(path=str(screenshots / f"{slug(page)}-{theme}.png"), full_page=True)
+        tab.screenshot(path=str(screenshots / f"{slug(page)}-{theme}.png"), full_page=KEPT)
     finally:
         tab.close()
     return report
