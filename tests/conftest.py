@@ -24,6 +24,8 @@ def pytest_collection_modifyitems(items):
 
     - ``nbgrader_graded(assignment_id)`` autogrades an assignment once: one group per
       assignment for the catalog proof, the solution's clean run and the agreement test;
+    - ``judged(assignment_id, case)`` judges a catalog case in-process once: one group per
+      assignment for test_checks and test_seed_stability, which share the fixed-seed verdicts;
     - ``built_book`` builds the book once: one group for the book, its pages and its leaks;
     - the JupyterLab and Formgrader tests share a Playwright driver: one group;
     - the tests of a module that share a module-scoped fixture (the tamper suite's graded
@@ -35,6 +37,10 @@ def pytest_collection_modifyitems(items):
             params = getattr(getattr(item, "callspec", None), "params", {})
             item.add_marker(pytest.mark.xdist_group(
                 f"nbgrader:{params.get('assignment_id', ASSIGNMENTS[0])}"))
+        elif "judged" in fixtures:
+            params = getattr(getattr(item, "callspec", None), "params", {})
+            item.add_marker(pytest.mark.xdist_group(
+                f"judged:{params.get('assignment_id', ASSIGNMENTS[0])}"))
         elif "built_book" in fixtures:
             item.add_marker(pytest.mark.xdist_group("book"))
         elif "playwright_driver" in fixtures:  # JupyterLab and Formgrader: one browser at a time
@@ -151,6 +157,25 @@ def nbgrader_graded(tmp_path_factory, warm_kernels):
         return cache[assignment_id]
 
     return graded
+
+
+@pytest.fixture(scope="session")
+def judged():
+    """``judged(assignment_id, name, secret=None)``: ``{grade_id: failures}`` of the solution
+    (``name="solution"``) or of one catalog case, judged in-process with the fixed seeds or the
+    secret's (``autograder.testing.program.failures``), once per session."""
+    import functools
+
+    from autograder.testing import catalog, program
+
+    @functools.cache
+    def judge(assignment_id, name, secret=None):
+        if name == "solution":
+            return program.failures(assignment_id, None, secret)
+        [case] = [c for c in catalog.cases(assignment_id) if c.name == name]
+        return program.failures(assignment_id, {case.cell: case.source}, secret)
+
+    return judge
 
 
 @pytest.fixture(scope="session")

@@ -10,21 +10,14 @@ from autograder.testing import catalog, program
 CASES = [(a, c) for a in course.assignments() for c in catalog.cases(a)]
 
 
-def grade_in_process(assignment_id, answers=None):
-    """Run the grading program in a fresh namespace and judge every check; {grade_id: failures}."""
-    namespace = program.run(assignment_id, answers)
-    return {grade_id: check.judge_seen(check.observe_in(namespace))
-            for grade_id, check in checks.checks_for(assignment_id).items()}
-
-
-def test_reference_solution_passes_every_check(assignment_id):
-    failures = {k: v for k, v in grade_in_process(assignment_id).items() if v}
+def test_reference_solution_passes_every_check(assignment_id, judged):
+    failures = {k: v for k, v in judged(assignment_id, "solution").items() if v}
     assert not failures, failures
 
 
 @pytest.mark.parametrize("assignment_id, case", CASES, ids=[f"{a}:{c.name}" for a, c in CASES])
-def test_catalog_case_in_process(assignment_id, case):
-    results = grade_in_process(assignment_id, {case.cell: case.source})
+def test_catalog_case_in_process(assignment_id, case, judged):
+    results = judged(assignment_id, case.name)
     own = {g: f for g, f in results.items()
            if checks.checks_for(assignment_id)[g].exercise == case.cell}
     if case.correct:

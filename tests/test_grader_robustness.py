@@ -25,12 +25,12 @@ TIMEOUT = 8
 
 def expected_scores():
     """In-process grading (the same checks) of the honest submissions used below."""
-    from test_checks import grade_in_process
+    from autograder.testing.program import failures
 
     points = {c.grade_id: c.points for c in course.grade_cells(course.read(course.notebook_path(A)))}
 
     def total(answers):
-        return sum(points[g] for g, failures in grade_in_process(A, answers).items() if not failures)
+        return sum(points[g] for g, failed in failures(A, answers).items() if not failed)
 
     return {"solution": total(None), "honest_wrong": total(tamper.wrong_with()),
             "untouched": 0.0}

@@ -12,18 +12,11 @@ the feedback already says to fix the earlier exercise first.
 import pytest
 
 from autograder import checks
-from autograder.testing import catalog, program
+from autograder.testing import catalog
 
 pytestmark = pytest.mark.slow
 
 SECRETS = ("stability-1", "stability-2")
-
-
-def verdicts(assignment_id, answers, secret):
-    # a broken case: its checks fail, the same for every seed
-    namespace = program.run(assignment_id, answers, tolerate=True)
-    return {g: not c.judge_seen(c.observe_in(namespace, c.seeds(secret)), c.seeds(secret))
-            for g, c in checks.checks_for(assignment_id).items()}
 
 
 def calls(registered, exercise) -> set[str]:
@@ -39,16 +32,15 @@ def calls(registered, exercise) -> set[str]:
     return found
 
 
-def test_grades_do_not_depend_on_the_secret(assignment_id):
-    cases = [("solution", None)] + [(c.name, {c.cell: c.source})
-                                    for c in catalog.cases(assignment_id)]
+def test_grades_do_not_depend_on_the_secret(assignment_id, judged):
+    """The fixed-seed verdicts are the ones test_checks judged (``judged`` is shared)."""
+    registered = checks.checks_for(assignment_id)
     unstable = []
-    for name, answers in cases:
-        fixed = verdicts(assignment_id, answers, None)
-        registered = checks.checks_for(assignment_id)
+    for name in ["solution"] + [c.name for c in catalog.cases(assignment_id)]:
+        fixed = {g: not f for g, f in judged(assignment_id, name).items()}
         wrong = {c.cell for c in catalog.cases(assignment_id) if c.name == name}
         for secret in SECRETS:
-            found = verdicts(assignment_id, answers, secret)
+            found = {g: not f for g, f in judged(assignment_id, name, secret).items()}
             changed = sorted(g for g in fixed if fixed[g] != found[g]
                              and not wrong & calls(registered, registered[g].exercise))
             if changed:

@@ -1,14 +1,14 @@
 """The grading program of a submission, run in-process: the instructor's setup cells, then the
 solution cells (the reference solution's, except ``answers``), in one fresh namespace, as
-``course.exercise_program`` builds them for the sandbox. For tests and benchmarks that judge
-checks without a student process."""
+``course.exercise_program`` builds them for the sandbox; and every hidden check observed and
+judged on it. For tests and benchmarks that judge checks without a student process."""
 
 from __future__ import annotations
 
 import contextlib
 import io
 
-from autograder import course
+from autograder import checks, course
 
 
 def run(assignment_id: str, answers: dict[str, str] | None = None, *, submitted=None,
@@ -24,3 +24,14 @@ def run(assignment_id: str, answers: dict[str, str] | None = None, *, submitted=
                 contextlib.redirect_stdout(io.StringIO()):
             exec(compile(code, "<cell>", "exec"), namespace)
     return namespace
+
+
+def failures(assignment_id: str, answers: dict[str, str] | None = None,
+             secret: str | None = None) -> dict[str, list[str]]:
+    """``{grade_id: failures}`` of every check of the assignment, observed and judged in this
+    process on a fresh run of the program: with the fixed seeds of the nbgrader path, or with
+    the seeds that ``secret`` derives, as the project's grader draws them."""
+    namespace = run(assignment_id, answers)
+    return {grade_id: check.judge_seen(check.observe_in(namespace, check.seeds(secret)),
+                                       check.seeds(secret))
+            for grade_id, check in checks.checks_for(assignment_id).items()}
