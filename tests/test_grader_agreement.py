@@ -24,7 +24,18 @@ def test_same_score_per_grade_cell(assignment_id, nbgrader_graded, tmp_path):
                                               for g in set(ours) | set(theirs)
                                               if ours.get(g) != theirs.get(g)}
         assert record.status == "graded", (record.student_id, record.reason)
-    log = "\n".join(line for line in stock.log.stderr.splitlines()
-                    if any(student in line for student in disagree))
     assert not disagree, f"ours vs nbgrader (score, max) per grade cell: {disagree}\n" \
-        f"nbgrader's log of these students:\n{log[-4000:]}"
+        f"nbgrader's log of these students:\n{log_of(stock.log.stderr, disagree)[-6000:]}"
+
+
+def log_of(log: str, students) -> str:
+    """nbgrader's log lines that name one of ``students``, each with the lines that continue
+    it (a traceback that nbgrader logged after an error)."""
+    kept, keep = [], False
+    for line in log.splitlines():
+        if line.startswith("["):
+            keep = any(student in line for student in students) or \
+                (keep and "ERROR" in line and "Traceback" in line)
+        if keep:
+            kept.append(line)
+    return "\n".join(kept)

@@ -63,7 +63,18 @@ class StockCourse:
         return target
 
     def autograde(self, assignment_id: str, *extra: str) -> subprocess.CompletedProcess:
-        return self.nbgrader("autograde", assignment_id, "--force", *extra, check=False)
+        """``nbgrader autograde``, with kernels that talk over IPC (unix sockets in a short
+        temporary folder), not TCP. Over TCP, jupyter_client picks free ports, releases them
+        and writes them down for the kernel, which dies if another process took one in between
+        (jupyter/jupyter_client#154); beside JupyterLab, a browser and hundreds of kernels,
+        about one full run of the suite in seven lost a submission that way."""
+        sockets = tempfile.mkdtemp(prefix="ipc-")  # a socket path may not exceed 107 bytes
+        try:
+            return self.nbgrader("autograde", assignment_id, "--force",
+                                 "--KernelManager.transport=ipc",
+                                 f"--KernelManager.ip={sockets}/kernel", *extra, check=False)
+        finally:
+            shutil.rmtree(sockets, ignore_errors=True)
 
     def scores(self, assignment_id: str, student_id: str) -> Scores:
         """Per-grade-cell scores of one autograded submission, from the gradebook."""

@@ -131,6 +131,10 @@ def _become_kernel(conn: socket.socket, request: dict, fds: list[int]) -> None:
         code = 0
     except SystemExit as exit:
         code = exit.code if isinstance(exit.code, int) else 1
+    except BaseException:  # say why on the launcher's stderr (nbgrader's log), as a kernel would
+        import traceback
+
+        traceback.print_exc()
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
