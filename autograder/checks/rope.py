@@ -15,10 +15,11 @@ import torch
 
 from autograder.checks import Check, Student, Verdict
 from autograder.checks._common import (
+    _peek,
+    causal_diagnosis,
     forward,
     future_changed,
     integer,
-    judge_causal,
     linear,
     meta_forward,
     randn,
@@ -337,19 +338,22 @@ def _(verdict: Verdict, case: tuple, seed: int) -> None:
     if case[1] == "norm":
         x = randn(seed, (2, 3, 64, 2 * integer(seed, 2, 10)), stream=1).double().numpy()
         what = f"{ROPE} on x of shape {x.shape} with tables of random angles"
-        out = verdict.array_of("out", x.shape, what, hint="the result has the shape of x")
-        before, after = np.linalg.norm(x, axis=-1), np.linalg.norm(out.values, axis=-1)
-        gap = np.abs(after - before)
-        gap = np.where(np.isfinite(gap), gap, np.inf)
-        worst = np.unravel_index(int(np.argmax(gap)), gap.shape)
-        if gap[worst] <= 1e-4:
-            verdict.ok("out")
-            return
-        verdict.fail(f"norm preservation: a rotation keeps every head vector's length, but at "
-                     f"(batch, head, position) = {tuple(int(i) for i in worst)} the length went "
-                     f"from {before[worst]:.5g} to {after[worst]:.5g}. Likely cause: "
-                     "rotate_half mixes dimensions of different pairs, or the two dimensions of "
-                     "a pair (i, i + head_dim/2) get cos/sin of different angles")
+        angles = rng(seed, 8).uniform(-np.pi, np.pi, (64, x.shape[-1] // 2))
+        hint = ROPE_HINT
+        out = _peek(verdict, "out")
+        if out is not None and out.shape == x.shape:  # the property names the bug, no more
+            before, after = np.linalg.norm(x, axis=-1), np.linalg.norm(out, axis=-1)
+            gap = np.abs(after - before)
+            gap = np.where(np.isfinite(gap), gap, np.inf)
+            worst = np.unravel_index(int(np.argmax(gap)), gap.shape)
+            if gap[worst] > 1e-4:
+                hint = (f"a rotation keeps every head vector's length, but at (batch, head, "
+                        f"position) = {tuple(int(i) for i in worst)} the length went from "
+                        f"{before[worst]:.5g} to {after[worst]:.5g}: rotate_half mixes "
+                        "dimensions of different pairs, or the two dimensions of a pair (i, i + "
+                        "head_dim/2) get cos/sin of different angles")
+        verdict.array("out", rotate(x, angles), what, atol=1e-5, rtol=1e-5, library="torch",
+                      hint=hint)
         return
     head_dim, base, positions = _relative_setup(seed)
     what = _relative_what(head_dim, base)
@@ -366,6 +370,16 @@ def _(verdict: Verdict, case: tuple, seed: int) -> None:
     expected = (rotate(np.broadcast_to(q, (len(positions), head_dim)), theta)
                 @ rotate(np.broadcast_to(k, (len(positions), head_dim)), theta).T)
     tol = 1e-4 * float(np.linalg.norm(q) * np.linalg.norm(k))
+    # the points: rope(q) and rope(k) against the reference; the relative-position property
+    # of their scores only names the bug
+    both = True
+    for name, vector in (("q", q), ("k", k)):
+        both &= verdict.array(name, rotate(np.broadcast_to(vector, (len(positions), head_dim)),
+                                           theta),
+                              f"{what}: rope({name}) at positions {positions}", atol=1e-5,
+                              rtol=1e-5, library="torch", hint=ROPE_HINT)
+    if both:
+        return
     if not np.isfinite(scores).all():
         verdict.fail(f"{what}: the scores rope(q)_m . rope(k)_n are not all finite")
         return
@@ -386,8 +400,6 @@ def _(verdict: Verdict, case: tuple, seed: int) -> None:
             return
     gap = float(np.max(np.abs(scores - expected)))
     if gap <= tol:
-        verdict.ok("q")
-        verdict.ok("k")
         return
     message = (f"{what}: the scores rope(q)_m . rope(k)_n depend only on m - n, but differ from "
                f"RoPE's by up to {gap:.3g}")
@@ -415,15 +427,14 @@ rope_dtypes = Check("rope_dtypes", exercise=ROPE, label=_label(ROPE),
 @rope_dtypes.observe
 def _(student: Student, case: tuple, seed: int) -> dict:
     x, angles = _rope_inputs(_dtype_case(case), seed, DTYPES[case[0]])
-    return {"out": student.call(ROPE, x, *_tables(angles)),
-            "float32": student.call(ROPE, x.float(), *_tables(angles))}
+    return {"out": student.call(ROPE, x, *_tables(angles))}
 
 
 @rope_dtypes.judge
 def _(verdict: Verdict, case: tuple, seed: int) -> None:
-    """Dtype handling only: the result has x's dtype and equals the learner's own float32
-    result up to that dtype's rounding. Whether the rotation is right is judged elsewhere
-    (rope_values), so a wrong rotation does not cost this point too."""
+    """The result has x's dtype and equals the reference (float64, from the same float32
+    tables) up to that dtype's rounding."""
+
     name = case[0]
     x, angles = _rope_inputs(_dtype_case(case), seed, DTYPES[name])
     what = _rope_what(x, angles, "float32 tables")
@@ -433,25 +444,26 @@ def _(verdict: Verdict, case: tuple, seed: int) -> None:
         verdict.fail(f"{what} returned {found.dtype}; expected {name}, the dtype of x (float32 "
                      "cos/sin promote the result: cast it back with .to(x.dtype))")
         return
-    own = verdict.array_of("float32", tuple(x.shape), "the same call on x.float()",
-                           dtype="float32", library="torch")
     x64 = x.double().numpy()
+    cos, sin = (t.double().numpy()[: x.shape[-2]] for t in _tables(angles))
+    half = x64.shape[-1] // 2
+    expected = x64 * cos + np.concatenate([-x64[..., half:], x64[..., :half]], axis=-1) * sin
     # one rounding of the tables, two products and a sum in x's dtype (float32 at best: the
     # tables are float32), or float32 arithmetic cast back
     eps = float(torch.finfo(torch.float32 if name == "float64" else x.dtype).eps)
     # any rotation of x mixes at most two of its numbers: the largest of a row bounds them
     tol = 6 * eps * np.abs(x64).max(axis=-1, keepdims=True) + 1e-3 * eps
-    error = np.abs(found.values - own.values)
+    error = np.abs(found.values.astype(np.float64) - expected)
+    error = np.where(np.isfinite(error), error, np.inf)
     if np.all(error <= tol):
         verdict.ok("out")
-        verdict.ok("float32")
         return
-    index = np.unravel_index(int(np.argmax(error - tol)), error.shape)
-    verdict.fail(f"{what} differs from the same call on x.float() by more than {name} "
-                 f"rounding: at index {tuple(int(i) for i in index)} found "
-                 f"{found.values[index]:.6g}, the float32 call gave {own.values[index]:.6g} "
-                 f"(tolerance {tol[index]:.2g}): compute in float32 and cast the result back "
-                 "with .to(x.dtype)")
+    excess = error - tol
+    index = np.unravel_index(int(np.argmax(excess)), error.shape)
+    verdict.fail(f"{what} differs from the reference by more than {name} rounding: at index "
+                 f"{tuple(int(i) for i in index)} found {found.values[index]:.6g}, expected "
+                 f"{expected[index]:.6g} (tolerance {float(tol[index[:-1]][0]):.2g}): rotate x * cos + "
+                 "rotate_half(x) * sin in float32 and cast the result back with .to(x.dtype)")
 
 
 # --- compute_rope: errors ---------------------------------------------------------------------
@@ -864,7 +876,17 @@ def _(verdict: Verdict, case: tuple, seed: int) -> None:
     what = _mha_what(case, cfg)
     verdict.raises("too long", f"{what} on {cfg['ctx'] + 1} tokens (context_length is "
                    f"{cfg['ctx']})", "ValueError")
-    # causality only: the values are judged by rope_mha_values (a wrong scale or base must
-    # not cost this point too, and then only for some seeds)
-    judge_causal(verdict, "out", "changed", (cfg["batch"], cfg["n"], cfg["d_out"]),
-                 _changed_at(cfg, seed), what, require_change=True)
+    # every answer against the reference; causality only names the bug
+    x = _x(cfg, seed)
+    t = _changed_at(cfg, seed)
+    changed = future_changed(x, t, seed)
+    _judge_out(verdict, "out", case, cfg, seed, x)
+    if not _judge_out(verdict, "changed", case, cfg, seed, changed):
+        from autograder.reference.rope import attention
+
+        base = DEFAULT_BASE if cfg["base"] is None else cfg["base"]
+        expected = attention(changed.double().numpy(), _weights(cfg, seed), cfg["heads"],
+                             theta_base=base, dropout=0.0, seed=None)
+        diagnosis = causal_diagnosis(verdict, "out", "changed", expected, t)
+        if diagnosis:
+            verdict.fail(f"{what}: {diagnosis}")
