@@ -351,14 +351,20 @@ class Check:
     def observe_in(self, namespace: dict, seeds: Sequence[int] | None = None) -> dict:
         """Answer every case with the student's code; plain JSON data, keyed by case index."""
         seeds = list(seeds) if seeds is not None else self.seeds()
-        student = Student(namespace)
-        answers = {}
-        for index, (case, seed) in enumerate(zip(self.cases, seeds, strict=True)):
-            try:
-                answers[str(index)] = self._observe(student, case, seed)
-            except Exception as exc:  # building or calling the student's code failed
-                answers[str(index)] = {RAISED: data.error(exc)}
-        return data.roundtrip(answers)
+        if len(seeds) != len(self.cases):
+            raise ValueError(f"{self.grade_id}: {len(seeds)} seeds for {len(self.cases)} cases")
+        return data.roundtrip({str(index): self.observe_case(namespace, index, seed)
+                               for index, seed in enumerate(seeds)})
+
+    def observe_case(self, namespace: dict, index: int, seed: int) -> Any:
+        """The answers of one case (encoded; not yet round-tripped). The project's grader
+        calls it in a fresh fork of the student process for every case
+        (``sandbox.server.observe_fresh``), so nothing a module or a function remembers
+        crosses from one case to the next."""
+        try:
+            return self._observe(Student(namespace), self.cases[index], seed)
+        except Exception as exc:  # building or calling the student's code failed
+            return {RAISED: data.error(exc)}
 
     def judge_seen(self, seen: Any, seeds: Sequence[int] | None = None) -> list[str]:
         """Judge the answers; the failures (empty only when every case passed on evidence).

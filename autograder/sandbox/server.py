@@ -34,6 +34,7 @@ status line. The grader judges the observations in its own process.
 from __future__ import annotations
 
 import importlib.abc
+import json
 import os
 import select
 import shutil
@@ -276,13 +277,88 @@ def student_process(job: dict, payload_fd: int, result_fd: int, checks: dict, re
         check = checks[payload["assignment_id"]][grade_id]
         send(protocol.observing(grade_id))
         try:  # encoded here: answers that JSON cannot write are an error of this check
-            line = protocol.encode(protocol.seen(grade_id, check.observe_in(namespace, seeds)))
+            line = protocol.encode(protocol.seen(grade_id, observe_fresh(check, namespace, seeds,
+                                                                         out)))
         except BaseException as exc:
             line = protocol.encode(protocol.seen_error(
                 grade_id, f"observing the results failed: {_describe(exc)}"))
         _write(out, line)
     send(protocol.done())
     return 0
+
+
+def observe_fresh(check, namespace: dict, seeds: list, out: int) -> dict:
+    """Every case of ``check`` observed in its own fork of this process, taken after the
+    cells ran: whatever a module, a function or the student's modules remember from one
+    case (an earlier input, an earlier answer) is gone in the next. A case whose child
+    cannot be forked, dies, or answers more than a record may hold records an error: it
+    fails, it is never observed in this process instead."""
+    if len(seeds) != len(check.cases):
+        raise ValueError(f"{check.grade_id}: {len(seeds)} seeds for {len(check.cases)} cases")
+    answers = {}
+    for index, seed in enumerate(seeds):
+        answers[str(index)] = _observe_in_child(check, namespace, index, seed, out)
+    return answers
+
+
+def _observe_in_child(check, namespace: dict, index: int, seed: int, out: int):
+    from autograder import data
+
+    def failed(why: str) -> dict:
+        return {"raised": data.error(RuntimeError(f"observing case {index}: {why}"))}
+
+    try:
+        read, write = os.pipe()
+    except OSError as exc:
+        return failed(f"no pipe ({exc})")
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        os.close(read)
+        os.close(write)
+        return failed(f"could not fork a fresh process ({exc})")
+    if pid == 0:  # the child: one case, its answer on the pipe, then gone
+        code = 0
+        try:
+            os.close(read)
+            os.close(out)
+            answer = data.roundtrip(check.observe_case(namespace, index, seed))
+            _write(write, json.dumps(answer).encode())
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(write)
+    chunks, size = [], 0
+    try:
+        while True:
+            chunk = os.read(read, 1 << 16)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > protocol.LINE_LIMIT:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(read)
+    if size > protocol.LINE_LIMIT:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    try:
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:
+        status = None
+    if size > protocol.LINE_LIMIT:
+        return failed(f"the answer is larger than {protocol.human(protocol.LINE_LIMIT)}")
+    if status is None or not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
+        return failed("the process observing it ended before it answered (did the code "
+                      "exit or crash?)")
+    try:
+        return json.loads(b"".join(chunks))
+    except ValueError:
+        return failed("the answer was not readable")
 
 
 def _describe(exc: BaseException) -> str:
