@@ -21,6 +21,7 @@ seeds, so answers cannot be looked up in advance.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import pkgutil
@@ -362,7 +363,8 @@ class Check:
         (``sandbox.server.observe_fresh``), so nothing a module or a function remembers
         crosses from one case to the next."""
         try:
-            return self._observe(Student(namespace), self.cases[index], seed)
+            with eager_torch_compile():
+                return self._observe(Student(namespace), self.cases[index], seed)
         except Exception as exc:  # building or calling the student's code failed
             return {RAISED: data.error(exc)}
 
@@ -390,6 +392,29 @@ class Check:
                                  f"(unjudged answers: {unjudged or 'none asked'})")
             failures.extend(verdict.failures)
         return failures
+
+
+@contextlib.contextmanager
+def eager_torch_compile():
+    """Functions the student decorated with ``torch.compile`` run eagerly while a case is
+    observed: the sandbox hides the C++ compiler that inductor needs, and compiling every
+    shape the checks try would cost seconds each on either path. Eager and compiled code
+    compute the same thing, so the score is that of the same code without the decorator.
+    (Nothing is imported: when the student never used ``torch.compile``, ``torch._dynamo``
+    is not loaded and there is nothing to switch off.)"""
+    import sys
+
+    dynamo = sys.modules.get("torch._dynamo")
+    config = getattr(dynamo, "config", None)
+    if config is None:
+        yield
+        return
+    before = config.disable
+    config.disable = True
+    try:
+        yield
+    finally:
+        config.disable = before
 
 
 def _default_label(case: Any) -> str:

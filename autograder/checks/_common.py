@@ -198,3 +198,66 @@ def meta_forward(module, shape: tuple[int, ...]) -> list:
 
     out = forward(module.to("meta"), torch.empty(shape, device="meta"))
     return [out.device.type, *(int(n) for n in out.shape)]
+
+
+# --- structure through behaviour: the mask buffer ------------------------------------------
+
+MASK_FOLLOWS_HINT = ("register the mask with self.register_buffer('mask', ...) and slice that "
+                     "buffer in forward (self.mask.bool()[:n, :n]): a plain tensor attribute, or "
+                     "a mask built in forward, does not move with .to() and is not the "
+                     "module's state")
+
+
+def window_hidden(n: int, window: int) -> np.ndarray:
+    """A bool ``(n, n)`` mask, True where hidden: the future, and the keys more than
+    ``window`` positions back (every query still sees itself)."""
+    i, j = np.indices((n, n))
+    return (j > i) | (j < i - window)
+
+
+def mask_window(seed: int, num_tokens: int, stream: int = 50) -> int:
+    """How far back the swapped mask lets a query see: below ``num_tokens - 1``, so that the
+    swap changes the output of a forward that reads its buffer."""
+    return integer(seed, 0, max(0, num_tokens - 2), stream)
+
+
+def swapped_mask_forward(module, x, window: int):
+    """Observe (with student code): ``module(x)`` in eval mode with every registered buffer
+    named ``mask`` (found with the unbound ``nn.Module.named_buffers``, not the module's own,
+    overridable method) swapped, in its owner's ``_buffers``, for ``window_hidden`` of the
+    same shape, dtype and polarity, then put back. A forward that slices its registered
+    buffer answers the reference under that mask; one that uses a plain tensor attribute (or
+    builds its mask in forward) answers plain causal attention: a behaviour the module can
+    tell apart only by reading its buffer, which is the contract."""
+    import torch
+    from torch import nn
+
+    names = [name for name, _ in nn.Module.named_buffers(module)
+             if name.rpartition(".")[2] == "mask"]
+    if not names:
+        raise LookupError("no buffer named 'mask' is registered (nn.Module.named_buffers "
+                          "lists none): use self.register_buffer('mask', ...)")
+    swapped = []
+    try:
+        for name in names:
+            path, _, leaf = name.rpartition(".")
+            owner = nn.Module.get_submodule(module, path) if path else module
+            buffers = object.__getattribute__(owner, "_buffers")
+            old = buffers[leaf]
+            rows, cols = old.shape[-2:]
+            hidden = torch.from_numpy(window_hidden(max(rows, cols), window)[:rows, :cols])
+            causal = torch.ones(rows, cols, dtype=torch.bool).triu(1)
+            pattern = old.detach().to("cpu").bool()
+            if bool((pattern == causal).all()):
+                new = hidden
+            elif bool((pattern == ~causal).all()):  # stored as "visible"
+                new = ~hidden
+            else:
+                raise ValueError(f"the buffer {name} does not hold a causal mask (True or 1 "
+                                 "strictly above the diagonal)")
+            swapped.append((buffers, leaf, old))
+            buffers[leaf] = new.expand(old.shape).to(dtype=old.dtype, device=old.device).clone()
+        return forward(module, x)
+    finally:
+        for buffers, leaf, old in reversed(swapped):
+            buffers[leaf] = old

@@ -14,22 +14,27 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch import nn
 
 from autograder import data
 from autograder.checks import Check, Student, Verdict
 from autograder.checks._common import (
     EXTREME_TOLERANCE,
+    MASK_FOLLOWS_HINT,
     STABLE_HINT,
     future_changed,
     integer,
     judge_causal,
     judge_no_bias,
     linear,
+    mask_window,
     no_bias,
     randn,
     rng,
     size,
+    swapped_mask_forward,
     uniform,
+    window_hidden,
 )
 
 ASSIGNMENT = "03-causal-masking"
@@ -165,6 +170,12 @@ def _claims_no_bias(kind: str, s: dict) -> bool:
     return kind in ("visible", "eval") and not s["bias"]
 
 
+def _buffers(module) -> dict:
+    """The module's registered buffers, read with the unbound ``nn.Module`` method (a claim:
+    the module's own ``named_buffers`` may be overridden)."""
+    return dict(nn.Module.named_buffers(module))
+
+
 def _train_seed(seed: int) -> int:
     return seed + 1
 
@@ -195,15 +206,17 @@ def _observe_ca(student: Student, case: tuple, seed: int) -> dict:
     if _claims_no_bias(kind, s):
         seen["no bias"] = Student.attempt(lambda: no_bias(module, PROJ))
     if kind in ("visible", "meta"):  # structure facts, judged with behaviour in this case
-        seen["mask buffer"] = Student.attempt(lambda: "mask" in dict(module.named_buffers()))
+        seen["mask buffer"] = Student.attempt(lambda: "mask" in _buffers(module))
         seen["dropout"] = Student.attempt(lambda: type(module.dropout).__name__)
     if kind == "meta":
         seen["mask parameter"] = Student.attempt(
-            lambda: "mask" in dict(module.named_parameters()))
-        seen["mask shape"] = Student.attempt(
-            lambda: list(dict(module.named_buffers())["mask"].shape))
+            lambda: "mask" in dict(nn.Module.named_parameters(module)))
+        seen["mask shape"] = Student.attempt(lambda: list(_buffers(module)["mask"].shape))
         seen["mask dtype"] = Student.attempt(
-            lambda: str(dict(module.named_buffers())["mask"].dtype).replace("torch.", ""))
+            lambda: str(_buffers(module)["mask"].dtype).replace("torch.", ""))
+        x = s["xs"][0]
+        seen["swapped"] = Student.attempt(
+            lambda: swapped_mask_forward(module, x, mask_window(seed, x.shape[1])))
         seen["dropout p"] = Student.attempt(lambda: module.dropout.p)
 
         def on_meta(x):
@@ -301,7 +314,7 @@ def _judge_ca(verdict: Verdict, case: tuple, seed: int) -> None:
     s = _ca_setup(case, seed)
     what = _ca_what(case, s)
     if kind == "meta":
-        _judge_meta(verdict, s, what)
+        _judge_meta(verdict, s, what, seed)
         return
     _judge_outputs(verdict, case, seed, s, what)
     if "changed" in s:
@@ -325,8 +338,22 @@ def _judge_ca(verdict: Verdict, case: tuple, seed: int) -> None:
                            mentions="context_length")
 
 
-def _judge_meta(verdict: Verdict, s: dict, what: str) -> None:
-    b, n = s["xs"][0].shape[:2]
+def _judge_meta(verdict: Verdict, s: dict, what: str, seed: int) -> None:
+    """The point rests on ``swapped``: the forward with the grader's mask swapped into the
+    registered buffer, against the reference under that mask. The rest are claims the
+    student's process reports (forgeable by code that recognises the probe: a forward that
+    answers meta tensors on meta input, a fake buffer), judged only beside it."""
+    from autograder.reference.causal_masking import reference_causal_attention
+
+    x = s["xs"][0]
+    b, n = x.shape[:2]
+    window = mask_window(seed, n)
+    verdict.array("swapped", reference_causal_attention(x, s["weights"],
+                                                        hidden=window_hidden(n, window)),
+                  f"{what} with the grader's mask (each query sees itself and the {window} "
+                  "keys before it) swapped into its registered 'mask' buffer, on x of shape "
+                  f"{tuple(x.shape)}", atol=2e-5, rtol=1e-4, dtype="float32", library="torch",
+                  hint=MASK_FOLLOWS_HINT)
     verdict.equal("meta", ["meta", b, n, s["d_out"]],
                   f"{what}: the device and shape of the output on a meta input of shape "
                   f"({b}, {n}, {s['d_in']}) (a registered buffer moves with .to('meta'); a "

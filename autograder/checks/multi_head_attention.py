@@ -26,16 +26,20 @@ import torch
 from autograder import data
 from autograder.checks import Check, Student, Verdict
 from autograder.checks._common import (
+    MASK_FOLLOWS_HINT,
     forward,
     future_changed,
     integer,
     judge_causal,
     linear,
+    mask_window,
     meta_forward,
     randn,
     rate,
     size,
+    swapped_mask_forward,
     tokens,
+    window_hidden,
 )
 
 ASSIGNMENT = "05-multi-head-attention"
@@ -312,6 +316,9 @@ def _observe_mha(student: Student, case: Case, seed: int) -> dict:
     x = _input(built, case, seed)
     if "out" in probes or "shape" in probes:
         found["out"] = Student.attempt(lambda: forward(module, x))
+    if "meta" in probes:  # the mask through behaviour: before .to() moves the module
+        found["swapped"] = Student.attempt(lambda: swapped_mask_forward(
+            module, x, mask_window(seed, built.x_shape[1])))
     if "future" in probes and built.t is not None:
         found["future"] = Student.attempt(lambda: forward(module, future_changed(x, built.t, seed)))
     if "train" in probes:
@@ -323,7 +330,8 @@ def _observe_mha(student: Student, case: Case, seed: int) -> dict:
         if name in probes:
             found[name] = Student.attempt(lambda name=name: getattr(module, name))
     if "params" in probes:
-        found["params"] = Student.attempt(lambda: sum(p.numel() for p in module.parameters()))
+        found["params"] = Student.attempt(lambda: sum(
+                p.numel() for p in torch.nn.Module.parameters(module)))
     if "f64" in probes:  # these two move the module: last
         found["f64"] = Student.attempt(lambda: forward(module.to(torch.float64), x.double()))
     if "meta" in probes:
@@ -426,6 +434,13 @@ def _judge_mha(verdict: Verdict, case: Case, seed: int) -> None:
                 nonfinite="with scores around +-1e4 a softmax must subtract the row maximum "
                 "before exp (torch.softmax does), and " + NAN_HINT)
     if "meta" in probes:
+        n = built.x_shape[1]
+        window = mask_window(seed, n)
+        expected = mha_forward(x.double(), double, built.heads, hidden=window_hidden(n, window))
+        _expect(verdict, "swapped", expected.numpy(), f"{what}(x) for x of shape "
+                f"{built.x_shape} with the grader's mask (each query sees itself and the "
+                f"{window} keys before it) swapped into its registered 'mask' buffer",
+                atol=1e-5, rtol=1e-4, dtype="float32", library="torch", hint=MASK_FOLLOWS_HINT)
         found = verdict.raw("meta", what)
         meta_what = f"{what}.to('meta') then a forward on a meta tensor"
         if type(found) is data.Raised and found.type != "NotImplementedError":

@@ -15,17 +15,21 @@ import torch
 
 from autograder.checks import Check, Student, Verdict
 from autograder.checks._common import (
+    MASK_FOLLOWS_HINT,
     _peek,
     causal_diagnosis,
     forward,
     future_changed,
     integer,
     linear,
+    mask_window,
     meta_forward,
     randn,
     rng,
     size,
+    swapped_mask_forward,
     uniform,
+    window_hidden,
 )
 
 ASSIGNMENT = "06-rope"
@@ -633,7 +637,30 @@ def _meta(model, cfg: dict):
     return meta_forward(model, (cfg["batch"], cfg["n"], cfg["d_in"]))
 
 
-def _judge_meta(verdict: Verdict, case: tuple, cfg: dict) -> None:
+def _swapped(model, cfg: dict, seed: int, x: torch.Tensor):
+    """The forward with the grader's mask swapped into the registered 'mask' buffer."""
+    return swapped_mask_forward(model, x, mask_window(seed, cfg["n"]))
+
+
+def _judge_swapped(verdict: Verdict, case: tuple, cfg: dict, seed: int) -> None:
+    """The mask buffer through behaviour: the forward with the grader's mask swapped into it,
+    against the reference under that mask (the point; the buffer names are claims)."""
+    from autograder.reference.rope import attention
+
+    x = _x(cfg, seed)
+    window = mask_window(seed, cfg["n"])
+    base = DEFAULT_BASE if cfg["base"] is None else cfg["base"]
+    expected = attention(x.double().numpy(), _weights(cfg, seed), cfg["heads"],
+                         theta_base=base, hidden=window_hidden(cfg["n"], window))
+    verdict.array("swapped", expected, f"{_mha_what(case, cfg)}: output for x of shape "
+                  f"{tuple(x.shape)} with the grader's mask (each query sees itself and the "
+                  f"{window} keys before it) swapped into its registered 'mask' buffer",
+                  atol=2e-5 * max(1.0, cfg["scale"]), rtol=1e-4, dtype="float32",
+                  library="torch", hint=MASK_FOLLOWS_HINT)
+
+
+def _judge_meta(verdict: Verdict, case: tuple, cfg: dict, seed: int) -> None:
+    _judge_swapped(verdict, case, cfg, seed)
     verdict.equal("meta", ["meta", cfg["batch"], cfg["n"], cfg["d_out"]],
                   f"{_mha_what(case, cfg)} after .to('meta'), a forward on a meta input as "
                   "[device, shape] (the mask and the cos/sin tables must be registered "
@@ -695,7 +722,9 @@ def _(student: Student, case: tuple, seed: int) -> dict:
     x = _x(cfg, seed)
     seen = {"out": Student.attempt(lambda: forward(model, x)),
             "one token": Student.attempt(lambda: forward(model, x[:, :1])),
-            "buffers": Student.attempt(lambda: sorted(n for n, _ in model.named_buffers()))}
+            "buffers": Student.attempt(
+                lambda: sorted(n for n, _ in torch.nn.Module.named_buffers(model)))}
+    seen["swapped"] = Student.attempt(lambda: _swapped(model, cfg, seed, x))
     seen["meta"] = Student.attempt(lambda: _meta(model, cfg))  # last: it empties the module
     seen["fresh"] = _observe_fresh(student, cfg, seed, x)
     return seen
@@ -711,7 +740,7 @@ def _(verdict: Verdict, case: tuple, seed: int) -> None:
     _judge_out(verdict, "out", case, cfg, seed, x, **tolerance)
     # one token sits at position 0, where RoPE is the identity: MultiHeadAttention's output
     _judge_out(verdict, "one token", case, cfg, seed, x[:, :1], **tolerance)
-    _judge_meta(verdict, case, cfg)
+    _judge_meta(verdict, case, cfg, seed)
     _judge_fresh(verdict, case, cfg)
     # a claim, judged beside the behaviour above: what the visible cell asserts
     names = verdict.value("buffers", f"{what}: the names of its buffers", list)
@@ -799,9 +828,13 @@ def _(student: Student, case: tuple, seed: int) -> dict:
         seen[attr] = Student.attempt(lambda a=attr: getattr(model, a))
     seen["layer types"] = Student.attempt(lambda: [type(getattr(model, n)).__name__
                                                    for n in LAYERS])
-    seen["parameters"] = Student.attempt(lambda: sorted(n for n, _ in model.named_parameters()))
-    seen["buffers"] = Student.attempt(lambda: sorted(n for n, _ in model.named_buffers()))
-    seen["mask shape"] = Student.attempt(lambda: list(model.mask.shape))
+    seen["parameters"] = Student.attempt(
+        lambda: sorted(n for n, _ in torch.nn.Module.named_parameters(model)))
+    seen["buffers"] = Student.attempt(
+        lambda: sorted(n for n, _ in torch.nn.Module.named_buffers(model)))
+    seen["mask shape"] = Student.attempt(
+        lambda: list(dict(torch.nn.Module.named_buffers(model))["mask"].shape))
+    seen["swapped"] = Student.attempt(lambda: _swapped(model, cfg, seed, x))
     seen["meta"] = Student.attempt(lambda: _meta(model, cfg))  # empties the module
     seen["fresh"] = _observe_fresh(student, cfg, seed, x)
     return seen
@@ -816,7 +849,7 @@ def _(verdict: Verdict, case: tuple, seed: int) -> None:
     verdict.raises("indivisible", f"{MHA}{bad} (d_out not divisible by num_heads)", "ValueError")
     _judge_out(verdict, "out", case, cfg, seed, x)
     _judge_out(verdict, "train out", case, cfg, seed, x, _dropout_seed(seed))
-    _judge_meta(verdict, case, cfg)
+    _judge_meta(verdict, case, cfg, seed)
     _judge_fresh(verdict, case, cfg)
     # claims about structure, judged beside the behaviour above
     for attr, expected in (("d_out", cfg["d_out"]), ("num_heads", cfg["heads"]),

@@ -25,16 +25,20 @@ import torch
 from autograder import data
 from autograder.checks import Check, Student, Verdict
 from autograder.checks._common import (
+    MASK_FOLLOWS_HINT,
     forward,
     future_changed,
     integer,
     judge_causal,
     linear,
+    mask_window,
     meta_forward,
     randn,
     rate,
     size,
+    swapped_mask_forward,
     tokens,
+    window_hidden,
 )
 
 ASSIGNMENT = "04-stacking-heads"
@@ -140,6 +144,9 @@ def _observe(name: str):
         probes, found = case.probes, {}
         if "out" in probes:
             found["out"] = Student.attempt(lambda: forward(module, x))
+        if "meta" in probes:  # the mask through behaviour: before .to() moves the module
+            found["swapped"] = Student.attempt(lambda: swapped_mask_forward(
+                module, x, mask_window(seed, built.x_shape[1])))
         if "future" in probes and built.t is not None:
             found["future"] = Student.attempt(lambda: forward(module,
                                                                future_changed(x, built.t, seed)))
@@ -149,7 +156,8 @@ def _observe(name: str):
             long = randn(seed, (1, built.context + 1, built.d_in), stream=9)
             found["long"] = Student.attempt(lambda: forward(module, long))
         if "params" in probes:
-            found["params"] = Student.attempt(lambda: sum(p.numel() for p in module.parameters()))
+            found["params"] = Student.attempt(lambda: sum(
+                p.numel() for p in torch.nn.Module.parameters(module)))
         if "f64" in probes:  # these two move the module: last
             found["f64"] = Student.attempt(lambda: forward(module.to(torch.float64), x.double()))
         if "meta" in probes:
@@ -215,7 +223,7 @@ def _hints(built: Built) -> dict[str, str]:
 
 def _judge(name: str):
     def judge(verdict: Verdict, case: Case, seed: int) -> None:
-        from autograder.reference.stacking_heads import stacked_bugs, wrapper_bugs
+        from autograder.reference.stacking_heads import stacked, stacked_bugs, wrapper, wrapper_bugs
 
         built = _resolve(name, case, seed)
         weights = _weights(built, seed)
@@ -259,6 +267,15 @@ def _judge(name: str):
                     nonfinite="with scores around +-1e4 a softmax must subtract the row "
                     "maximum before exp (torch.softmax does)")
         if "meta" in probes:
+            n = built.x_shape[1]
+            window = mask_window(seed, n)
+            run = wrapper if built.prefix == "heads" else stacked
+            with torch.no_grad():
+                swapped = run(x.double(), double, hidden=window_hidden(n, window)).numpy()
+            _expect(verdict, "swapped", swapped, f"{what}(x) for x of shape {built.x_shape} with "
+                    f"the grader's mask (each query sees itself and the {window} keys before "
+                    "it) swapped into every registered 'mask' buffer", atol=1e-5, rtol=1e-4,
+                    dtype="float32", library="torch", hint=MASK_FOLLOWS_HINT)
             found = verdict.raw("meta", what)
             if type(found) is data.Raised and found.type != "NotImplementedError":
                 verdict.fail(f"{what}.to('meta') then a forward on a meta tensor raised "

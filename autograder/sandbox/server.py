@@ -257,6 +257,9 @@ def student_process(job: dict, payload_fd: int, result_fd: int, checks: dict, re
     send(protocol.sandbox(**sandbox))
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
+    # torch.compile runs eagerly here: inductor needs a C++ compiler the sandbox hides, and
+    # the same code without the decorator computes the same answers (checks.eager_torch_compile)
+    os.environ["TORCH_COMPILE_DISABLE"] = "1"
     namespace = {"__name__": "__main__", "__builtins__": __builtins__}
     sys.stdout = open(os.devnull, "w")
     sys.stderr = open(os.devnull, "w")

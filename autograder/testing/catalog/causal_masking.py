@@ -195,4 +195,23 @@ CASES = [
                 weights = self.dropout(exp / exp.sum(dim=-1, keepdim=True))
                 return weights @ values
         """)),
+    wrong("mask_plain_attribute_in_place", CA, "Raschka style: self.mask a plain tensor "
+          "attribute and masked_fill_ in place (the meta device accepts a CPU mask in place, so "
+          "only a behaviour that reads the registered buffer shows it)", _module(buffer='''
+                self.mask = torch.triu(torch.ones(context_length, context_length), diagonal=1)
+        ''', masked='''
+                scores = queries @ keys.transpose(1, 2)
+                scores.masked_fill_(self.mask.bool()[:num_tokens, :num_tokens], -torch.inf)
+        ''')),
+    correct("compiled_softmax", CA, "the softmax in a helper decorated with @torch.compile "
+            "(eager in the sandbox, which hides the C++ compiler inductor needs)", _module(
+                head="""
+        @torch.compile
+        def attention_weights(scores):
+            return torch.softmax(scores, dim=-1)
+        """ + _HEAD, rest="""
+                weights = attention_weights(scores / keys.shape[-1] ** 0.5)
+                weights = self.dropout(weights)
+                return weights @ values
+        """)),
 ]
