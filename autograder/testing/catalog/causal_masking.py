@@ -1,6 +1,6 @@
 """Bug catalog for 03-causal-masking."""
 
-from autograder.testing.catalog import correct, wrong
+from autograder.testing.catalog import compiled, correct, wrong
 
 ASSIGNMENT = "03-causal-masking"
 
@@ -203,15 +203,5 @@ CASES = [
                 scores = queries @ keys.transpose(1, 2)
                 scores.masked_fill_(self.mask.bool()[:num_tokens, :num_tokens], -torch.inf)
         ''')),
-    correct("compiled_softmax", CA, "the softmax in a helper decorated with @torch.compile "
-            "(eager in the sandbox, which hides the C++ compiler inductor needs)", _module(
-                head="""
-        @torch.compile
-        def attention_weights(scores):
-            return torch.softmax(scores, dim=-1)
-        """ + _HEAD, rest="""
-                weights = attention_weights(scores / keys.shape[-1] ** 0.5)
-                weights = self.dropout(weights)
-                return weights @ values
-        """)),
+    compiled(ASSIGNMENT, CA),
 ]
