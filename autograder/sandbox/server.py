@@ -355,7 +355,7 @@ def _observe_in_child(check, namespace: dict, index: int, seed: int, out: int):
         status = None
     if size > protocol.LINE_LIMIT:
         return failed(f"the answer is larger than {protocol.human(protocol.LINE_LIMIT)}")
-    if status is None or not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
+    if status is None or not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0 or not size:
         return failed("the process observing it ended before it answered (did the code "
                       "exit or crash?)")
     try:
