@@ -8,6 +8,18 @@ buffer by a forward pass after ``module.to("meta")``, registered parameters by a
 forward after ``module.to(torch.float64)``, dropout by a train-mode forward under a seed.
 Structure facts the student process reports (buffer names, ``self.dropout``) are judged only
 in a case whose behaviour is judged too.
+
+Points and claims (spec section 6, "Claims are claims"): every point rests on answers
+compared with the reference. The mask buffer is judged by behaviour: a forward with the
+grader's windowed mask swapped into the registered ``mask`` buffer (``_common.
+swapped_mask_forward``) must give the reference under that mask, which a plain tensor
+attribute (in place or not) or a mask built in ``forward`` cannot. What rests on claims, read
+with the unbound ``nn.Module`` methods and judged only beside a passing behaviour of the same
+case, and could be forged by code that recognises the probe: in ``causal_attention_basics``
+(1 point) that ``mask`` is among the buffers, that ``self.dropout`` is an ``nn.Dropout`` and
+that no projection has a bias when ``qkv_bias`` is False (a key bias is invisible in every
+output: softmax cancels it); in ``causal_attention_buffer`` (1 point) the mask's shape and
+dtype, that it is not a parameter, ``self.dropout.p`` and the meta-device forward.
 """
 
 from __future__ import annotations

@@ -13,6 +13,15 @@ meta device (``mask`` registered as a buffer), train-mode dropout must match one
 ``nn.Dropout`` call on the attention weights under the same ``torch.manual_seed``. The
 attributes ``d_out``, ``num_heads``, ``head_dim`` and the parameter counts (2,360,064 for
 GPT-2 small) are claims: each is judged only in a case whose outputs are judged too.
+
+Points and claims (spec section 6): every point rests on answers compared with the reference
+(the answer on the changed future too: causality only names the bug). The mask buffer is
+judged by behaviour: with the grader's windowed mask swapped into the registered ``mask``
+buffer, the output must be the reference's under that mask. Claims, read with unbound
+``nn.Module`` methods or plain attributes and judged beside passing outputs, forgeable by a
+determined student: ``d_out``, ``num_heads``, ``head_dim``, the parameter count
+(``mha_attributes``, 2 points, whose outputs, float64 forward and swapped-mask forward are
+judged too; ``mha_basics``' visible case judges ``head_dim``) and the meta-device forward.
 """
 
 from __future__ import annotations

@@ -6,6 +6,15 @@ compares the answers with ``autograder.reference.rope`` (complex multiplication 
 attention on ``F.scaled_dot_product_attention``). ``compute_rope`` is handed tables the
 grader built (random angles in some cases), so it is judged on its own; the RoPE attention
 modules are built with the grader's weights loaded by the contract's attribute paths.
+
+Points and claims (spec section 6): every point rests on answers compared with the reference;
+the relative-position and norm properties and causality only name the bug, and
+``rope_dtypes`` compares with the reference (not with the learner's own float32 call). The
+mask buffer is judged by behaviour (the grader's windowed mask swapped into the registered
+``mask`` buffer). Claims, read with unbound ``nn.Module`` methods and judged beside passing
+outputs of the same case: the buffer and parameter names, the layer types, ``d_out``,
+``num_heads``, ``head_dim``, the mask's shape and the meta-device forward
+(``rope_mha_basics``, ``rope_mha_contract``).
 """
 
 from __future__ import annotations

@@ -12,6 +12,15 @@ stay on the meta device (masks registered as buffers), train-mode dropout must m
 ``nn.Dropout`` per head or layer under the same ``torch.manual_seed``, ``context_length``
 must reach every head (a forward on one token too many raises). The parameter count is a
 claim of the student process; it is only judged in a case whose behaviour is judged too.
+
+Points and claims (spec section 6): every point rests on answers compared with the reference
+(the answer on the changed future too: causality only names the bug). The masks are judged
+by behaviour: with the grader's windowed mask swapped into every registered ``*.mask``
+buffer (found with the unbound ``nn.Module.named_buffers``) the output must be the
+reference's under that mask. Claims, judged only beside passing outputs of the same case and
+forgeable by code that recognises the probe: the parameter count (read with the unbound
+``nn.Module.parameters``) and the meta-device forward (``wrapper_structure``,
+``stacked_structure``).
 """
 
 from __future__ import annotations
