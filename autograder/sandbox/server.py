@@ -33,6 +33,7 @@ status line. The grader judges the observations in its own process.
 
 from __future__ import annotations
 
+import gc
 import importlib.abc
 import json
 import os
@@ -276,6 +277,7 @@ def student_process(job: dict, payload_fd: int, result_fd: int, checks: dict, re
         plt.close("all")
     except Exception:
         pass
+    gc.freeze()  # the forks that observe (observe_fresh) then leave these objects' pages shared
     for grade_id, seeds in payload["checks"].items():
         check = checks[payload["assignment_id"]][grade_id]
         send(protocol.observing(grade_id))
