@@ -681,7 +681,9 @@ def _observe_fresh(student: Student, cfg: dict, seed: int, x: torch.Tensor):
     """The output of a module left with its own initial weights (the grader's are loaded into
     every other module, which would undo a weight zeroed in __init__)."""
     fresh = _build(student, cfg, seed, weights=False)
-    return Student.attempt(lambda: forward(fresh, x))
+    # unscaled: with scores around 1e4 a correct module's every query can pick the same key
+    # (token 0), and then every output is the same
+    return Student.attempt(lambda: forward(fresh, x / cfg["scale"]))
 
 
 def _judge_fresh(verdict: Verdict, case: tuple, cfg: dict) -> None:
