@@ -1,10 +1,11 @@
-"""Every case is observed in a fresh fork of the student process (issue 19): nothing a
-function or a module remembers crosses from one case to the next, and a case whose fork
-dies fails instead of being observed in place."""
+"""Every check (or every case) is observed in a fresh fork of the student process (issue
+19): nothing a function or a module remembers crosses from one to the next, and a case
+whose fork dies fails instead of being observed in place."""
 
 import os
 
 import numpy as np
+import pytest
 
 from autograder import checks, data
 from autograder.sandbox import server
@@ -30,7 +31,8 @@ def _observe(check, namespace):
         os.close(out)
 
 
-def test_each_case_starts_from_the_state_after_the_cells():
+def test_each_case_starts_from_the_state_after_the_cells(monkeypatch):
+    monkeypatch.setattr(server, "FRESH_PER", "case")
     check = checks.checks_for(ASSIGNMENT)["sinusoidal_basics"]
     assert len(check.cases) > 1
     namespace, calls = _namespace(lambda calls, n, d: np.full((n, d), float(len(calls))))
@@ -47,7 +49,9 @@ def test_each_case_starts_from_the_state_after_the_cells():
     assert in_place.keys() == seen.keys()
 
 
-def test_a_case_whose_fork_dies_fails():
+@pytest.mark.parametrize("per", ["case", "check"])
+def test_a_case_whose_fork_dies_fails(monkeypatch, per):
+    monkeypatch.setattr(server, "FRESH_PER", per)
     check = checks.checks_for(ASSIGNMENT)["sinusoidal_basics"]
 
     def exits(calls, n, d):
@@ -59,3 +63,17 @@ def test_a_case_whose_fork_dies_fails():
     for answers in seen.values():
         found = data.decode(answers["raised"])
         assert isinstance(found, data.Raised) and "ended before it answered" in found.message
+
+
+def test_each_check_starts_from_the_state_after_the_cells(monkeypatch):
+    monkeypatch.setattr(server, "FRESH_PER", "check")
+    namespace, calls = _namespace(lambda calls, n, d: np.full((n, d), float(len(calls))))
+    for check in checks.checks_for(ASSIGNMENT).values():
+        seen = _observe(check, namespace)
+        assert calls == [], "a check ran in the observing process"
+        for answers in seen.values():  # counts the calls of this check only
+            for answer in answers.values():
+                found = data.decode(answer)
+                if isinstance(found, data.Array) and found.values is not None and \
+                        found.values.size:
+                    assert found.values.max() <= sum(len(a) for a in seen.values())

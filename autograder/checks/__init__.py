@@ -359,9 +359,9 @@ class Check:
 
     def observe_case(self, namespace: dict, index: int, seed: int) -> Any:
         """The answers of one case (encoded; not yet round-tripped). The project's grader
-        calls it in a fresh fork of the student process for every case
+        observes in a fresh fork of the student process for every check, or every case
         (``sandbox.server.observe_fresh``), so nothing a module or a function remembers
-        crosses from one case to the next."""
+        crosses from one to the next."""
         try:
             with eager_torch_compile():
                 return self._observe(Student(namespace), self.cases[index], seed)
