@@ -217,8 +217,10 @@ def window_hidden(n: int, window: int) -> np.ndarray:
 
 def mask_window(seed: int, num_tokens: int, stream: int = 50) -> int:
     """How far back the swapped mask lets a query see: below ``num_tokens - 1``, so that the
-    swap changes the output of a forward that reads its buffer."""
-    return integer(seed, 0, max(0, num_tokens - 2), stream)
+    swap changes the output of a forward that reads its buffer, and (from 3 tokens) at least
+    one key back, so that some query still weighs several keys (a wrong scale or softmax
+    axis shows there, whatever the seed)."""
+    return integer(seed, 1 if num_tokens >= 3 else 0, max(0, num_tokens - 2), stream)
 
 
 def swapped_mask_forward(module, x, window: int):
