@@ -176,13 +176,13 @@ def shared_secret(path: Path) -> str:
                         stream.write(Path(tmp).read_text())
         finally:
             os.unlink(tmp)
-    deadline = time.monotonic() + 10                    # an O_EXCL creator may not have written yet
     while True:
         try:
             secret = path.read_text().strip()
+            fresh = time.time() - path.stat().st_mtime < 10  # an O_EXCL creator writing it now
         except (OSError, UnicodeDecodeError) as exc:
             raise UsageError(f"--seed-file {path} cannot be read: {exc}") from None
-        if secret or time.monotonic() > deadline:
+        if secret or not fresh:
             break
         time.sleep(0.1)
     if not secret:
