@@ -306,3 +306,28 @@ def test_feedback_says_not_attempted_once_and_counts_repeats():
     output = formats.results_json(Record("ada", A, NOTEBOOK, "graded", "", [], [], 1.0, 5.0,
                                          cells))["tests"][2]["output"]
     assert output == "- g(2) has wrong values\n- g modified its input x in place (x5)"
+
+
+# --- the Kubernetes example (tests/test_slurm.py runs the Slurm recipe on a real Slurm) ---------
+
+def test_the_kubernetes_shards_share_one_secret():
+    import re
+
+    import yaml
+
+    folder = course.ROOT / "examples" / "kubernetes"
+    [grade] = yaml.safe_load_all((folder / "grade-job.yaml").read_text())
+    [merge] = yaml.safe_load_all((folder / "merge-job.yaml").read_text())
+    spec, pod = grade["spec"], grade["spec"]["template"]["spec"]
+    script = pod["containers"][0]["args"][0]
+    shards = re.search(r'--shard "\$JOB_COMPLETION_INDEX/(\d+)"', script)
+    assert spec["completionMode"] == "Indexed" and shards and int(shards[1]) == spec["completions"]
+    secret = re.search(r"--seed-file (\S+)", script)[1]
+    mounts = {m["name"]: m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert any(secret.startswith(mounts[name] + "/") and "secret" in volumes[name]
+               for name in mounts), "every pod reads the secret from one Kubernetes Secret"
+    assert '--out "/data/results/shard-$JOB_COMPLETION_INDEX"' in script
+    assert '[ "$status" -eq 3 ]' in script
+    assert "merge /data/results/shard-* --out /data/results/all" in \
+        merge["spec"]["template"]["spec"]["containers"][0]["args"][0]
