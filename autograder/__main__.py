@@ -2,7 +2,8 @@
 
 - ``python -m autograder release [ID...]``: regenerate ``chapters/`` from ``solutions/``;
 - ``python -m autograder grade SUBMITTED_DIR --out RESULTS_DIR [--jobs N] [--timeout S]
-  [--shard K/N] [--memory MB]``: the project's isolated grader (spec section 6);
+  [--shard K/N --seed-file FILE] [--memory MB]``: the project's isolated grader (spec
+  section 6); the shards of one class read one ``--seed-file`` (created when missing);
 - ``python -m autograder merge RESULTS_DIR... --out RESULTS_DIR``: combine shards;
 - ``python -m autograder import-grades RESULTS_DIR [--db URL]``: store the scores in the
   nbgrader gradebook, so that ``nbgrader export`` reports them;

@@ -8,8 +8,10 @@ its own (CONTRIBUTING.md, "The grader's map"):
 2. ``submissions.discover`` / ``shard``: the ``submitted/<student>/<assignment>/<notebook>.ipynb``
    layout becomes a sorted list of (student, assignment) pairs; ``--shard K/N`` takes
    every N-th pair starting at K.
-3. ``submissions.read_submission``: bytes -> UTF-8 -> JSON -> nbformat 4; each failure is a
-   clear reason and zero points.
+   ``discover`` also names everything under ``submitted/`` that is not graded, and picks a
+   lone browser-renamed notebook (``name (2).ipynb``).
+3. ``submissions.read`` (``read_submission``): bytes -> UTF-8 -> JSON -> nbformat 4; each
+   failure is a clear reason and zero points.
 4. ``sandbox.client.Zygote.run``: the grading program (``course.exercise_program``: setup
    cells, then the learner's solution cells matched by ``grade_id``) runs in a sandboxed
    process forked from a fork server that imported NumPy, PyTorch, Matplotlib and the
@@ -17,8 +19,8 @@ its own (CONTRIBUTING.md, "The grader's map"):
 5. ``scoring.judge``: here, in a process that never ran student code, the observations
    become a ``records.Record``.
 6. ``formats``: one ``results.json`` per pair, written atomically (a re-run skips pairs
-   whose results match the same submission), then ``grades.csv`` and feedback;
-   ``report``: the progress bar and the summary.
+   whose results match the same submission), then ``grades.csv``, ``totals.csv`` and
+   feedback; ``report``: the progress bar, the summary, and what was not graded.
 """
 
 from __future__ import annotations
@@ -96,7 +98,7 @@ def grade(submitted: Path, out: Path, jobs: int | None = None, timeout: float = 
                     fixed_seeds)
     out.mkdir(parents=True, exist_ok=True)
     hidden = sorted({str(root.resolve()), str(Path(course.__file__).resolve().parent),
-                     str(submitted), str(out)})
+                     str(submitted), str(out)} | ({str(seed_file)} if seed_file else set()))
     zygote = client.Zygote(hidden)  # starts importing while this process loads the assignments
     try:
         assignments = load_assignments(root)

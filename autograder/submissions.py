@@ -66,8 +66,8 @@ def discover(submitted: Path, assignments: dict[str, Assignment]) -> tuple[list[
                 notes.append(f"{where}/: not an assignment of this course, not graded{hint}")
             else:
                 owner = notebooks.get(folder.name) or notebooks.get(_browser_original(folder.name))
-                hint = f" (move it to {student.name}/{owner}/)" if owner else ""
-                notes.append(f"{where}: a file at the wrong depth, not graded ({expected}){hint}")
+                hint = f"move it to {student.name}/{owner}/" if owner else expected
+                notes.append(f"{where}: a file at the wrong depth, not graded ({hint})")
     return pairs, notes
 
 
