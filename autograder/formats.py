@@ -344,7 +344,8 @@ def merge(sources: list[Path], out: Path, assignments: dict | None = None) -> li
             seen[key] = source
             target = record_path(out, *key)
             if path.resolve() != target.resolve():
-                write_atomic(target, path.read_text())
+                with open(path, "rb") as stream:          # bounded, as it was when validated
+                    write_atomic(target, stream.read(RECORD_LIMIT).decode("utf-8"))
     records = load_records(out)
     write_outputs(out, records)
     return records
