@@ -73,7 +73,7 @@ ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
-SchedulerParameters=sched_interval=1,bf_interval=1
+SchedulerParameters=sched_interval=1,bf_interval=1,kill_invalid_depend
 MpiDefault=none
 ReturnToService=2
 JobCompType=jobcomp/none
