@@ -26,16 +26,21 @@ from pathlib import Path
 from autograder.errors import GraderError, UsageError
 
 EXIT = {"ok": 0, "grader failed": 1, "refused": 2, "submissions errored": 3}
+STATUS = ("exit status: 0 done (every submission graded); 1 the grader failed (run again to "
+          "retry); 2 refused (bad command line, a path that does not exist, results that cannot "
+          "be merged or imported; nothing written); 3 done, but some submissions could not be "
+          "graded (named on stderr)")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m autograder")
+    parser = argparse.ArgumentParser(prog="python -m autograder", epilog=STATUS)
     commands = parser.add_subparsers(dest="command", required=True)
     release = commands.add_parser("release", help="regenerate chapters/ from solutions/ "
                                   "with nbgrader generate_assignment")
     release.add_argument("assignments", nargs="*", help="assignment ids (default: all)")
 
-    grade = commands.add_parser("grade", help="grade submissions in isolated processes")
+    grade = commands.add_parser("grade", help="grade submissions in isolated processes",
+                                epilog=STATUS)
     grade.add_argument("submitted", type=Path,
                        help="nbgrader submitted/ layout: <student_id>/<assignment_id>/<notebook>.ipynb")
     grade.add_argument("--out", type=Path, required=True, help="results folder")
