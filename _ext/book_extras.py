@@ -16,6 +16,11 @@ variable ``default_mode`` empty, so every page logs the console error "Got inval
 read of the environment, and Jupyter Book reads it twice, so each page declared
 ``const THEBE_JS_URL`` twice: the uncaught "Identifier 'THEBE_JS_URL' has already been
 declared" on every page.
+
+4. Name the repository once. The MyST substitution ``{{ repository }}`` (a link) and
+``{{ repository_url }}`` are _config.yml's ``repository.url``, so intro.md's link follows the same
+setting as the header's button and the launch buttons (and ``python -m autograder publish``
+rewrites only that setting for the learners' copy).
 """
 
 from __future__ import annotations
@@ -52,6 +57,12 @@ def use_local_mathjax(app, config) -> None:
     config.mathjax_path = f"{TARGET}/{ENTRY}"  # relative paths are resolved under _static/
 
 
+def repository_substitutions(app, config) -> None:
+    url = str((config.html_theme_options or {}).get("repository_url") or "").rstrip("/")
+    config.myst_substitutions = {**(config.myst_substitutions or {}), "repository_url": url,
+                                 "repository": f"[{url}]({url})" if url else "the repository"}
+
+
 def default_theme_mode(app, pagename, templatename, context, doctree) -> None:
     if not context.get("default_mode"):
         context["default_mode"] = "auto"
@@ -84,6 +95,7 @@ def copy_mathjax(app, exception) -> None:
 
 def setup(app):
     app.connect("config-inited", use_local_mathjax)
+    app.connect("config-inited", repository_substitutions)
     app.connect("html-page-context", default_theme_mode)
     app.connect("html-page-context", drop_duplicate_scripts)
     app.connect("build-finished", copy_mathjax)
