@@ -3,9 +3,10 @@
 1. Serve MathJax from the built book itself, so every formula renders with no network.
 
 Jupyter Book (Sphinx) loads MathJax 3 from a CDN by default; offline, every formula then
-shows as raw LaTeX. The PyPI package ``django-static-mathjax`` (pinned in requirements.txt)
-ships the MathJax 3 distribution as package data. This extension copies its ``es5/`` folder
-into the book's ``_static/mathjax/`` and points ``mathjax_path`` at the local copy.
+shows as raw LaTeX. The PyPI package ``django-static-mathjax`` (pinned in requirements.txt, and
+in requirements-book.txt of the learners' copy) ships the MathJax 3 distribution as package
+data. This extension copies its ``es5/`` folder into the book's ``_static/mathjax/`` and points
+``mathjax_path`` at the local copy.
 Django itself is not needed: only the package's static files are used.
 
 2. Give the theme a valid colour mode. Jupyter Book leaves pydata-sphinx-theme's page
@@ -49,7 +50,8 @@ def mathjax_dist() -> Path:
             return es5
     raise ExtensionError(
         "MathJax is not installed, so the book cannot render its formulas offline: "
-        "run `python -m pip install -r requirements.txt` (it installs django-static-mathjax)")
+        "install django-static-mathjax: `python -m pip install -r requirements.txt` in the course, "
+        "`python -m pip install -r requirements-book.txt` in the learners' copy")
 
 
 def use_local_mathjax(app, config) -> None:
