@@ -146,7 +146,14 @@ def book_requirements(text: str) -> str:
             + "\n".join(pins) + "\n")
 
 
-def readme_text(repository: str, first_notebook: str) -> str:
+def torch_pin(requirements: str) -> str:
+    found = re.search(r"^torch==[^\s#]+", requirements, re.M)
+    if not found:
+        raise PublishError(f"{LEARNER_REQUIREMENTS} pins no torch==VERSION")
+    return found.group(0)
+
+
+def readme_text(repository: str, first_notebook: str, torch: str = "torch") -> str:
     name = first_notebook.rsplit("/", 1)[-1]
     disable = "\n".join(" ".join(command) for command in disable_instructor_tools_commands())
     return f"""# Attention from Scratch: the learners' copy
@@ -157,16 +164,17 @@ and the book they form. Its home is {repository}.
 ## Install (Python 3.11 or newer)
 
 ```bash
+git clone {repository} && cd {repository.rsplit("/", 1)[-1].removesuffix(".git")}
 python -m venv .venv && . .venv/bin/activate    # Windows: .venv\\Scripts\\activate
 # on Linux, the CPU-only PyTorch first (the default build pulls gigabytes of CUDA libraries):
-python -m pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+python -m pip install {torch} --index-url https://download.pytorch.org/whl/cpu
 python -m pip install -r requirements.txt
 ```
 
 ## Work on a chapter
 
-Copy the chapter's notebook into a folder of your own and open it there, so that this copy
-stays as it was given (you can compare with it, or update it with `git pull`):
+From this folder, copy the chapter's notebook into a folder of your own and open it there, so
+that this copy stays as it was given (you can compare with it, or update it with `git pull`):
 
 ```bash
 mkdir -p ~/my-attention
@@ -221,7 +229,8 @@ def publish(out: Path, repository: str, hub: str | None = None, branch: str = "m
         "intro.md": intro_text((root / "intro.md").read_text()),
         "requirements.txt": (root / LEARNER_REQUIREMENTS).read_text(),
         "requirements-book.txt": book_requirements((root / "requirements.txt").read_text()),
-        "README.md": readme_text(repository, f"{pages[0]}.ipynb"),
+        "README.md": readme_text(repository, f"{pages[0]}.ipynb",
+                                 torch_pin((root / LEARNER_REQUIREMENTS).read_text())),
         ".gitignore": "_build/\n.ipynb_checkpoints/\n",
     }
     created = not out.exists()

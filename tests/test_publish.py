@@ -113,8 +113,11 @@ def test_an_instructors_part_of_the_toc_is_left_out():
 def test_the_readme_says_how_to_work_on_a_chapter(learners_copy):
     readme = (learners_copy / "README.md").read_text()
     first = course.notebook_path(course.assignments()[0], released=True)
-    for line in ("python -m pip install -r requirements.txt",
-                 "--index-url https://download.pytorch.org/whl/cpu",
+    [torch] = [line for line in (course.ROOT / "requirements-learner.txt").read_text().splitlines()
+               if line.startswith("torch==")]
+    for line in (f"git clone {REPOSITORY} && cd attention-learners",
+                 "python -m pip install -r requirements.txt",
+                 f"python -m pip install {torch} --index-url https://download.pytorch.org/whl/cpu",
                  f"cp {first.relative_to(course.ROOT).as_posix()} ~/my-attention/",
                  f"cd ~/my-attention && jupyter lab {first.name}",
                  "jupyter-book build --all .",
