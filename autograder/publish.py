@@ -92,16 +92,26 @@ def check_sources(root: Path) -> None:
 
 def config_text(text: str, repository: str, branch: str, hub: str | None) -> str:
     """The course's _config.yml with the learners' repository, branch and hub (comments kept)."""
-    def set_key(text: str, block: str, key: str, value: str | None) -> str:
-        pattern = re.compile(rf"^({block}:\n(?:[ \t]+.*\n|[ \t]*\n)*?)([ \t]+){key}:.*\n", re.M)
-        if not pattern.search(text):
+    def set_key(text: str, block: str, key: str, value: str | None, comment: str = "") -> str:
+        """Set ``block.key`` (drop it when ``value`` is None); the comment lines right above
+        the key are replaced by ``comment``."""
+        pattern = re.compile(rf"^({block}:\n(?:[ \t]+.*\n|[ \t]*\n)*?)((?:[ \t]+#.*\n)*)([ \t]+){key}:.*\n",
+                             re.M)
+        found = pattern.search(text)
+        if not found:
             raise PublishError(f"_config.yml has no {block}.{key} to set")
-        line = "" if value is None else rf"\g<2>{key}: {value}\n"
-        return pattern.sub(lambda m: m.expand(r"\g<1>" + line), text, count=1)
+        indent = found.group(3)
+        lines = "".join(f"{indent}# {line}\n" for line in comment.splitlines())
+        if value is not None:
+            lines += f"{indent}{key}: {value}\n"
+        return text[:found.end(1)] + lines + text[found.end():]
 
     text = set_key(text, "repository", "url", repository)
     text = set_key(text, "repository", "branch", branch)
-    text = set_key(text, "launch_buttons", "jupyterhub_url", hub)
+    text = set_key(text, "launch_buttons", "jupyterhub_url", hub,
+                   "your JupyterHub (publish --hub), which must run nbgitpuller for the button's git-pull\n"
+                   "link to open the chapter's notebook" if hub else
+                   "no JupyterHub button: publish --hub URL adds one (a hub that runs nbgitpuller)")
     header = ("# The learners' copy, written by `python -m autograder publish`: repository.url and\n"
               "# repository.branch come from its --repository and --branch, launch_buttons.jupyterhub_url\n"
               "# from --hub (no JupyterHub button without it). Change them there, or here and rebuild.\n")
