@@ -1,6 +1,8 @@
-"""A real ``jupyter lab`` on a temporary copy of the course, driven by Debian's Chromium.
+"""A real ``jupyter lab`` on a temporary folder, driven by Debian's Chromium.
 
-Shared by tests/test_jupyterlab.py (the learner) and tests/test_formgrader.py (the instructor).
+Shared by tests/test_jupyterlab.py (the learner: copies of chapters in a folder of their own,
+nbgrader's instructor tools turned off) and tests/test_formgrader.py (the instructor: a copy
+of the course).
 The server listens on a free localhost port without a token, with its own Jupyter config,
 data, runtime and JupyterLab settings folders, so nothing of the machine's user setup leaks
 in and nothing is written outside the temporary folder. Its kernels import the ``autograder``
