@@ -71,6 +71,14 @@ def check_url(option: str, url: str) -> str:
     return url.rstrip("/")
 
 
+def same_repository(a: str, b: str) -> bool:
+    """The same host and path, whatever the scheme, case, trailing slash or ``.git``."""
+    def key(url: str) -> tuple[str, str]:
+        parts = urlsplit(url.strip())
+        return parts.netloc.lower(), parts.path.lower().rstrip("/").removesuffix(".git").rstrip("/")
+    return key(a) == key(b)
+
+
 def check_out(out: Path, root: Path) -> Path:
     out = Path(out).expanduser().resolve()
     if out == root or root in out.parents:
@@ -226,8 +234,8 @@ def publish(out: Path, repository: str, hub: str | None = None, branch: str = "m
     if not re.fullmatch(r"[A-Za-z0-9._/-]+", branch):
         raise PublishError(f"--branch {branch!r} is not a branch name")
     config = (root / "_config.yml").read_text()
-    own = str((yaml.safe_load(config).get("repository") or {}).get("url", "")).rstrip("/")
-    if own and repository.lower() == own.lower():
+    own = str((yaml.safe_load(config).get("repository") or {}).get("url", ""))
+    if own and same_repository(repository, own):
         raise PublishError(f"--repository {repository} is the course repository, which holds solutions/: "
                            "give the address of the learners' copy (where you push DIR)")
 

@@ -154,6 +154,9 @@ def refusals(tmp: Path) -> dict[str, tuple[list[str], str]]:
         "parent missing": (["--out", str(tmp / "missing" / "copy"), *ok], "does not exist"),
         "course repository": (["--out", str(tmp / "a"), "--repository", COURSE_REPOSITORY + "/"],
                               "holds solutions/"),
+        "course repository .git": (["--out", str(tmp / "a"), "--repository",
+                                    COURSE_REPOSITORY.replace("https:", "http:").upper() + ".git"],
+                                   "holds solutions/"),
         "repository not a URL": (["--out", str(tmp / "b"), "--repository", "attention-learners"],
                                  "not an http(s) address"),
         "hub not a URL": (["--out", str(tmp / "c"), *ok, "--hub", "hub.example-school.edu"],
@@ -162,7 +165,7 @@ def refusals(tmp: Path) -> dict[str, tuple[list[str], str]]:
 
 
 REFUSED = ["out inside the repository", "out not empty", "out is a file", "parent missing",
-           "course repository", "repository not a URL", "hub not a URL"]
+           "course repository", "course repository .git", "repository not a URL", "hub not a URL"]
 
 
 @pytest.mark.parametrize("case", REFUSED)
