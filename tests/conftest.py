@@ -67,8 +67,7 @@ SECONDS = {"lab": 180, "nbgrader:07-numpy-decoder": 130, "nbgrader:06-rope": 115
            "book": 75, "nbgrader:04-stacking-heads": 73, "nbgrader:02-self-attention": 70,
            "nbgrader:03-causal-masking": 69,
            "tests/test_grader_robustness.py::test_shards_merge_and_nbgrader_export": 55,
-           "module:test_gradescope": 90, "module:test_grader_tamper": 33, "judged:06-rope": 28,
-           "tests/test_install.py::test_learner_and_grader_resolve_without_development_packages": 35,
+           "module:test_gradescope": 38, "module:test_grader_tamper": 33, "judged:06-rope": 28,
            "judged:04-stacking-heads": 23, "judged:05-multi-head-attention": 22,
            "tests/test_grader_robustness.py::test_killed_run_resumes_with_the_same_grades": 22,
            "judged:07-numpy-decoder": 19, "module:test_grader_robustness": 18}

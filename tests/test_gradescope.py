@@ -116,6 +116,145 @@ def test_unknown_assignment(tmp_path):
     assert not (tmp_path / "autograder.zip").exists()
 
 
+# --- setup.sh --------------------------------------------------------------------------------
+
+def python310() -> str | None:
+    """A real Python 3.10 (pyenv's or the system's), or None."""
+    for candidate in [shutil.which("python3.10"), *sorted(Path("/root/.pyenv/versions").glob(
+            "3.10.*/bin/python3.10"))]:
+        if candidate and subprocess.run([str(candidate), "-c", "import sys; assert sys.version_info[:2] "
+                                         "== (3, 10)"], capture_output=True).returncode == 0:
+            return str(candidate)
+    return None
+
+
+def fake_python310(folder: Path) -> str:
+    """A ``python3`` that says it is 3.10 (where no real one is installed): setup.sh asks a
+    Python its version by running ``-c`` code, which this answers as 3.10 would."""
+    fake = folder / "python3"
+    fake.write_text("#!/bin/sh\n"
+                    'case "$2" in *sys.exit*) exit 1;; esac\n'
+                    f'echo "{fake} is Python 3.10.12"\n')
+    fake.chmod(0o755)
+    return str(fake)
+
+
+def run_setup(archive: Path, root: Path, env: dict, timeout: float = 60) -> subprocess.CompletedProcess:
+    (root / "source").mkdir(parents=True)
+    with zipfile.ZipFile(archive) as zf:
+        zf.extractall(root / "source")
+    env = {**env, "AUTOGRADER_ROOT": str(root)}
+    return subprocess.run(["bash", str(root / "source" / "setup.sh")], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_setup_refuses_python_310(archive, tmp_path):
+    """The Python that was asked for is too old: one line that says why, exit 1, nothing made."""
+    old = python310() or fake_python310(tmp_path)
+    done = run_setup(archive, tmp_path / "root", {**os.environ, "PYTHON": old})
+    assert done.returncode == 1, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("setup.sh: Python 3.11 or newer is needed") and "3.10" in lines[0]
+    assert "numpy 2.4.6" in lines[0]
+    assert not (tmp_path / "root" / "venv").exists() and not done.stdout
+
+
+def test_setup_refuses_when_no_python_fits(archive, tmp_path):
+    """No Python was named, the image's python3 is 3.10 and there is no apt-get to install
+    3.11 (Gradescope's Ubuntu images have it): one line that names the base image to choose."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    old = python310()
+    if old:
+        (bin_dir / "python3").symlink_to(old)
+    else:
+        fake_python310(bin_dir)
+    for tool in ("dirname", "bash"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHON"}
+    done = run_setup(archive, tmp_path / "root", {**env, "PATH": str(bin_dir)})
+    assert done.returncode == 1, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "Python 3.11 or newer is needed" in lines[0] and "Python 3.10" in lines[0]
+    assert "Ubuntu 22.04 base image or newer" in lines[0]
+    assert not (tmp_path / "root" / "venv").exists()
+
+
+def distributions(python: Path) -> dict[str, str]:
+    """``{normalized name: version}`` of what is installed in ``python``'s environment."""
+    code = ("import importlib.metadata as m, json, re; print(json.dumps({re.sub(r'[-_.]+', '-', "
+            "d.metadata['Name']).lower(): d.version for d in m.distributions()}))")
+    return json.loads(subprocess.run([str(python), "-c", code], capture_output=True, text=True,
+                                     check=True, env={"PATH": os.environ["PATH"]}).stdout)
+
+
+def resolution(python: Path, *requirements: str, cwd: Path) -> dict[str, str]:
+    """What pip would install for ``requirements`` into an empty environment: ``{name: version}``."""
+    done = subprocess.run([str(python), "-m", "pip", "install", "--dry-run", "--ignore-installed",
+                           "--quiet", "--report", "-", *requirements], cwd=cwd, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    return {re.sub(r"[-_.]+", "-", item["metadata"]["name"]).lower(): item["metadata"]["version"]
+            for item in report["install"]}
+
+
+# What a learner or the grader never needs: the book, the browser driver, the test tools,
+# nbgrader, the linter.
+DEVELOPMENT = {"jupyter-book", "sphinx", "myst-nb", "myst-parser", "nbgrader", "pytest",
+               "pytest-xdist", "ruff", "playwright", "django-static-mathjax", "notebook"}
+
+
+@pytest.fixture(scope="module")
+def installed(archive, tmp_path_factory) -> Path:
+    """The real setup.sh, run on a temporary root: the root (its venv holds the grader's set)."""
+    root = tmp_path_factory.mktemp("gradescope-setup")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    env.update(PYTHON=sys.executable, TORCH_INDEX_URL="")  # torch the local way (see above)
+    done = run_setup(archive, root, env, timeout=1200)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "autograder ready: torch 2.13.0" in done.stdout
+    return root
+
+
+@pytest.mark.sandbox
+@pytest.mark.registry
+def test_setup_installs_the_graders_set(installed, tmp_path):
+    """Nothing in the venv but a fresh venv's own tools and the grader's set as pip resolves
+    ``pyproject.toml`` (the package, torch, numpy, matplotlib, nbformat and what they need),
+    and that is enough: run_autograder grades with it alone."""
+    venv_python = installed / "venv" / "bin" / "python"
+    have = distributions(venv_python)
+    subprocess.run([sys.executable, "-m", "venv", str(tmp_path / "empty")], check=True)
+    fresh = distributions(tmp_path / "empty" / "bin" / "python")
+    wanted = resolution(venv_python, "-e", ".", cwd=installed / "source")
+    assert {"attention-from-scratch", "torch", "numpy", "matplotlib", "nbformat"} <= set(wanted)
+    assert not DEVELOPMENT & set(have), sorted(DEVELOPMENT & set(have))
+    extra = {name: version for name, version in have.items()
+             if name not in wanted and fresh.get(name) != version}
+    assert not extra, f"setup.sh installed more than the grader's set: {extra}"
+    missing = {name for name in wanted if name not in have}
+    assert not missing, f"setup.sh did not install {missing}"
+    assert have["torch"].startswith("2.13.0") and have["numpy"] == "2.4.6"
+    # run_autograder picks the venv by itself (no $PYTHON)
+    root = tmp_path / "graded"
+    (root / "results").mkdir(parents=True)
+    (root / "submission").mkdir()
+    (root / "venv").symlink_to(installed / "venv")
+    shutil.copytree(installed / "source", root / "source", symlinks=True)
+    (root / "submission" / NOTEBOOK).write_bytes(submission_bytes())
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHON")}
+    env["AUTOGRADER_ROOT"] = str(root)
+    done = subprocess.run(["bash", str(root / "source" / "run_autograder")], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads((root / "results" / "results.json").read_text())
+    validate(results)
+    assert results["score"] == MAX_SCORE, results["output"]
+
+
 def test_sandbox_note_says_what_is_missing():
     assert gradescope.sandbox_note({"landlock": 7, "user": "uid 1"}) == ""
     note = gradescope.sandbox_note({"landlock": 0, "landlock_error": "Function not implemented",
@@ -279,142 +418,3 @@ def test_nothing_submitted(archive, tmp_path):
     results = run_autograder(archive, tmp_path, {"notes.txt": b"hello"})
     validate(results)
     assert results["score"] == 0 and "No notebook was submitted" in results["output"]
-
-
-# --- setup.sh --------------------------------------------------------------------------------
-
-def python310() -> str | None:
-    """A real Python 3.10 (pyenv's or the system's), or None."""
-    for candidate in [shutil.which("python3.10"), *sorted(Path("/root/.pyenv/versions").glob(
-            "3.10.*/bin/python3.10"))]:
-        if candidate and subprocess.run([str(candidate), "-c", "import sys; assert sys.version_info[:2] "
-                                         "== (3, 10)"], capture_output=True).returncode == 0:
-            return str(candidate)
-    return None
-
-
-def fake_python310(folder: Path) -> str:
-    """A ``python3`` that says it is 3.10 (where no real one is installed): setup.sh asks a
-    Python its version by running ``-c`` code, which this answers as 3.10 would."""
-    fake = folder / "python3"
-    fake.write_text("#!/bin/sh\n"
-                    'case "$2" in *sys.exit*) exit 1;; esac\n'
-                    f'echo "{fake} is Python 3.10.12"\n')
-    fake.chmod(0o755)
-    return str(fake)
-
-
-def run_setup(archive: Path, root: Path, env: dict, timeout: float = 60) -> subprocess.CompletedProcess:
-    (root / "source").mkdir(parents=True)
-    with zipfile.ZipFile(archive) as zf:
-        zf.extractall(root / "source")
-    env = {**env, "AUTOGRADER_ROOT": str(root)}
-    return subprocess.run(["bash", str(root / "source" / "setup.sh")], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def test_setup_refuses_python_310(archive, tmp_path):
-    """The Python that was asked for is too old: one line that says why, exit 1, nothing made."""
-    old = python310() or fake_python310(tmp_path)
-    done = run_setup(archive, tmp_path / "root", {**os.environ, "PYTHON": old})
-    assert done.returncode == 1, done.stdout + done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
-    assert lines[0].startswith("setup.sh: Python 3.11 or newer is needed") and "3.10" in lines[0]
-    assert "numpy 2.4.6" in lines[0]
-    assert not (tmp_path / "root" / "venv").exists() and not done.stdout
-
-
-def test_setup_refuses_when_no_python_fits(archive, tmp_path):
-    """No Python was named, the image's python3 is 3.10 and there is no apt-get to install
-    3.11 (Gradescope's Ubuntu images have it): one line that names the base image to choose."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    old = python310()
-    if old:
-        (bin_dir / "python3").symlink_to(old)
-    else:
-        fake_python310(bin_dir)
-    for tool in ("dirname", "bash"):
-        (bin_dir / tool).symlink_to(shutil.which(tool))
-    env = {k: v for k, v in os.environ.items() if k != "PYTHON"}
-    done = run_setup(archive, tmp_path / "root", {**env, "PATH": str(bin_dir)})
-    assert done.returncode == 1, done.stdout + done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
-    assert "Python 3.11 or newer is needed" in lines[0] and "Python 3.10" in lines[0]
-    assert "Ubuntu 22.04 base image or newer" in lines[0]
-    assert not (tmp_path / "root" / "venv").exists()
-
-
-def distributions(python: Path) -> dict[str, str]:
-    """``{normalized name: version}`` of what is installed in ``python``'s environment."""
-    code = ("import importlib.metadata as m, json, re; print(json.dumps({re.sub(r'[-_.]+', '-', "
-            "d.metadata['Name']).lower(): d.version for d in m.distributions()}))")
-    return json.loads(subprocess.run([str(python), "-c", code], capture_output=True, text=True,
-                                     check=True, env={"PATH": os.environ["PATH"]}).stdout)
-
-
-def resolution(python: Path, *requirements: str, cwd: Path) -> dict[str, str]:
-    """What pip would install for ``requirements`` into an empty environment: ``{name: version}``."""
-    done = subprocess.run([str(python), "-m", "pip", "install", "--dry-run", "--ignore-installed",
-                           "--quiet", "--report", "-", *requirements], cwd=cwd, capture_output=True,
-                          text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)
-    return {re.sub(r"[-_.]+", "-", item["metadata"]["name"]).lower(): item["metadata"]["version"]
-            for item in report["install"]}
-
-
-# What a learner or the grader never needs: the book, the browser driver, the test tools,
-# nbgrader, the linter.
-DEVELOPMENT = {"jupyter-book", "sphinx", "myst-nb", "myst-parser", "nbgrader", "pytest",
-               "pytest-xdist", "ruff", "playwright", "django-static-mathjax", "notebook"}
-
-
-@pytest.fixture(scope="module")
-def installed(archive, tmp_path_factory) -> Path:
-    """The real setup.sh, run on a temporary root: the root (its venv holds the grader's set)."""
-    root = tmp_path_factory.mktemp("gradescope-setup")
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    env.update(PYTHON=sys.executable, TORCH_INDEX_URL="")  # torch the local way (see above)
-    done = run_setup(archive, root, env, timeout=1200)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "autograder ready: torch 2.13.0" in done.stdout
-    return root
-
-
-@pytest.mark.sandbox
-@pytest.mark.registry
-def test_setup_installs_the_graders_set(installed, tmp_path):
-    """Nothing in the venv but a fresh venv's own tools and the grader's set as pip resolves
-    ``pyproject.toml`` (the package, torch, numpy, matplotlib, nbformat and what they need),
-    and that is enough: run_autograder grades with it alone."""
-    venv_python = installed / "venv" / "bin" / "python"
-    have = distributions(venv_python)
-    subprocess.run([sys.executable, "-m", "venv", str(tmp_path / "empty")], check=True)
-    fresh = distributions(tmp_path / "empty" / "bin" / "python")
-    wanted = resolution(venv_python, "-e", ".", cwd=installed / "source")
-    assert {"attention-from-scratch", "torch", "numpy", "matplotlib", "nbformat"} <= set(wanted)
-    assert not DEVELOPMENT & set(have), sorted(DEVELOPMENT & set(have))
-    extra = {name: version for name, version in have.items()
-             if name not in wanted and fresh.get(name) != version}
-    assert not extra, f"setup.sh installed more than the grader's set: {extra}"
-    missing = {name for name in wanted if name not in have}
-    assert not missing, f"setup.sh did not install {missing}"
-    assert have["torch"].startswith("2.13.0") and have["numpy"] == "2.4.6"
-    # run_autograder picks the venv by itself (no $PYTHON)
-    root = tmp_path / "graded"
-    (root / "results").mkdir(parents=True)
-    (root / "submission").mkdir()
-    (root / "venv").symlink_to(installed / "venv")
-    shutil.copytree(installed / "source", root / "source", symlinks=True)
-    (root / "submission" / NOTEBOOK).write_bytes(submission_bytes())
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHON")}
-    env["AUTOGRADER_ROOT"] = str(root)
-    done = subprocess.run(["bash", str(root / "source" / "run_autograder")], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
-    results = json.loads((root / "results" / "results.json").read_text())
-    validate(results)
-    assert results["score"] == MAX_SCORE, results["output"]
