@@ -8,7 +8,9 @@
 - ``python -m autograder import-grades RESULTS_DIR [--db URL]``: store the scores in the
   nbgrader gradebook, so that ``nbgrader export`` reports them;
 - ``python -m autograder gradescope ASSIGNMENT --out DIR``: write ``DIR/autograder.zip``
-  for a Gradescope programming assignment (``autograder/gradescope.py``).
+  for a Gradescope programming assignment (``autograder/gradescope.py``);
+- ``python -m autograder publish --out DIR --repository URL [--hub URL] [--branch NAME]``: the
+  learners' copy (release notebooks, book, requirements, README; ``autograder/publish.py``).
 
 Exit status (``EXIT``): 0 done, every submission graded; 1 the grader failed (the pairs it
 could not grade are named; run again to retry them); 2 refused: a bad command line, a path
@@ -78,6 +80,16 @@ def main(argv: list[str] | None = None) -> int:
                                      "for one assignment")
     gradescope.add_argument("assignment", help="assignment id, e.g. 01-positional-encoding")
     gradescope.add_argument("--out", type=Path, required=True, help="folder for autograder.zip")
+
+    publish = commands.add_parser("publish", help="write the learners' copy: release notebooks, "
+                                  "book pages and configuration, requirements, README")
+    publish.add_argument("--out", type=Path, required=True, help="a new or empty folder outside "
+                         "the repository")
+    publish.add_argument("--repository", required=True, help="address of the learners' repository "
+                         "(where DIR is pushed): the book's repository link, Binder and Colab buttons")
+    publish.add_argument("--hub", default=None, help="your JupyterHub (with nbgitpuller) for the "
+                         "JupyterHub launch button (default: no JupyterHub button)")
+    publish.add_argument("--branch", default="main", help="the learners' repository's branch (default: main)")
     args = parser.parse_args(argv)
     try:
         return COMMANDS[args.command](args)
@@ -167,8 +179,19 @@ def gradescope(args) -> int:
     return EXIT["ok"]
 
 
+def publish(args) -> int:
+    from autograder import publish as pub
+
+    try:
+        files = pub.publish(args.out, args.repository, hub=args.hub, branch=args.branch)
+    except pub.PublishError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"wrote the learners' copy to {args.out} ({len(files)} files): push it to {args.repository}")
+    return EXIT["ok"]
+
+
 COMMANDS = {"release": release, "grade": grade, "merge": merge, "import-grades": import_grades,
-            "gradescope": gradescope}
+            "gradescope": gradescope, "publish": publish}
 
 if __name__ == "__main__":
     sys.exit(main())
