@@ -266,7 +266,7 @@ def feedback(records: list[Record]) -> str:
         blank = not_attempted(record) if not record.reason else []
         for exercise in blank:
             cells = [c for c in record.cells if c.exercise == exercise]
-            lines.append(f"- **{exercise}**: not attempted (it still raises NotImplementedError): "
+            lines.append(f"- **{exercise}**: not attempted yet (it still raises NotImplementedError): "
                          f"0 / {number(sum(c.max_score for c in cells))} "
                          f"({', '.join(c.grade_id for c in cells)})")
         for cell in record.cells:

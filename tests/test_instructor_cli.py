@@ -299,7 +299,8 @@ def test_feedback_says_not_attempted_once_and_counts_repeats():
              CellResult("h_basics", "h", 1.0, 1.0, False, [])]
     text = formats.feedback([Record("ada", A, NOTEBOOK, "graded", "", [], [], 1.0, 5.0, cells)])
     assert text.count("NotImplementedError") == 1, text
-    assert "**f**: not attempted (it still raises NotImplementedError): 0 / 3 (f_basics, f_values)" in text
+    assert "**f**: not attempted yet (it still raises NotImplementedError): 0 / 3 " \
+        "(f_basics, f_values)" in text
     assert text.count("g modified its input x in place") == 1
     assert "g modified its input x in place (x5)" in text
     assert "**h_basics** (h): 1 / 1, passed" in text
