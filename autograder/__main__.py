@@ -148,6 +148,7 @@ def merge(args) -> int:
     assignments = load_assignments()
     records = formats.merge(args.results, args.out, assignments)
     print(report.summary_table(records, assignments), file=sys.stderr)
+    print(report.not_graded([], records, []), file=sys.stderr, end="")  # the shards' errors, together
     print(f"wrote {args.out / 'grades.csv'} and {args.out / 'totals.csv'} "
           f"({len(records)} submissions)")
     return EXIT["ok"]

@@ -222,6 +222,8 @@ def test_the_slurm_recipe_grades_a_class_in_a_job_array(cluster, tmp_path):
     assert "s02/01-positional-encoding: positional_encoding.ipynb is not valid JSON" in \
         logs[f"grade-{grading}_2.log"]
 
+    assert "s02/01-positional-encoding: positional_encoding.ipynb is not valid JSON" in \
+        logs[f"grade-merge-{merging}.log"], "the merge names the class's errors together"
     secret = (results / "grading-secret").read_text().strip()
     seeds = {r.seed for r in formats.load_records(results / "all")}
     assert seeds == {scoring.seed_id(secret)}, "every shard graded under the one secret"
