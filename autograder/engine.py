@@ -8,8 +8,10 @@ its own (CONTRIBUTING.md, "The grader's map"):
 2. ``submissions.discover`` / ``shard``: the ``submitted/<student>/<assignment>/<notebook>.ipynb``
    layout becomes a sorted list of (student, assignment) pairs; ``--shard K/N`` takes
    every N-th pair starting at K.
-3. ``submissions.read_submission``: bytes -> UTF-8 -> JSON -> nbformat 4; each failure is a
-   clear reason and zero points.
+   ``discover`` also names everything under ``submitted/`` that is not graded, and picks a
+   lone browser-renamed notebook (``name (2).ipynb``).
+3. ``submissions.read`` (``read_submission``): bytes -> UTF-8 -> JSON -> nbformat 4; each
+   failure is a clear reason and zero points.
 4. ``sandbox.client.Zygote.run``: the grading program (``course.exercise_program``: setup
    cells, then the learner's solution cells matched by ``grade_id``) runs in a sandboxed
    process forked from a fork server that imported NumPy, PyTorch, Matplotlib and the
@@ -17,8 +19,8 @@ its own (CONTRIBUTING.md, "The grader's map"):
 5. ``scoring.judge``: here, in a process that never ran student code, the observations
    become a ``records.Record``.
 6. ``formats``: one ``results.json`` per pair, written atomically (a re-run skips pairs
-   whose results match the same submission), then ``grades.csv`` and feedback;
-   ``report``: the progress bar and the summary.
+   whose results match the same submission), then ``grades.csv``, ``totals.csv`` and
+   feedback; ``report``: the progress bar, the summary, and what was not graded.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ __all__ = ["Assignment", "GraderError", "UsageError", "check_arguments", "grade"
 
 
 def check_arguments(submitted: Path, out: Path, jobs: int | None, timeout: float,
-                    memory_mb: int, shard_spec: str | None) -> None:
+                    memory_mb: int, shard_spec: str | None, seed_file: Path | None = None,
+                    secret: str | None = None, fixed_seeds: bool = False) -> None:
     """``UsageError`` naming the problem, before anything is started or written."""
     if not submitted.exists():
         raise UsageError(f"{submitted} does not exist: give the nbgrader submitted/ folder "
@@ -67,24 +70,35 @@ def check_arguments(submitted: Path, out: Path, jobs: int | None, timeout: float
         submissions.parse_shard(shard_spec)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if sum(map(bool, (seed_file, secret, fixed_seeds))) > 1:
+        raise UsageError("give one of --seed-file, --seed and --fixed-seeds")
+    if seed_file is not None:
+        if seed_file.is_dir():
+            raise UsageError(f"--seed-file {seed_file} is a folder: give a file (created when missing)")
+        if not seed_file.parent.is_dir():
+            raise UsageError(f"--seed-file {seed_file}: the folder {seed_file.parent} does not exist")
 
 
 def grade(submitted: Path, out: Path, jobs: int | None = None, timeout: float = 60.0,
           shard_spec: str | None = None, memory_mb: int = 2048, progress: bool = True,
           root: Path = course.ROOT, secret: str | None = None, fixed_seeds: bool = False,
-          shared_network: bool = False) -> list[Record]:
+          shared_network: bool = False, seed_file: Path | None = None) -> list[Record]:
     """Grade every submission (of this shard); write results; return the records.
 
-    Inputs and weights come from ``secret`` (default: the one recorded in ``out``, else a
-    new one recorded there); ``fixed_seeds`` uses the nbgrader path's fixed seeds instead.
+    Inputs and weights come from ``secret``, or from ``seed_file`` (created once with a new
+    secret when missing: the shards of one class share it), else from the one recorded in
+    ``out``, else a new one recorded there; ``fixed_seeds`` uses the nbgrader path's fixed
+    seeds instead.
     Without network isolation for student processes, ``jobs > 1`` is refused unless
     ``shared_network`` says that students graded at the same time may talk.
     """
     submitted, out = Path(submitted).resolve(), Path(out).resolve()
-    check_arguments(submitted, out, jobs, timeout, memory_mb, shard_spec)
+    seed_file = Path(seed_file).absolute() if seed_file is not None else None
+    check_arguments(submitted, out, jobs, timeout, memory_mb, shard_spec, seed_file, secret,
+                    fixed_seeds)
     out.mkdir(parents=True, exist_ok=True)
     hidden = sorted({str(root.resolve()), str(Path(course.__file__).resolve().parent),
-                     str(submitted), str(out)})
+                     str(submitted), str(out)} | ({str(seed_file)} if seed_file else set()))
     zygote = client.Zygote(hidden)  # starts importing while this process loads the assignments
     try:
         assignments = load_assignments(root)
@@ -94,6 +108,12 @@ def grade(submitted: Path, out: Path, jobs: int | None = None, timeout: float = 
     pairs, skipped = submissions.discover(submitted, assignments)
     pairs = submissions.shard(pairs, *submissions.parse_shard(shard_spec))
     jobs = max(1, jobs or os.cpu_count() or 1)
+    if seed_file is not None:
+        try:
+            secret = scoring.shared_secret(seed_file)
+        except BaseException:
+            zygote.close()
+            raise
     secret = None if fixed_seeds else scoring.run_secret(out, secret)
     try:
         network = zygote.wait_ready().get("network", "none")
@@ -112,7 +132,7 @@ def grade(submitted: Path, out: Path, jobs: int | None = None, timeout: float = 
         assignment = assignments[pair.assignment_id]
         previous = formats.load_record(out, pair.student_id, pair.assignment_id)
         if previous is not None:
-            submission = submissions.read_submission(pair, assignment)
+            submission = submissions.read(pair, assignment)
             if previous.fingerprint == scoring.fingerprint(assignment, submission, secret):
                 records[(pair.student_id, pair.assignment_id)] = previous
                 continue
@@ -127,7 +147,7 @@ def grade(submitted: Path, out: Path, jobs: int | None = None, timeout: float = 
 
     def one(pair: Pair) -> None:
         assignment = assignments[pair.assignment_id]
-        submission = submissions.read_submission(pair, assignment)
+        submission = submissions.read(pair, assignment)
         records_in = None
         notes: list[str] = []
         if submission.notebook is not None:
@@ -167,9 +187,9 @@ def grade(submitted: Path, out: Path, jobs: int | None = None, timeout: float = 
         if network == "none":
             print("warning: student processes were not cut off from the network (no network "
                   "namespace, no seccomp)", file=sys.stderr)
-        for line in skipped + failures:
-            print(line, file=sys.stderr)
         print(report.summary_table(ordered, assignments), file=sys.stderr)
+    # named even with --quiet: what was not graded, and why
+    print(report.not_graded(skipped, ordered, failures), file=sys.stderr, end="")
     if failures:
         raise GraderError(f"{len(failures)} submission(s) could not be graded; run again to retry")
     return ordered

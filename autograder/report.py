@@ -85,3 +85,17 @@ class Progress:
             elapsed = time.monotonic() - self.start
             self.stream.write(f"graded {self.done - self.skipped} submission(s) in {elapsed:.1f} s\n")
             self.stream.flush()
+
+
+def not_graded(skipped: list[str], records: list[Record], failures: list[str]) -> str:
+    """What the console names after a run, even when quiet: each thing under the submissions
+    folder that was not graded (``submissions.discover``), each submission that could not be
+    graded with its reason, and each grader failure."""
+    lines = [f"note: {line}" for line in skipped]
+    errored = [r for r in records if not r.graded]
+    if errored:
+        lines.append(f"{len(errored)} submission(s) could not be graded (scored 0; the feedback "
+                     "says why):")
+        lines += [f"  {r.student_id}/{r.assignment_id}: {r.reason}" for r in errored]
+    lines += failures
+    return "".join(line + "\n" for line in lines)

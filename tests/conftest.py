@@ -20,7 +20,7 @@ from autograder import course  # noqa: E402
 ASSIGNMENTS = course.assignments()
 
 # What a test needs (registered in pyproject.toml); a test that needs any of them is slow.
-NEEDS = ("nbgrader", "kernel", "sandbox", "book", "browser")
+NEEDS = ("nbgrader", "kernel", "sandbox", "book", "browser", "slurm")
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the groups
@@ -70,6 +70,7 @@ SECONDS = {"lab": 180, "nbgrader:07-numpy-decoder": 130, "nbgrader:06-rope": 115
            "book": 75, "nbgrader:04-stacking-heads": 73, "nbgrader:02-self-attention": 70,
            "nbgrader:03-causal-masking": 69, "learners-book": 60,
            "tests/test_grader_robustness.py::test_shards_merge_and_nbgrader_export": 55,
+           "tests/test_slurm.py::test_the_slurm_recipe_grades_a_class_in_a_job_array": 55,
            "module:test_gradescope": 38, "module:test_grader_tamper": 33, "judged:06-rope": 28,
            "judged:04-stacking-heads": 23, "judged:05-multi-head-attention": 22,
            "tests/test_grader_robustness.py::test_killed_run_resumes_with_the_same_grades": 22,

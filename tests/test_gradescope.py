@@ -112,7 +112,7 @@ def test_zip_holds_one_chapter(assignment_id, tmp_path):
 def test_unknown_assignment(tmp_path):
     result = subprocess.run([sys.executable, "-m", "autograder", "gradescope", "99-nope",
                              "--out", str(tmp_path)], cwd=course.ROOT, capture_output=True, text=True)
-    assert result.returncode == 1 and "99-nope" in result.stderr
+    assert result.returncode == 2 and "99-nope" in result.stderr  # refused: a usage error
     assert not (tmp_path / "autograder.zip").exists()
 
 
