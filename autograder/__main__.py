@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--shared-network", action="store_true",
                        help="allow --jobs > 1 where student processes cannot be cut off from "
                        "the network")
+    grade.add_argument("--without-landlock", action="store_true",
+                       help="grade where Landlock is unavailable: student code can then read "
+                       "every file its user may read (the grader explains what is at stake)")
 
     merge = commands.add_parser("merge", help="merge results folders (shards) into one")
     merge.add_argument("results", type=Path, nargs="+")
@@ -73,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
             engine.grade(args.submitted, args.out, jobs=args.jobs, timeout=args.timeout,
                          shard_spec=args.shard, memory_mb=args.memory, progress=not args.quiet,
                          secret=args.seed, fixed_seeds=args.fixed_seeds,
-                         shared_network=args.shared_network)
+                         shared_network=args.shared_network,
+                         without_landlock=args.without_landlock)
         except engine.UsageError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

@@ -20,9 +20,13 @@ process, before it runs anything it was sent:
   repository (``solutions/``, ``autograder/`` sources), the gradebook and the results
   folder can be neither read nor written; TCP is denied (Landlock ABI >= 4) and signals
   to processes outside the sandbox are denied (ABI >= 6);
+- enters a network namespace and an IPC namespace of its own (root only) and a seccomp
+  filter that refuses sockets and the kernel objects students could share (SysV IPC,
+  message queues, file locks, inotify, keyrings: ``confine.deny_sockets``);
 - when the grader runs as root, drops to an unprivileged uid of its own (one per job
-  slot) so that the process limit applies, keeping the filesystem uid of root (files of
-  the Python installation under ``/root`` stay readable) with no capabilities.
+  slot) so that the process limit applies, with no capabilities; under Landlock it keeps
+  the filesystem uid of root (files of the Python installation under ``/root`` stay
+  readable), without Landlock it does not (no file privilege beyond its own uid).
 
 It then executes the grading program (the instructor's setup cells, then the learner's
 solution cells), calls each check's ``observe`` and writes one JSON line per check to
@@ -102,13 +106,19 @@ def preload() -> dict:
     return by_assignment
 
 
-def serve(sock: socket.socket, hidden: list[str]) -> None:
-    """The zygote's loop: one request (JSON + two fds) per job; fork a supervisor for it."""
+def serve(sock: socket.socket, setup: dict) -> None:
+    """The zygote's loop: one request (JSON + two fds) per job; fork a supervisor for it.
+
+    ``setup`` (``protocol.setup``): what a student process may read, whether to use Landlock.
+    The fork server knows no more: its environment is the grader's minimal one
+    (``client.ENVIRONMENT``) and its command line holds no path.
+    """
     checks = preload()
-    readable = confine.allowed_paths(hidden)
+    readable = list(setup.get("readable", []))
+    landlock = confine.landlock_abi() if setup.get("landlock", True) else 0
     network = confine.network_isolation()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # supervisors are reaped automatically
-    sock.sendall(protocol.ready(confine.landlock_abi(), network, list(checks)))
+    sock.sendall(protocol.ready(landlock, network, list(checks)))
     while True:
         try:
             message, fds, _, _ = socket.recv_fds(sock, protocol.CONTROL_LIMIT, 2)
@@ -121,6 +131,7 @@ def serve(sock: socket.socket, hidden: list[str]) -> None:
                 os.close(fd)
             continue
         job = protocol.decode(message)
+        job["landlock"] = landlock > 0
         if os.fork() == 0:
             try:
                 sock.close()
@@ -239,20 +250,30 @@ def student_process(job: dict, payload_fd: int, result_fd: int, checks: dict, re
     with open("/proc/self/status") as status:
         vm = next((int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize")), 0)
     sandbox = {"landlock": 0}
-    network = ["namespace"] if os.geteuid() == 0 and confine.new_network_namespace() else []
-    try:
-        sandbox["landlock"] = confine.enter_landlock(readable, [workdir], confine.DEVICES)
-    except OSError as exc:
-        sandbox["landlock_error"] = str(exc)
+    root = os.geteuid() == 0
+    network = ["namespace"] if root and confine.new_network_namespace() else []
+    ipc = ["namespace"] if root and confine.new_ipc_namespace() else []
+    if job.get("landlock", True):
+        try:
+            sandbox["landlock"] = confine.enter_landlock(readable, [workdir], confine.DEVICES)
+        except OSError as exc:
+            sandbox["landlock_error"] = str(exc)
+    else:
+        sandbox["landlock_error"] = "not used in this run"
     if uid is not None:
         try:
-            sandbox["user"] = confine.drop_root(uid)
+            # without Landlock, no file privilege beyond the slot's own uid: its folder is its own
+            if not sandbox["landlock"]:
+                os.chown(workdir, uid, uid)
+            sandbox["user"] = confine.drop_root(uid, keep_fs_root=sandbox["landlock"] > 0)
         except OSError as exc:
             sandbox["user_error"] = str(exc)
     confine.set_limits(vm, job["memory_mb"], job["timeout"], job.get("nproc", 64))
     if confine.deny_sockets():
         network.append("seccomp")
+        ipc.append("seccomp")
     sandbox["network"] = "+".join(network) or "none"
+    sandbox["ipc"] = "+".join(ipc) or "none"
     send(protocol.sandbox(**sandbox))
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
@@ -294,8 +315,7 @@ def _describe(exc: BaseException) -> str:
 
 
 def main() -> None:
-    fd = int(sys.argv[1])
-    hidden = protocol.decode(sys.argv[2].encode()) if len(sys.argv) > 2 else []
-    sock = socket.socket(fileno=fd)
-    serve(sock, hidden)
+    """``python -m autograder.sandbox FD``: the setup comes first on the socket."""
+    sock = socket.socket(fileno=int(sys.argv[1]))
+    serve(sock, protocol.decode(sock.recv(1 << 20)))
 
