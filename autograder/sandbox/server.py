@@ -161,6 +161,41 @@ def _reap_uid(uid: int | None) -> None:
     os.waitpid(pid, 0)
 
 
+SHARED_FOLDERS = ("/tmp", "/var/tmp", "/dev/shm")
+
+
+def _remove_files_of(uid: int | None, depth: int = 4) -> None:
+    """Remove what ``uid`` left in the world-writable folders (``SHARED_FOLDERS`` and the
+    world-writable folders in them): without Landlock a student process may write there,
+    and the next student of its job slot has the same uid."""
+    if uid is None:
+        return
+
+    def sweep(folder: str, level: int) -> None:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            return
+        for entry in entries:
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if info.st_uid == uid:
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    try:
+                        os.unlink(entry.path)
+                    except OSError:
+                        pass
+            elif level < depth and entry.is_dir(follow_symlinks=False) and info.st_mode & 0o002:
+                sweep(entry.path, level + 1)
+
+    for folder in SHARED_FOLDERS:
+        sweep(folder, 1)
+
+
 def supervise(job: dict, payload_fd: int, result_fd: int, checks: dict, readable: list[str]) -> None:
     """Run one submission in a sandboxed child; enforce the timeout; report its fate."""
     start = time.monotonic()
@@ -207,6 +242,7 @@ def supervise(job: dict, payload_fd: int, result_fd: int, checks: dict, readable
     except OSError:
         pass
     _reap_uid(uid)
+    _remove_files_of(uid)
     shutil.rmtree(workdir, ignore_errors=True)
     report = protocol.status(timed_out, round(wall, 3),
                              os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
