@@ -191,6 +191,11 @@ def _find_submission(folder: Path, expected: str) -> tuple[Path | None, str]:
     if named:
         problem = _linked(named[0], folder)
         return (None, problem) if problem else (named[0], "")
+    links = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_symlink()) \
+        if folder.is_dir() else []
+    if links:
+        return None, (f"The submission holds symbolic links ({', '.join(links[:5])}), which are "
+                      f"not followed: submit the notebook file {expected} itself.")
     if not found:
         return None, (f"No notebook was submitted: upload {expected} (the chapter's notebook, "
                       "with your solutions).")

@@ -94,6 +94,8 @@ PROBES = {{
     "200 procs": _fork_many,
     "8 GiB": lambda: len(bytearray(8 * 1024 ** 3)),
     "grader env": lambda: os.environ["AUTOGRADER_TEST_SECRET"],
+}}
+KERNEL = {{
     "shmget": lambda: _call("shmget", 0, 4096, 0o1600),
     "msgget": lambda: _call("msgget", 0, 0o1600),
     "semget": lambda: _call("semget", 0, 1, 0o1600),
@@ -103,16 +105,24 @@ PROBES = {{
     "ofd lock": lambda: _lock(37),  # F_OFD_SETLK
     "flock": _flock,
     "inotify": _inotify,
-    "add_key": lambda: _call("add_key", b"user", b"autograder-probe", b"x", 1, -4),  # @u
+    "add_key": lambda: _call("syscall", {{"x86_64": 248, "aarch64": 217}}[os.uname().machine],
+                             b"user", b"autograder-probe", b"x", 1, -4),  # the user keyring
     "/dev/shm": _shm_file,
 }}
 REPORT = {{name: _try(action) for name, action in PROBES.items()}}
+KERNEL_REPORT = {{name: _try(action) for name, action in KERNEL.items()}}
 _STACK = _stack()
-REPORT["stack"] = {{"read": "OMP_NUM_THREADS=1" in _STACK, "grader env": "AUTOGRADER_TEST" in _STACK,
-                   "results": RESULTS in _STACK, "submitted": SUBMITTED in _STACK}}
+STACK = {{"read": "OMP_NUM_THREADS=1" in _STACK, "grader env": "AUTOGRADER_TEST" in _STACK,
+          "results": RESULTS in _STACK, "submitted": SUBMITTED in _STACK}}
 
 def sinusoidal_positional_encoding(seq_len, d_model, base=10000.0):
     raise RuntimeError("PROBE" + json.dumps(REPORT))
+
+def add_positional_encoding(x, base=10000.0):
+    raise RuntimeError("PROBE" + json.dumps(KERNEL_REPORT))
+
+def relative_position_matrix(offset, d_model, base=10000.0):
+    raise RuntimeError("PROBE" + json.dumps(STACK))
 '''
 
 
@@ -128,7 +138,8 @@ def graded(tmp_path_factory):
                          nb=f"{tamper.ASSIGNMENT}/{course.notebook_path(tamper.ASSIGNMENT).name}",
                          stack=tamper.STACK_ENVIRONMENT)
     tamper.write(submitted, "probe", tamper.Submission(
-        "probe", "", lambda: tamper.notebook({tamper.PE: textwrap.dedent(probe)})))
+        "probe", "", lambda: tamper.notebook({tamper.PE: textwrap.dedent(probe), tamper.ADD: "pass",
+                                              tamper.REL: "pass"})))
     instructor = course.notebook_path(tamper.ASSIGNMENT)
     (submitted / "symlinked_notebook" / tamper.ASSIGNMENT).mkdir(parents=True)
     (submitted / "symlinked_notebook" / tamper.ASSIGNMENT / instructor.name).symlink_to(instructor)
@@ -167,13 +178,22 @@ def test_results_folder_is_untouched_by_students(graded):
         assert record == records[record.student_id]
 
 
+def probe_report(record, grade_id: str) -> dict:
+    """What the probe raised in the check of ``grade_id``."""
+    cell = next(c for c in record.cells if c.grade_id == grade_id)
+    return json.loads(next(f for f in cell.failures if "PROBE" in f).split("PROBE", 1)[1])
+
+
 def test_sandbox_probe(graded):
     records, _ = graded
-    failure = records["probe"].cells[0].failures[0]
-    report = json.loads(failure.split("PROBE", 1)[1])
-    report.pop("stack")
+    report = probe_report(records["probe"], "sinusoidal_basics")
+    assert len(report) == 14, report
+    kernel = probe_report(records["probe"], "add_basics")
+    assert len(kernel) == 11, kernel
     sandbox = records["probe"].sandbox
-    assert len(report) == 25, report
+    shared = [name for name, result in kernel.items() if result == "allowed"]
+    assert set(shared) <= ({"/dev/shm"} if sandbox.get("landlock", 0) < 1 else set()), \
+        f"kernel objects a student could share with another: {kernel}"
     if sandbox.get("landlock", 0) < 1:
         pytest.skip(f"Landlock is unavailable here: {sandbox}")
     abi = sandbox["landlock"]
@@ -191,8 +211,7 @@ def test_the_grader_environment_is_not_on_the_stack(graded):
     ``os.environ.clear()`` cannot erase): the grader's variables and the paths of the
     submissions and the results are not there."""
     records, results = graded
-    failure = records["probe"].cells[0].failures[0]
-    stack = json.loads(failure.split("PROBE", 1)[1])["stack"]
+    stack = probe_report(records["probe"], "relative_basics")
     assert stack == {"read": True, "grader env": False, "results": False, "submitted": False}
 
 
