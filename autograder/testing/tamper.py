@@ -337,7 +337,7 @@ def _many_lists(megabytes: int = 27) -> bytes:
     return json.dumps(data).encode().replace(b'"@"', b"[" + b"[]," * (megabytes * 2**20 // 3) + b"[]]")
 
 
-def _deeply_nested(depth: int = 900) -> bytes:
+def _deeply_nested(depth: int = 300) -> bytes:
     data = json.loads(nbformat.writes(_solution()))
     data["metadata"]["x"] = "@"
     return json.dumps(data).encode().replace(b'"@"', b"[" * depth + b"]" * depth)
@@ -408,7 +408,7 @@ BROKEN = [
                 lambda: _padded(65 * 2**20)), "reason"),
     (Submission("many_lists", "27 MB of empty lists in one cell's metadata", _many_lists),
      "reason"),
-    (Submission("deeply_nested", "lists nested 900 deep in the notebook's metadata",
+    (Submission("deeply_nested", "lists nested 300 deep in the notebook's metadata",
                 _deeply_nested), "reason"),
     (Submission("largest_legal", "the solution at every reading limit at once (size, lists, "
                 "nesting, code)", largest_legal), "full"),
