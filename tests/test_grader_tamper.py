@@ -37,6 +37,11 @@ def _connect():
     with socket.create_connection(("127.0.0.1", 22), timeout=1):
         return "connected"
 
+def _signal_parent():
+    if os.getppid() == 0:  # kill(0) would signal its own process group
+        raise ProcessLookupError("the parent is outside this PID namespace")
+    os.kill(os.getppid(), 0)
+
 def _fork_many():
     pids = []
     try:
@@ -89,7 +94,7 @@ PROBES = {{
     "write results": lambda: open(os.path.join(RESULTS, "forged.json"), "w").write("{{}}"),
     "submissions": lambda: os.listdir(SUBMITTED),
     "etc passwd": lambda: open("/etc/passwd").read(10),
-    "signal grader": lambda: os.kill(os.getppid(), 0),
+    "signal grader": _signal_parent,
     "tcp": _connect,
     "200 procs": _fork_many,
     "8 GiB": lambda: len(bytearray(8 * 1024 ** 3)),
@@ -141,8 +146,7 @@ def graded(tmp_path_factory):
         "probe", "", lambda: tamper.notebook({tamper.PE: textwrap.dedent(probe), tamper.ADD: "pass",
                                               tamper.REL: "pass"})))
     instructor = course.notebook_path(tamper.ASSIGNMENT)
-    (submitted / "symlinked_notebook" / tamper.ASSIGNMENT).mkdir(parents=True)
-    (submitted / "symlinked_notebook" / tamper.ASSIGNMENT / instructor.name).symlink_to(instructor)
+    tamper.write(submitted, "symlinked_notebook", tamper.symlinked_notebook())
     (submitted / "symlinked_folder").mkdir()
     (submitted / "symlinked_folder" / tamper.ASSIGNMENT).symlink_to(instructor.parent)
     os.environ["AUTOGRADER_TEST_SECRET"] = "the grader's environment"
@@ -350,10 +354,13 @@ def _channel_class(root, items, jobs):
 
 @pytest.fixture(scope="module")
 def channels(tmp_path_factory):
-    """--jobs 2: each sender is graded at the same time as its receiver (sorted names: the
-    lock pair first, then the SysV pair), then a student who leaves SysV memory behind."""
-    items = tamper.lock_pair() + tamper.shm_pair() + [tamper.shm_hog()]
-    records = _channel_class(tmp_path_factory.mktemp("channels"), items, jobs=2)
+    """--jobs 2, one class per pair, so that each sender is graded at the same time as its
+    receiver; the SysV class also holds a student who leaves SysV memory behind."""
+    records = {}
+    for items in (tamper.lock_pair(), tamper.priority_pair(),
+                  tamper.shm_pair() + [tamper.shm_hog()]):
+        root = tmp_path_factory.mktemp("channels")
+        records.update(_channel_class(root, items, jobs=2))
     return records, tamper.host_shm_keys()
 
 
@@ -370,6 +377,17 @@ def test_no_channel_between_students_graded_together(channels, kind):
     assert sender.score == sender.max_score, sender.cells
     assert receiver.score == 0, f"{kind}: the receiver got the sender's answers: {receiver.cells}"
     assert "namespace" in sender.sandbox["ipc"] or "seccomp" in sender.sandbox["ipc"]
+
+
+def test_no_process_of_another_student_is_seen(channels):
+    """The receiver looks for the sender's marker nice value by pid (getpriority needs no
+    permission): it must not see another student's processes at all."""
+    records, _ = channels
+    assert records["prio_a_sender"].score == records["prio_a_sender"].max_score
+    seen = probe_report(records["prio_b_receiver"], "sinusoidal_basics")
+    assert seen == {"nice 17 seen at": []}, seen
+    if os.geteuid() == 0:
+        assert records["prio_b_receiver"].sandbox["pid"] == "namespace"
 
 
 def test_no_channel_to_students_graded_later(channels_one_by_one):

@@ -7,8 +7,9 @@
   kernel object that two processes could share without a file they may write: System V IPC
   (shared memory, semaphores, message queues), POSIX message queues, file locks (flock and
   the lock commands of fcntl, open file description locks included), leases and directory
-  notifications, inotify and fanotify, the kernel keyrings;
-- a network namespace and an IPC namespace of its own (root only);
+  notifications, inotify and fanotify, the kernel keyrings, and setting what another
+  process may read by pid (nice value, scheduling policy, I/O priority);
+- a PID namespace, a network namespace and an IPC namespace of its own (root only);
 - dropping root to a uid of the job slot, keeping filesystem uid 0 only under Landlock,
   without capabilities;
 - resource limits: memory, processes, file size, CPU time, open files, no core dumps.
@@ -51,7 +52,7 @@ READ_ONLY_SYSTEM = ["/usr/lib", "/usr/lib64", "/usr/local/lib", "/lib", "/lib64"
                     "/proc/cpuinfo", "/sys/devices/system/cpu"]
 DEVICES = ["/dev/null", "/dev/zero", "/dev/urandom", "/dev/random"]
 
-CLONE_NEWNET, CLONE_NEWIPC = 0x40000000, 0x08000000
+CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWPID = 0x40000000, 0x08000000, 0x20000000
 # seccomp: refuse to create sockets (every family) and io_uring instances, whose operations
 # could open sockets behind the filter's back; the pipes the grader made stay usable. Refuse
 # too what two student processes could share through the kernel without a file they may
@@ -68,6 +69,9 @@ _SHARED = {  # syscalls refused by name, by what they would share
         "flock": (73,),
         "inotify": (253, 254, 255, 294, 300, 301),                 # inotify_*, fanotify_*
         "keyring": (248, 249, 250),                                # add_key, request_key, keyctl
+        # what any process may read of another by pid: nice value, scheduling, I/O priority
+        # (setpriority, sched_setparam, sched_setscheduler, sched_setattr, ioprio_set)
+        "priority": (141, 142, 144, 314, 251),
     },
     "aarch64": {
         "sysv": (186, 187, 188, 189, 190, 191, 192, 193, 194, 195, 196, 197),
@@ -75,6 +79,7 @@ _SHARED = {  # syscalls refused by name, by what they would share
         "flock": (32,),
         "inotify": (26, 27, 28, 262, 263),
         "keyring": (217, 218, 219),
+        "priority": (140, 118, 119, 274, 30),
     },
 }
 _FCNTL = {"x86_64": 72, "aarch64": 25}
@@ -234,6 +239,16 @@ def new_network_namespace() -> bool:
     if not sys.platform.startswith("linux"):
         return False
     return _libc().unshare(CLONE_NEWNET) == 0
+
+
+def new_pid_namespace() -> bool:
+    """Make the next child of this process the first of a PID namespace of its own: it names
+    no process outside (no nice value, scheduling policy or existence of another student's
+    processes to read) and its pids do not follow the host's counter; needs CAP_SYS_ADMIN.
+    False where it is refused."""
+    if not sys.platform.startswith("linux"):
+        return False
+    return _libc().unshare(CLONE_NEWPID) == 0
 
 
 def new_ipc_namespace() -> bool:

@@ -20,7 +20,9 @@ process, before it runs anything it was sent:
   repository (``solutions/``, ``autograder/`` sources), the gradebook and the results
   folder can be neither read nor written; TCP is denied (Landlock ABI >= 4) and signals
   to processes outside the sandbox are denied (ABI >= 6);
-- enters a network namespace and an IPC namespace of its own (root only) and a seccomp
+- enters a PID namespace of its own (root only: it is the first process of the namespace,
+  sees no process of anyone else, by pid or otherwise, and takes every process it started
+  with it when it ends), a network namespace and an IPC namespace of its own and a seccomp
   filter that refuses sockets and the kernel objects students could share (SysV IPC,
   message queues, file locks, inotify, keyrings: ``confine.deny_sockets``);
 - when the grader runs as root, drops to an unprivileged uid of its own (one per job
@@ -266,6 +268,12 @@ def student_process(job: dict, payload_fd: int, result_fd: int, checks: dict, re
                     workdir: str, uid: int | None) -> int:
     """The sandboxed child: prepare, then run the program and observe every check."""
     os.setsid()
+    if uid is not None and confine.new_pid_namespace():
+        child = os.fork()  # the first process of the new PID namespace runs the student
+        if child:
+            os.close(payload_fd)
+            os.close(result_fd)
+            return _mirror(child)
     with os.fdopen(payload_fd, "rb", closefd=True) as stream:
         payload = protocol.decode(stream.read())
     out = os.dup2(result_fd, 3) if result_fd != 3 else 3
@@ -310,6 +318,7 @@ def student_process(job: dict, payload_fd: int, result_fd: int, checks: dict, re
         ipc.append("seccomp")
     sandbox["network"] = "+".join(network) or "none"
     sandbox["ipc"] = "+".join(ipc) or "none"
+    sandbox["pid"] = "namespace" if os.getpid() == 1 else "shared"
     send(protocol.sandbox(**sandbox))
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
@@ -340,6 +349,20 @@ def student_process(job: dict, payload_fd: int, result_fd: int, checks: dict, re
         _write(out, line)
     send(protocol.done())
     return 0
+
+
+def _mirror(child: int) -> int:
+    """Wait for ``child`` and end as it ended (its exit code, or killed by its signal)."""
+    while True:
+        try:
+            _, status = os.waitpid(child, 0)
+            break
+        except InterruptedError:
+            continue
+    if os.WIFSIGNALED(status):
+        signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
+        os.kill(os.getpid(), os.WTERMSIG(status))
+    return os.WEXITSTATUS(status) if os.WIFEXITED(status) else 70
 
 
 def _describe(exc: BaseException) -> str:

@@ -35,6 +35,7 @@ class Submission:
     description: str
     build: Callable[[], bytes | None]   # the notebook file's bytes (None: no notebook)
     extra: dict | None = None           # other files in the submission folder
+    link: Callable[[], object] | None = None  # the notebook is a symbolic link to this path
 
 
 def notebook(answers: dict[str, str] | None = None, edit: Callable | None = None) -> bytes:
@@ -424,6 +425,9 @@ def write(submitted, student: str, item: Submission) -> None:
 
     folder = Path(submitted) / student / ASSIGNMENT
     folder.mkdir(parents=True, exist_ok=True)
+    if item.link is not None:
+        (folder / course.notebook_path(ASSIGNMENT).name).symlink_to(item.link())
+        return
     content = item.build()
     if content is not None:
         (folder / course.notebook_path(ASSIGNMENT).name).write_bytes(content)
@@ -834,3 +838,59 @@ def _stack():
         return "(not found)"
     return ctypes.string_at(start, end - start).replace(b"\\0", b"\\n").decode("utf-8", "replace")
 '''
+
+
+def symlinked_notebook() -> Submission:
+    """The submitted notebook is a symbolic link to the instructor's notebook."""
+    return Submission("symlinked_notebook", "the notebook is a symbolic link to the instructor's "
+                      "solutions/ notebook", lambda: None,
+                      link=lambda: course.notebook_path(ASSIGNMENT))
+
+
+# Processes of other students, named by pid: a nice value (getpriority needs no permission on
+# another process), and the pid counter. A marker nice value stands for the message here.
+PRIORITY_SENDER = '''
+import os as _os, time as _time
+try:
+    _os.setpriority(_os.PRIO_PROCESS, 0, 17)
+except OSError:
+    pass
+_time.sleep({hold})
+'''
+
+PRIORITY_RECEIVER = '''
+import json as _json, os as _os, time as _time
+
+def _look():
+    mine, found = _os.getpid(), []
+    for _ in range({tries}):
+        for pid in range(max(2, mine - 3000), mine + 3000):
+            if pid == mine:
+                continue
+            try:
+                if _os.getpriority(_os.PRIO_PROCESS, pid) == 17:
+                    found.append(pid)
+            except OSError:
+                pass
+        if found:
+            break
+        _time.sleep(0.2)
+    return found
+
+_FOUND = _look()
+
+def sinusoidal_positional_encoding(seq_len, d_model, base=10000.0):
+    raise RuntimeError("PROBE" + _json.dumps({{"nice 17 seen at": _FOUND[:5]}}))
+'''
+
+
+def priority_pair(hold: float = 6.0) -> list[Submission]:
+    """A sender that sets its nice value to 17 and a receiver that looks for a process with
+    that nice value among the pids near its own (a bit of a channel per process)."""
+    return [
+        Submission("prio_a_sender", "the solution, with the nice value 17 (a marker)",
+                   lambda: notebook({PE: strip(PE) + "\n" + PRIORITY_SENDER.format(hold=hold)})),
+        Submission("prio_b_receiver", "looks for a process with nice value 17 by pid",
+                   lambda: notebook({PE: PRIORITY_RECEIVER.format(tries=int(hold * 3)),
+                                     ADD: "pass", REL: "pass"})),
+    ]
