@@ -8,7 +8,8 @@
   (shared memory, semaphores, message queues), POSIX message queues, file locks (flock and
   the lock commands of fcntl, open file description locks included), leases and directory
   notifications, inotify and fanotify, the kernel keyrings, and setting what another
-  process may read by pid (nice value, scheduling policy, I/O priority);
+  process may read by pid (nice value, scheduling policy, I/O priority), and reading what
+  the page cache holds (mincore, cachestat, preadv2's RWF_NOWAIT);
 - a PID namespace, a network namespace and an IPC namespace of its own (root only);
 - dropping root to a uid of the job slot, keeping filesystem uid 0 only under Landlock,
   without capabilities;
@@ -72,6 +73,9 @@ _SHARED = {  # syscalls refused by name, by what they would share
         # what any process may read of another by pid: nice value, scheduling, I/O priority
         # (setpriority, sched_setparam, sched_setscheduler, sched_setattr, ioprio_set)
         "priority": (141, 142, 144, 314, 251),
+        # what is in the page cache (shared by everyone, kept after a student ends):
+        # mincore, cachestat, and preadv2/pwritev2 (RWF_NOWAIT says whether a read would block)
+        "page cache": (27, 451, 327, 328),
     },
     "aarch64": {
         "sysv": (186, 187, 188, 189, 190, 191, 192, 193, 194, 195, 196, 197),
@@ -80,6 +84,7 @@ _SHARED = {  # syscalls refused by name, by what they would share
         "inotify": (26, 27, 28, 262, 263),
         "keyring": (217, 218, 219),
         "priority": (140, 118, 119, 274, 30),
+        "page cache": (232, 451, 286, 287),
     },
 }
 _FCNTL = {"x86_64": 72, "aarch64": 25}
