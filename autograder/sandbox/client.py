@@ -61,7 +61,8 @@ class Zygote:
         theirs.close()
         self.sock = ours
         self.info = None
-        self.sock.sendall(protocol.setup(list(sys.path), self.readable, self.landlock))
+        path = [os.path.abspath(p or ".") for p in sys.path]  # it runs in "/", not here
+        self.sock.sendall(protocol.setup(path, self.readable, self.landlock))
 
     def wait_ready(self) -> dict:
         """The server's ``ready`` message (``protocol.ready``), once its imports are done."""
