@@ -312,6 +312,9 @@ def student_process(job: dict, payload_fd: int, result_fd: int, checks: dict, re
             sandbox["user"] = confine.drop_root(uid, keep_fs_root=sandbox["landlock"] > 0)
         except OSError as exc:
             sandbox["user_error"] = str(exc)
+            if not sandbox["landlock"]:  # root on the file system: run nothing
+                send(protocol.sandbox(**sandbox))
+                return 77
     confine.set_limits(vm, job["memory_mb"], job["timeout"], job.get("nproc", 64))
     if confine.deny_sockets():
         network.append("seccomp")
