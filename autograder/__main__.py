@@ -65,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--shared-network", action="store_true",
                        help="allow --jobs > 1 where student processes cannot be cut off from "
                        "the network")
+    grade.add_argument("--without-landlock", action="store_true",
+                       help="grade where Landlock is unavailable: student code can then read "
+                       "every file its user may read (the grader explains what is at stake)")
 
     merge = commands.add_parser("merge", help="merge results folders (shards) into one")
     merge.add_argument("results", type=Path, nargs="+")
@@ -132,7 +135,8 @@ def grade(args) -> int:
     records = engine.grade(args.submitted, args.out, jobs=args.jobs, timeout=args.timeout,
                            shard_spec=args.shard, memory_mb=args.memory, progress=not args.quiet,
                            secret=args.seed, fixed_seeds=args.fixed_seeds,
-                           shared_network=args.shared_network, seed_file=args.seed_file)
+                           shared_network=args.shared_network, seed_file=args.seed_file,
+                           without_landlock=args.without_landlock)
     print(f"wrote {args.out / 'grades.csv'} and {args.out / 'totals.csv'}")
     return EXIT["ok"] if all(r.graded for r in records) else EXIT["submissions errored"]
 

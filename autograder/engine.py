@@ -41,6 +41,29 @@ from autograder.submissions import Pair
 __all__ = ["Assignment", "GraderError", "UsageError", "check_arguments", "grade", "load_assignments"]
 
 
+NO_LANDLOCK = (
+    "Landlock is unavailable here (Linux < 5.13, or refused by this container): student code "
+    "runs without the filesystem sandbox. It can read every file that its user may read "
+    "(when the grader runs as root, each student process has a uid of its own and no file "
+    "privilege beyond it; otherwise it has the grader's user and can read the grading "
+    "secret and write what that user may write): world-readable files include, unless their "
+    "permissions say otherwise, the instructor's notebooks in solutions/, the references "
+    "in autograder/reference/ and the other students' submissions, and students can leave "
+    "files for each other in world-writable folders such as /tmp.")
+
+
+def _load_references() -> None:
+    """Import every reference before any student runs: what the judges run is what was on
+    disk before grading, whatever a student process could write later."""
+    import importlib
+    import pkgutil
+
+    from autograder import reference
+
+    for module in pkgutil.iter_modules(reference.__path__):
+        importlib.import_module(f"autograder.reference.{module.name}")
+
+
 def check_arguments(submitted: Path, out: Path, jobs: int | None, timeout: float,
                     memory_mb: int, shard_spec: str | None, seed_file: Path | None = None,
                     secret: str | None = None, fixed_seeds: bool = False) -> None:
@@ -82,7 +105,8 @@ def check_arguments(submitted: Path, out: Path, jobs: int | None, timeout: float
 def grade(submitted: Path, out: Path, jobs: int | None = None, timeout: float = 60.0,
           shard_spec: str | None = None, memory_mb: int = 2048, progress: bool = True,
           root: Path = course.ROOT, secret: str | None = None, fixed_seeds: bool = False,
-          shared_network: bool = False, seed_file: Path | None = None) -> list[Record]:
+          shared_network: bool = False, seed_file: Path | None = None,
+          without_landlock: bool = False) -> list[Record]:
     """Grade every submission (of this shard); write results; return the records.
 
     Inputs and weights come from ``secret``, or from ``seed_file`` (created once with a new
@@ -90,7 +114,9 @@ def grade(submitted: Path, out: Path, jobs: int | None = None, timeout: float = 
     ``out``, else a new one recorded there; ``fixed_seeds`` uses the nbgrader path's fixed
     seeds instead.
     Without network isolation for student processes, ``jobs > 1`` is refused unless
-    ``shared_network`` says that students graded at the same time may talk.
+    ``shared_network`` says that students graded at the same time may talk. Without
+    Landlock, grading is refused unless ``without_landlock`` accepts what is at stake
+    (``NO_LANDLOCK``).
     """
     submitted, out = Path(submitted).resolve(), Path(out).resolve()
     seed_file = Path(seed_file).absolute() if seed_file is not None else None
@@ -102,6 +128,7 @@ def grade(submitted: Path, out: Path, jobs: int | None = None, timeout: float = 
     zygote = client.Zygote(hidden)  # starts importing while this process loads the assignments
     try:
         assignments = load_assignments(root)
+        _load_references()
     except BaseException:
         zygote.close()
         raise
@@ -125,6 +152,9 @@ def grade(submitted: Path, out: Path, jobs: int | None = None, timeout: float = 
         raise GraderError("student processes cannot be cut off from the network here (no network "
                           "namespace, no seccomp): students graded at the same time could talk. "
                           "Use --jobs 1, or --shared-network to accept that")
+    if not zygote.wait_ready().get("landlock") and not without_landlock:
+        zygote.close()
+        raise GraderError(NO_LANDLOCK + " Use --without-landlock to grade anyway.")
 
     records: dict[tuple[str, str], Record] = {}
     todo = []
@@ -184,6 +214,8 @@ def grade(submitted: Path, out: Path, jobs: int | None = None, timeout: float = 
                if (p.student_id, p.assignment_id) in records]
     formats.write_outputs(out, ordered)
     if progress:
+        if not zygote.info.get("landlock"):
+            print("warning: " + NO_LANDLOCK, file=sys.stderr)
         if network == "none":
             print("warning: student processes were not cut off from the network (no network "
                   "namespace, no seccomp)", file=sys.stderr)

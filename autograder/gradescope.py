@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -262,25 +262,77 @@ def sandbox_note(sandbox: dict) -> str:
     if not sandbox.get("landlock"):
         why = sandbox.get("landlock_error") or "not supported by this kernel"
         notes.append(f"Landlock is unavailable in this container ({why}): your code ran without "
-                     "the filesystem sandbox (memory, process, file-size and time limits still applied)")
+                     "the filesystem sandbox, as its own unprivileged user where the grader could "
+                     "drop to one (memory, process, file-size and time limits still applied)")
     if sandbox.get("user_error"):
         notes.append(f"the grader could not drop to an unprivileged user ({sandbox['user_error']})")
     return "Sandbox: " + "; ".join(notes) + "." if notes else ""
 
 
+def _linked(path: Path, folder: Path) -> str:
+    """Why ``path`` is not a file of ``folder`` itself: a symbolic link on the way (git keeps
+    them), or a place outside the folder; "" when it is one."""
+    part = path
+    while part != folder and folder in part.parents:
+        if part.is_symlink():
+            return (f"{part.relative_to(folder)} is a symbolic link: submit the notebook file "
+                    "itself (links are not graded)")
+        part = part.parent
+    if folder.resolve() not in path.resolve().parents:
+        return f"{path.relative_to(folder)} lies outside the submission: submit the notebook file itself"
+    return ""
+
+
 def _find_submission(folder: Path, expected: str) -> tuple[Path | None, str]:
-    """The submitted notebook, or None and what is wrong."""
+    """The submitted notebook, or None and what is wrong (a symbolic link, or a file that
+    resolves outside the submission folder, is refused with a reason)."""
     found = sorted(p for p in folder.rglob("*.ipynb")
-                   if ".ipynb_checkpoints" not in p.parts and p.is_file()) if folder.is_dir() else []
+                   if ".ipynb_checkpoints" not in p.parts
+                   and (p.is_file() or p.is_symlink())) if folder.is_dir() else []
     named = [p for p in found if p.name == expected]
     if named:
-        return named[0], ""
+        problem = _linked(named[0], folder)
+        return (None, problem) if problem else (named[0], "")
+    links = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_symlink()) \
+        if folder.is_dir() else []
+    if links:
+        return None, (f"The submission holds symbolic links ({', '.join(links[:5])}), which are "
+                      f"not followed: submit the notebook file {expected} itself.")
     if not found:
         return None, (f"No notebook was submitted: upload {expected} (the chapter's notebook, "
                       "with your solutions).")
     names = ", ".join(str(p.relative_to(folder)) for p in found)
     return None, (f"Wrong file name: the submission must be a notebook named {expected}, "
                   f"but it holds {names}. Rename your notebook to {expected} and submit again.")
+
+
+def _copy(notebook: Path, target: Path) -> str:
+    """Copy the submitted notebook without following a link, at most ``MAX_BYTES`` of it;
+    "" or why it was refused."""
+    from autograder.submissions import MAX_BYTES
+
+    try:
+        fd = os.open(notebook, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        return f"{notebook.name} could not be opened ({exc.strerror}): submit the notebook file itself"
+    with os.fdopen(fd, "rb") as stream:
+        info = os.fstat(stream.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            return f"{notebook.name} is not a regular file: submit the notebook file itself"
+        if info.st_size > MAX_BYTES:
+            return (f"{notebook.name} is {info.st_size / 2**20:.0f} MiB, over the limit of "
+                    f"{MAX_BYTES / 2**20:.0f} MiB: clear the outputs (Edit > Clear Outputs of All "
+                    "Cells), save and submit again")
+        target.write_bytes(stream.read(MAX_BYTES + 1))
+    return ""
+
+
+def _restrict_source() -> None:
+    """Make the course's files (the instructor's notebook, the references, the grader)
+    readable by root only: without Landlock, the student process has a uid of its own and no
+    file privilege beyond it, so what these permissions deny it cannot read."""
+    if os.geteuid() == 0 and (course.ROOT / "gradescope.json").is_file():
+        os.chmod(course.ROOT, 0o700)
 
 
 def run(root: Path) -> dict:
@@ -290,6 +342,7 @@ def run(root: Path) -> dict:
     results_file = root / "results" / "results.json"
     notebook, problem = _find_submission(root / "submission", meta["notebook"])
     try:
+        _restrict_source()
         results = _failed(meta, problem) if notebook is None else _grade(notebook, meta)
     except Exception as exc:  # never leave Gradescope without a results.json
         results = _failed(meta, f"The autograder failed ({type(exc).__name__}: {exc}). "
@@ -304,10 +357,14 @@ def _grade(notebook: Path, meta: dict) -> dict:
         submitted = Path(tmp) / "submitted"
         pair = submitted / STUDENT / meta["assignment_id"] / meta["notebook"]
         pair.parent.mkdir(parents=True)
-        shutil.copyfile(notebook, pair)
+        problem = _copy(notebook, pair)
+        if problem:
+            return _failed(meta, problem)
         out = Path(tmp) / "results"
+        # one student per container: nobody else's files to read, and the course's files are
+        # root's alone (_restrict_source), so a kernel without Landlock still grades
         command = [sys.executable, "-m", "autograder", "grade", str(submitted), "--out", str(out),
-                   "--jobs", "1", "--quiet"]
+                   "--jobs", "1", "--quiet", "--without-landlock"]
         done = subprocess.run(command, cwd=course.ROOT, capture_output=True, text=True)
         produced = out / STUDENT / meta["assignment_id"] / "results.json"
         if not produced.is_file():

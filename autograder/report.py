@@ -26,8 +26,10 @@ def summary_table(records: list[Record], assignments: dict | None = None) -> str
     table += [" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
     sandboxes = {r.sandbox.get("landlock") for r in records if r.sandbox}
     if 0 in sandboxes:
-        table.append("WARNING: Landlock is unavailable on this kernel: student code could read "
-                     "files the grader's user can read (the other limits still applied)")
+        table.append("WARNING: graded without Landlock: student code could read every file its "
+                     "user may read (world-readable solutions, references and other students' "
+                     "submissions included) and leave files for later students in world-writable "
+                     "folders; the other limits still applied")
     return "\n".join(table)
 
 

@@ -263,15 +263,21 @@ def test_sandbox_note_says_what_is_missing():
     assert "unprivileged user" in note and "Operation not permitted" in note
 
 
-def run_autograder(archive: Path, root: Path, files: dict[str, bytes]) -> dict:
-    """Gradescope's layout under ``root``, the real run_autograder, the results.json it wrote."""
+def run_autograder(archive: Path, root: Path, files: dict[str, bytes],
+                   links: dict[str, str] | None = None, env: dict | None = None) -> dict:
+    """Gradescope's layout under ``root``, the real run_autograder, the results.json it wrote.
+    ``links``: symbolic links in the submission (name -> target, relative to the submission
+    folder, as git keeps them)."""
     for folder in ("source", "submission", "results"):
         (root / folder).mkdir(parents=True)
     with zipfile.ZipFile(archive) as zf:
         zf.extractall(root / "source")
     for name, data in files.items():
         (root / "submission" / name).write_bytes(data)
-    env = {**os.environ, "AUTOGRADER_ROOT": str(root), "PYTHON": sys.executable}
+    for name, target in (links or {}).items():
+        (root / "submission" / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / "submission" / name).symlink_to(target)
+    env = {**os.environ, **(env or {}), "AUTOGRADER_ROOT": str(root), "PYTHON": sys.executable}
     env.pop("PYTHONPATH", None)  # the grader must come from the zip, not from this checkout
     done = subprocess.run(["bash", str(root / "source" / "run_autograder")], cwd=root, env=env,
                           capture_output=True, text=True, timeout=300)
@@ -418,3 +424,48 @@ def test_nothing_submitted(archive, tmp_path):
     results = run_autograder(archive, tmp_path, {"notes.txt": b"hello"})
     validate(results)
     assert results["score"] == 0 and "No notebook was submitted" in results["output"]
+
+
+INSTRUCTOR = f"../source/solutions/{ASSIGNMENT}/{NOTEBOOK}"
+
+
+@pytest.mark.sandbox
+@pytest.mark.parametrize("links", [{NOTEBOOK: INSTRUCTOR},
+                                   {"work": f"../source/solutions/{ASSIGNMENT}"}],
+                         ids=["notebook", "folder"])
+def test_a_symlink_is_not_graded(archive, tmp_path, links):
+    """A git submission keeps symbolic links: one to the instructor's notebook (or its
+    folder) in the zip is refused with a reason, never graded (it earned full marks)."""
+    results = run_autograder(archive, tmp_path, {}, links=links)
+    validate(results)
+    assert results["score"] == 0, results["output"]
+    assert "symbolic link" in results["output"], results["output"]
+
+
+@pytest.mark.sandbox
+def test_without_landlock_the_course_files_stay_hidden(archive, tmp_path):
+    """Landlock made unavailable: the container still grades (one student per container),
+    says so, and a student who looks for the instructor's notebook on disk finds nothing
+    (the runner made the course's files root's alone; the student has a uid of its own)."""
+    import shutil
+    import tempfile
+
+    from autograder.testing import tamper
+
+    steal = next(a for a in tamper.ATTACKS if a.name == "steal_source_notebook")
+    root = Path(tempfile.mkdtemp(prefix="gradescope-"))  # as /autograder: anyone may enter it
+    root.chmod(0o755)
+    try:
+        results = run_autograder(archive, root / "steal", {NOTEBOOK: steal.build()},
+                                 env={"AUTOGRADER_NO_LANDLOCK": "1"})
+    finally:
+        shutil.rmtree(root)
+    validate(results)
+    sandbox = results["extra_data"]["sandbox"]
+    assert sandbox["landlock"] == 0 and "Landlock is unavailable" in results["output"]
+    if os.geteuid() != 0:
+        pytest.skip("without root the student process keeps the grader's uid")
+    honest = run_autograder(archive, tmp_path / "honest", {NOTEBOOK: tamper.honest_wrong()},
+                            env={"AUTOGRADER_NO_LANDLOCK": "1"})
+    assert 0 < honest["score"] < MAX_SCORE
+    assert results["score"] <= honest["score"], results["tests"]
