@@ -6,5 +6,10 @@ c.CourseDirectory.course_id = "attention-from-scratch"
 c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "chapters"
 
-c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+# What an exercise cell holds in chapters/: the stub says what to do when it is run unsolved.
+# (The grader recognises an unsolved exercise by the NotImplementedError, not by this text.)
+STUB = ("# YOUR CODE HERE\n"
+        'raise NotImplementedError("not written yet: replace this line with your code for '
+        'the exercise above")')
+c.ClearSolutions.code_stub = {"python": STUB}
 c.Execute.timeout = 300

@@ -3,9 +3,10 @@
 1. Serve MathJax from the built book itself, so every formula renders with no network.
 
 Jupyter Book (Sphinx) loads MathJax 3 from a CDN by default; offline, every formula then
-shows as raw LaTeX. The PyPI package ``django-static-mathjax`` (pinned in requirements.txt)
-ships the MathJax 3 distribution as package data. This extension copies its ``es5/`` folder
-into the book's ``_static/mathjax/`` and points ``mathjax_path`` at the local copy.
+shows as raw LaTeX. The PyPI package ``django-static-mathjax`` (pinned in requirements.txt, and
+in requirements-book.txt of the learners' copy) ships the MathJax 3 distribution as package
+data. This extension copies its ``es5/`` folder into the book's ``_static/mathjax/`` and points
+``mathjax_path`` at the local copy.
 Django itself is not needed: only the package's static files are used.
 
 2. Give the theme a valid colour mode. Jupyter Book leaves pydata-sphinx-theme's page
@@ -16,6 +17,11 @@ variable ``default_mode`` empty, so every page logs the console error "Got inval
 read of the environment, and Jupyter Book reads it twice, so each page declared
 ``const THEBE_JS_URL`` twice: the uncaught "Identifier 'THEBE_JS_URL' has already been
 declared" on every page.
+
+4. Name the repository once. The MyST substitution ``{{ repository }}`` (a link) and
+``{{ repository_url }}`` are _config.yml's ``repository.url``, so intro.md's link follows the same
+setting as the header's button and the launch buttons (and ``python -m autograder publish``
+rewrites only that setting for the learners' copy).
 """
 
 from __future__ import annotations
@@ -44,12 +50,19 @@ def mathjax_dist() -> Path:
             return es5
     raise ExtensionError(
         "MathJax is not installed, so the book cannot render its formulas offline: "
-        "run `python -m pip install -r requirements.txt` (it installs django-static-mathjax)")
+        "install django-static-mathjax: `python -m pip install -r requirements.txt` in the course, "
+        "`python -m pip install -r requirements-book.txt` in the learners' copy")
 
 
 def use_local_mathjax(app, config) -> None:
     mathjax_dist()  # fail early, before anything is built, when MathJax is missing
     config.mathjax_path = f"{TARGET}/{ENTRY}"  # relative paths are resolved under _static/
+
+
+def repository_substitutions(app, config) -> None:
+    url = str((config.html_theme_options or {}).get("repository_url") or "").rstrip("/")
+    config.myst_substitutions = {**(config.myst_substitutions or {}), "repository_url": url,
+                                 "repository": f"[{url}]({url})" if url else "the repository"}
 
 
 def default_theme_mode(app, pagename, templatename, context, doctree) -> None:
@@ -84,6 +97,7 @@ def copy_mathjax(app, exception) -> None:
 
 def setup(app):
     app.connect("config-inited", use_local_mathjax)
+    app.connect("config-inited", repository_substitutions)
     app.connect("html-page-context", default_theme_mode)
     app.connect("html-page-context", drop_duplicate_scripts)
     app.connect("build-finished", copy_mathjax)

@@ -8,8 +8,10 @@ its own (CONTRIBUTING.md, "The grader's map"):
 2. ``submissions.discover`` / ``shard``: the ``submitted/<student>/<assignment>/<notebook>.ipynb``
    layout becomes a sorted list of (student, assignment) pairs; ``--shard K/N`` takes
    every N-th pair starting at K.
-3. ``submissions.read_submission``: bytes -> UTF-8 -> JSON -> nbformat 4; each failure is a
-   clear reason and zero points.
+   ``discover`` also names everything under ``submitted/`` that is not graded, and picks a
+   lone browser-renamed notebook (``name (2).ipynb``).
+3. ``submissions.read`` (``read_submission``): bytes -> UTF-8 -> JSON -> nbformat 4; each
+   failure is a clear reason and zero points.
 4. ``sandbox.client.Zygote.run``: the grading program (``course.exercise_program``: setup
    cells, then the learner's solution cells matched by ``grade_id``) runs in a sandboxed
    process forked from a fork server that imported NumPy, PyTorch, Matplotlib and the
@@ -17,8 +19,8 @@ its own (CONTRIBUTING.md, "The grader's map"):
 5. ``scoring.judge``: here, in a process that never ran student code, the observations
    become a ``records.Record``.
 6. ``formats``: one ``results.json`` per pair, written atomically (a re-run skips pairs
-   whose results match the same submission), then ``grades.csv`` and feedback;
-   ``report``: the progress bar and the summary.
+   whose results match the same submission), then ``grades.csv``, ``totals.csv`` and
+   feedback; ``report``: the progress bar, the summary, and what was not graded.
 """
 
 from __future__ import annotations
@@ -39,8 +41,32 @@ from autograder.submissions import Pair
 __all__ = ["Assignment", "GraderError", "UsageError", "check_arguments", "grade", "load_assignments"]
 
 
+NO_LANDLOCK = (
+    "Landlock is unavailable here (Linux < 5.13, or refused by this container): student code "
+    "runs without the filesystem sandbox. It can read every file that its user may read "
+    "(when the grader runs as root, each student process has a uid of its own and no file "
+    "privilege beyond it; otherwise it has the grader's user and can read the grading "
+    "secret and write what that user may write): world-readable files include, unless their "
+    "permissions say otherwise, the instructor's notebooks in solutions/, the references "
+    "in autograder/reference/ and the other students' submissions, and students can leave "
+    "files for each other in world-writable folders such as /tmp.")
+
+
+def _load_references() -> None:
+    """Import every reference before any student runs: what the judges run is what was on
+    disk before grading, whatever a student process could write later."""
+    import importlib
+    import pkgutil
+
+    from autograder import reference
+
+    for module in pkgutil.iter_modules(reference.__path__):
+        importlib.import_module(f"autograder.reference.{module.name}")
+
+
 def check_arguments(submitted: Path, out: Path, jobs: int | None, timeout: float,
-                    memory_mb: int, shard_spec: str | None) -> None:
+                    memory_mb: int, shard_spec: str | None, seed_file: Path | None = None,
+                    secret: str | None = None, fixed_seeds: bool = False) -> None:
     """``UsageError`` naming the problem, before anything is started or written."""
     if not submitted.exists():
         raise UsageError(f"{submitted} does not exist: give the nbgrader submitted/ folder "
@@ -67,33 +93,54 @@ def check_arguments(submitted: Path, out: Path, jobs: int | None, timeout: float
         submissions.parse_shard(shard_spec)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if sum(map(bool, (seed_file, secret, fixed_seeds))) > 1:
+        raise UsageError("give one of --seed-file, --seed and --fixed-seeds")
+    if seed_file is not None:
+        if seed_file.is_dir():
+            raise UsageError(f"--seed-file {seed_file} is a folder: give a file (created when missing)")
+        if not seed_file.parent.is_dir():
+            raise UsageError(f"--seed-file {seed_file}: the folder {seed_file.parent} does not exist")
 
 
 def grade(submitted: Path, out: Path, jobs: int | None = None, timeout: float = 60.0,
           shard_spec: str | None = None, memory_mb: int = 2048, progress: bool = True,
           root: Path = course.ROOT, secret: str | None = None, fixed_seeds: bool = False,
-          shared_network: bool = False) -> list[Record]:
+          shared_network: bool = False, seed_file: Path | None = None,
+          without_landlock: bool = False) -> list[Record]:
     """Grade every submission (of this shard); write results; return the records.
 
-    Inputs and weights come from ``secret`` (default: the one recorded in ``out``, else a
-    new one recorded there); ``fixed_seeds`` uses the nbgrader path's fixed seeds instead.
+    Inputs and weights come from ``secret``, or from ``seed_file`` (created once with a new
+    secret when missing: the shards of one class share it), else from the one recorded in
+    ``out``, else a new one recorded there; ``fixed_seeds`` uses the nbgrader path's fixed
+    seeds instead.
     Without network isolation for student processes, ``jobs > 1`` is refused unless
-    ``shared_network`` says that students graded at the same time may talk.
+    ``shared_network`` says that students graded at the same time may talk. Without
+    Landlock, grading is refused unless ``without_landlock`` accepts what is at stake
+    (``NO_LANDLOCK``).
     """
     submitted, out = Path(submitted).resolve(), Path(out).resolve()
-    check_arguments(submitted, out, jobs, timeout, memory_mb, shard_spec)
+    seed_file = Path(seed_file).absolute() if seed_file is not None else None
+    check_arguments(submitted, out, jobs, timeout, memory_mb, shard_spec, seed_file, secret,
+                    fixed_seeds)
     out.mkdir(parents=True, exist_ok=True)
     hidden = sorted({str(root.resolve()), str(Path(course.__file__).resolve().parent),
-                     str(submitted), str(out)})
+                     str(submitted), str(out)} | ({str(seed_file)} if seed_file else set()))
     zygote = client.Zygote(hidden)  # starts importing while this process loads the assignments
     try:
         assignments = load_assignments(root)
+        _load_references()
     except BaseException:
         zygote.close()
         raise
     pairs, skipped = submissions.discover(submitted, assignments)
     pairs = submissions.shard(pairs, *submissions.parse_shard(shard_spec))
     jobs = max(1, jobs or os.cpu_count() or 1)
+    if seed_file is not None:
+        try:
+            secret = scoring.shared_secret(seed_file)
+        except BaseException:
+            zygote.close()
+            raise
     secret = None if fixed_seeds else scoring.run_secret(out, secret)
     try:
         network = zygote.wait_ready().get("network", "none")
@@ -105,6 +152,9 @@ def grade(submitted: Path, out: Path, jobs: int | None = None, timeout: float = 
         raise GraderError("student processes cannot be cut off from the network here (no network "
                           "namespace, no seccomp): students graded at the same time could talk. "
                           "Use --jobs 1, or --shared-network to accept that")
+    if not zygote.wait_ready().get("landlock") and not without_landlock:
+        zygote.close()
+        raise GraderError(NO_LANDLOCK + " Use --without-landlock to grade anyway.")
 
     records: dict[tuple[str, str], Record] = {}
     todo = []
@@ -112,7 +162,7 @@ def grade(submitted: Path, out: Path, jobs: int | None = None, timeout: float = 
         assignment = assignments[pair.assignment_id]
         previous = formats.load_record(out, pair.student_id, pair.assignment_id)
         if previous is not None:
-            submission = submissions.read_submission(pair, assignment)
+            submission = submissions.read(pair, assignment)
             if previous.fingerprint == scoring.fingerprint(assignment, submission, secret):
                 records[(pair.student_id, pair.assignment_id)] = previous
                 continue
@@ -127,7 +177,7 @@ def grade(submitted: Path, out: Path, jobs: int | None = None, timeout: float = 
 
     def one(pair: Pair) -> None:
         assignment = assignments[pair.assignment_id]
-        submission = submissions.read_submission(pair, assignment)
+        submission = submissions.read(pair, assignment)
         records_in = None
         notes: list[str] = []
         if submission.notebook is not None:
@@ -164,12 +214,14 @@ def grade(submitted: Path, out: Path, jobs: int | None = None, timeout: float = 
                if (p.student_id, p.assignment_id) in records]
     formats.write_outputs(out, ordered)
     if progress:
+        if not zygote.info.get("landlock"):
+            print("warning: " + NO_LANDLOCK, file=sys.stderr)
         if network == "none":
             print("warning: student processes were not cut off from the network (no network "
                   "namespace, no seccomp)", file=sys.stderr)
-        for line in skipped + failures:
-            print(line, file=sys.stderr)
         print(report.summary_table(ordered, assignments), file=sys.stderr)
+    # named even with --quiet: what was not graded, and why
+    print(report.not_graded(skipped, ordered, failures), file=sys.stderr, end="")
     if failures:
         raise GraderError(f"{len(failures)} submission(s) could not be graded; run again to retry")
     return ordered

@@ -26,8 +26,10 @@ def summary_table(records: list[Record], assignments: dict | None = None) -> str
     table += [" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
     sandboxes = {r.sandbox.get("landlock") for r in records if r.sandbox}
     if 0 in sandboxes:
-        table.append("WARNING: Landlock is unavailable on this kernel: student code could read "
-                     "files the grader's user can read (the other limits still applied)")
+        table.append("WARNING: graded without Landlock: student code could read every file its "
+                     "user may read (world-readable solutions, references and other students' "
+                     "submissions included) and leave files for later students in world-writable "
+                     "folders; the other limits still applied")
     return "\n".join(table)
 
 
@@ -85,3 +87,17 @@ class Progress:
             elapsed = time.monotonic() - self.start
             self.stream.write(f"graded {self.done - self.skipped} submission(s) in {elapsed:.1f} s\n")
             self.stream.flush()
+
+
+def not_graded(skipped: list[str], records: list[Record], failures: list[str]) -> str:
+    """What the console names after a run, even when quiet: each thing under the submissions
+    folder that was not graded (``submissions.discover``), each submission that could not be
+    graded with its reason, and each grader failure."""
+    lines = [f"note: {line}" for line in skipped]
+    errored = [r for r in records if not r.graded]
+    if errored:
+        lines.append(f"{len(errored)} submission(s) could not be graded (scored 0; the feedback "
+                     "says why):")
+        lines += [f"  {r.student_id}/{r.assignment_id}: {r.reason}" for r in errored]
+    lines += failures
+    return "".join(line + "\n" for line in lines)

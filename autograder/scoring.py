@@ -14,7 +14,7 @@ from pathlib import Path
 
 from autograder import checks
 from autograder.assignments import Assignment
-from autograder.errors import GraderError
+from autograder.errors import GraderError, UsageError
 from autograder.records import ERROR, GRADED, CellResult, Record
 from autograder.sandbox import protocol
 from autograder.submissions import Pair, Submission
@@ -139,4 +139,53 @@ def run_secret(out: Path, secret: str | None = None) -> str:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as stream:
             stream.write(secret + "\n")
+    return secret
+
+
+def shared_secret(path: Path) -> str:
+    """The secret in ``path`` (``--seed-file``), created once when missing: the shards of one
+    class, started together on several machines, all read the one secret that was created.
+
+    A new secret is written whole to a temporary file beside ``path`` and hard-linked into
+    place, which fails when ``path`` exists: no shard ever reads a half-written file, and the
+    first link wins (also on NFS). Where links are not supported, ``O_EXCL`` creates it.
+    """
+    import secrets
+    import time
+
+    path = Path(path)
+    if not path.exists():
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as stream:
+                stream.write(secrets.token_hex(16) + "\n")
+                stream.flush()
+                os.fsync(stream.fileno())
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass                                    # another shard created it first
+            except OSError:                             # no hard links on this file system
+                try:
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                except FileExistsError:
+                    pass
+                else:
+                    with os.fdopen(fd, "w") as stream:
+                        stream.write(Path(tmp).read_text())
+        finally:
+            os.unlink(tmp)
+    while True:
+        try:
+            secret = path.read_text().strip()
+            fresh = time.time() - path.stat().st_mtime < 10  # an O_EXCL creator writing it now
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"--seed-file {path} cannot be read: {exc}") from None
+        if secret or not fresh:
+            break
+        time.sleep(0.1)
+    if not secret:
+        raise UsageError(f"--seed-file {path} is empty: delete it (grade creates a new secret) "
+                         "or write the class's secret in it")
     return secret

@@ -1,10 +1,14 @@
 """Tampering: the same attack submissions graded by stock nbgrader and by the project's grader.
 
 Table 1: the honest wrong solution of chapter 01 plus an attack on the grading machinery
-(``autograder.testing.tamper.ATTACKS``, the collusion pair, the JSON bomb). Table 2: the attacks on
-the observation boundary on every chapter (``tamper.chapter_attacks``), each against its
-baseline (the untouched notebook or the chapter's honest wrong solution). Prints the points
-each grading path gives, next to what the baseline earns.
+(``autograder.testing.tamper.ATTACKS``, the collusion pair, the JSON bomb), and the
+kernel-object channels and links of issue 18 (the SysV and lock pairs, whose receivers hold
+no implementation, SysV memory left behind, a notebook that links to the instructor's).
+Stock nbgrader grades one student at a time, so its lock receiver has nobody to talk to.
+Table 2: the attacks on the observation boundary on every chapter
+(``tamper.chapter_attacks``), each against its baseline (the untouched notebook or the
+chapter's honest wrong solution). Prints the points each grading path gives, next to what
+the baseline earns.
 
     python benchmarks/tamper_table.py [--workdir DIR] [--no-chapters]
 """
@@ -22,7 +26,9 @@ from autograder.testing import tamper
 from autograder.testing.stock import StockCourse
 
 # submissions measured against another baseline than the honest wrong solution
-OWN_BASELINE = {"collusion_server": "the solution: its own marks, full"}
+OWN_BASELINE = {"collusion_server": "the solution: its own marks, full",
+                "shm_a_sender": "the solution: its own marks, full",
+                "locks_a_sender": "the solution: its own marks, full"}
 
 
 def main() -> int:
@@ -35,7 +41,8 @@ def main() -> int:
     assignment = tamper.ASSIGNMENT
     subjects = [tamper.Submission("honest_wrong", "the honest wrong solution (baseline)",
                                   tamper.honest_wrong)]
-    subjects += [a for a in tamper.ATTACKS + tamper.collusion_pair() + [tamper.json_bomb()]
+    issue18 = tamper.lock_pair() + tamper.shm_pair() + [tamper.shm_hog(), tamper.symlinked_notebook()]
+    subjects += [a for a in tamper.ATTACKS + tamper.collusion_pair() + [tamper.json_bomb()] + issue18
                  if not args.only or a.name in args.only]
 
     stock = StockCourse(workdir / "stock")
@@ -46,6 +53,7 @@ def main() -> int:
     for subject in subjects:
         tamper.write(ours_dir / "submitted", subject.name, subject)
 
+    tamper.remove_shm([tamper.SHM_KEY] + tamper.SHM_HOG_KEYS)
     start = time.monotonic()
     stock_scores = {}
     for subject in subjects:  # one autograde per student: an attack may kill nbgrader itself
@@ -57,11 +65,14 @@ def main() -> int:
         if result.returncode != 0:
             print(f"nbgrader autograde {subject.name}: exit {result.returncode}", file=sys.stderr)
     stock_time = time.monotonic() - start
+    stock_left = tamper.host_shm_keys() & set(tamper.SHM_HOG_KEYS + [tamper.SHM_KEY])
+    tamper.remove_shm([tamper.SHM_KEY] + tamper.SHM_HOG_KEYS)
 
     start = time.monotonic()
     records = engine.grade(ours_dir / "submitted", ours_dir / "results", jobs=2, timeout=30,
                            progress=False)
     ours_time = time.monotonic() - start
+    ours_left = tamper.host_shm_keys() & set(tamper.SHM_HOG_KEYS + [tamper.SHM_KEY])
     ours = {r.student_id: r for r in records}
     best = engine.load_assignments()[assignment].max_score
 
@@ -90,6 +101,8 @@ def main() -> int:
     print(f"\n{len(attacks)} attacks; more than the honest wrong solution: "
           f"stock nbgrader {gains_stock}, our grader {gains_ours}. "
           f"(stock {stock_time:.0f} s, ours {ours_time:.1f} s)")
+    print(f"SysV segments of the students left on the host after grading: stock nbgrader "
+          f"{len(stock_left)}, our grader {len(ours_left)}")
     if not args.no_chapters:
         gains_ours += chapters_table(workdir)
     return 0 if gains_ours == 0 else 1

@@ -20,7 +20,7 @@ from autograder import course  # noqa: E402
 ASSIGNMENTS = course.assignments()
 
 # What a test needs (registered in pyproject.toml); a test that needs any of them is slow.
-NEEDS = ("nbgrader", "kernel", "sandbox", "book", "browser")
+NEEDS = ("nbgrader", "kernel", "sandbox", "book", "browser", "slurm")
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the groups
@@ -34,6 +34,7 @@ def pytest_collection_modifyitems(items):
     - ``judged(assignment_id, case)`` judges a catalog case in-process once: one group per
       assignment for test_checks and test_seed_stability, which share the fixed-seed verdicts;
     - ``built_book`` builds the book once: one group for the book, its pages and its leaks;
+    - ``learners_copy`` (and the learners' book built from it) once: one group (test_publish);
     - the JupyterLab and Formgrader tests share a Playwright driver: one group;
     - the tests of a module that share a module-scoped fixture (the tamper suite's graded
       class, for one): one group per module, so that the fixture runs once.
@@ -50,6 +51,8 @@ def pytest_collection_modifyitems(items):
                 f"judged:{params.get('assignment_id', ASSIGNMENTS[0])}"))
         elif "built_book" in fixtures:
             item.add_marker(pytest.mark.xdist_group("book"))
+        elif "learners_copy" in fixtures:  # test_publish: the learners' copy, its book, its pages
+            item.add_marker(pytest.mark.xdist_group("learners-book"))
         elif "playwright_driver" in fixtures:  # JupyterLab and Formgrader: one browser at a time
             item.add_marker(pytest.mark.xdist_group("lab"))
         elif _shares_a_module_fixture(item):
@@ -65,8 +68,9 @@ def pytest_collection_modifyitems(items):
 SECONDS = {"lab": 180, "nbgrader:07-numpy-decoder": 130, "nbgrader:06-rope": 115,
            "nbgrader:05-multi-head-attention": 95, "nbgrader:01-positional-encoding": 85,
            "book": 75, "nbgrader:04-stacking-heads": 73, "nbgrader:02-self-attention": 70,
-           "nbgrader:03-causal-masking": 69,
+           "nbgrader:03-causal-masking": 69, "learners-book": 60,
            "tests/test_grader_robustness.py::test_shards_merge_and_nbgrader_export": 55,
+           "tests/test_slurm.py::test_the_slurm_recipe_grades_a_class_in_a_job_array": 55,
            "module:test_gradescope": 38, "module:test_grader_tamper": 33, "judged:06-rope": 28,
            "judged:04-stacking-heads": 23, "judged:05-multi-head-attention": 22,
            "tests/test_grader_robustness.py::test_killed_run_resumes_with_the_same_grades": 22,

@@ -1,6 +1,8 @@
-"""A real ``jupyter lab`` on a temporary copy of the course, driven by Debian's Chromium.
+"""A real ``jupyter lab`` on a temporary folder, driven by Debian's Chromium.
 
-Shared by tests/test_jupyterlab.py (the learner) and tests/test_formgrader.py (the instructor).
+Shared by tests/test_jupyterlab.py (the learner: copies of chapters in a folder of their own,
+nbgrader's instructor tools turned off) and tests/test_formgrader.py (the instructor: a copy
+of the course).
 The server listens on a free localhost port without a token, with its own Jupyter config,
 data, runtime and JupyterLab settings folders, so nothing of the machine's user setup leaks
 in and nothing is written outside the temporary folder. Its kernels import the ``autograder``
@@ -54,6 +56,15 @@ def copy_course(target: Path) -> Path:
     return target
 
 
+def learner_folder(target: Path, assignment_ids) -> Path:
+    """A learner's own folder, as the learners' README makes it: a copy of each chapter's
+    released notebook, side by side, and nothing else (no course, no nbgrader config)."""
+    target.mkdir(parents=True, exist_ok=True)
+    for assignment_id in assignment_ids:
+        shutil.copy2(course.notebook_path(assignment_id, released=True), target)
+    return target
+
+
 def environment(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "IPYTHON"))}
     for name, folder in (("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_RUNTIME_DIR", "runtime"),
@@ -66,10 +77,35 @@ def environment(home: Path) -> dict[str, str]:
     return env
 
 
+def disable_instructor_tools(env: dict[str, str]) -> None:
+    """Turn nbgrader's instructor tools off as the learners' README says, but in this server's
+    temporary JUPYTER_CONFIG_DIR (the README's level, the environment's ``sys_prefix``, is the
+    machine's own Python here): its ``jupyter labextension disable`` command at ``--level=user``,
+    and for the server extensions what its ``jupyter server extension disable --sys-prefix``
+    writes, in the user's config (that command cannot disable at the user level an extension
+    enabled at a lower one: it only reads the level it writes)."""
+    from autograder.publish import INSTRUCTOR_SERVER_EXTENSIONS, disable_instructor_tools_commands
+
+    config = Path(env["JUPYTER_CONFIG_DIR"])
+    assert config.is_dir() and "JUPYTER_CONFIG_DIR" in env
+    [lab, server] = disable_instructor_tools_commands(level="user")
+    assert lab[:4] == ["jupyter", "labextension", "disable", "--level=user"], lab
+    result = subprocess.run([sys.executable, "-m", *lab], env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, f"{' '.join(lab)} failed:\n{result.stdout}{result.stderr}"
+    disabled = json.loads((config / "labconfig" / "page_config.json").read_text())["disabledExtensions"]
+    assert all(disabled.get(plugin) for plugin in lab[4:]), disabled
+    (config / "jupyter_server_config.json").write_text(json.dumps(
+        {"ServerApp": {"jpserver_extensions": dict.fromkeys(INSTRUCTOR_SERVER_EXTENSIONS, False)}}))
+
+
 class LabServer:
-    def __init__(self, root: Path, home: Path):
+    def __init__(self, root: Path, home: Path, learner: bool = False):
+        """``learner``: with nbgrader's instructor tools turned off, as the learners' README says."""
         self.root, self.home = root, home
         self.env = environment(home)
+        if learner:
+            disable_instructor_tools(self.env)
         settings = Path(self.env["JUPYTERLAB_SETTINGS_DIR"])
         for name, value in SETTINGS.items():
             (settings / name).parent.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from autograder import course, engine, formats
+from autograder import course, engine, formats, scoring
 from autograder.testing import tamper
 from autograder.testing.stock import StockCourse
 
@@ -71,8 +71,8 @@ def test_broken_submission(graded, item, expected):
             assert cell.failures, "every cell of an ungraded submission says why"
     else:  # partial: the other exercises still count
         assert 0 < record.score < best and explained, record
-    if item.name in ("nbformat_3", "extra_notebook"):
-        assert record.notes, "a converted or ignored notebook is noted"
+    if item.name in ("nbformat_3", "extra_notebook", "renamed_notebook"):
+        assert record.notes, "a converted, ignored or renamed notebook is noted"
     if item.name == "memory_bomb":
         assert any("MemoryError" in e for e in record.cell_errors)
 
@@ -132,13 +132,24 @@ def test_shards_merge_and_nbgrader_export(tmp_path):
     outs = []
     for k in range(2):
         out = tmp_path / f"shard{k}"
-        result = grade_cli("grade", submitted, "--out", out, "--shard", f"{k}/2", "--quiet")
+        result = grade_cli("grade", submitted, "--out", out, "--shard", f"{k}/2", "--quiet",
+                           "--seed-file", tmp_path / "secret")
         assert result.returncode == 0, result.stderr
         outs.append(out)
     counts = [len(list(o.glob("*/*/results.json"))) for o in outs]
     assert counts == [3, 3]
+    secret = (tmp_path / "secret").read_text().strip()
+    assert {r.seed for o in outs for r in formats.load_records(o)} == {scoring.seed_id(secret)}
+    other = grade_cli("grade", submitted, "--out", tmp_path / "other", "--shard", "1/2",
+                      "--quiet", "--seed-file", tmp_path / "another-secret")
+    assert other.returncode == 0, other.stderr
+    mixed = grade_cli("merge", outs[0], tmp_path / "other", "--out", tmp_path / "mixed")
+    assert mixed.returncode == 2 and "different secrets" in mixed.stderr.splitlines()[0], mixed.stderr
+    assert not (tmp_path / "mixed").exists()
     merged = grade_cli("merge", *outs, "--out", tmp_path / "merged")
     assert merged.returncode == 0, merged.stderr
+    for path in (tmp_path / "merged").rglob("*"):
+        assert path.is_dir() or secret not in path.read_text(), path
     rows = list(csv.DictReader(open(tmp_path / "merged" / "grades.csv")))
     expected = expected_scores()
     totals = {}
@@ -155,3 +166,31 @@ def test_shards_merge_and_nbgrader_export(tmp_path):
     assert {s: float(r["score"]) for s, r in exported.items()} == totals
     assert all(float(r["max_score"]) == engine.load_assignments()[A].max_score
                for r in exported.values())
+
+
+def test_command_line_names_what_it_did_not_grade_and_exits_3(tmp_path):
+    """0 when every submission is graded; 3, naming each, when some could not be; anything
+    under submitted/ that is not graded is named, even with --quiet."""
+    submitted, results = tmp_path / "submitted", tmp_path / "results"
+    notebook = course.notebook_path(A).name
+    tamper.write(submitted, "ada", tamper.Submission("s", "", tamper.notebook))
+    (submitted / "bob" / A).mkdir(parents=True)
+    (submitted / "bob" / A / "positional_encoding (2).ipynb").write_bytes(tamper.notebook())
+    clean = grade_cli("grade", submitted, "--out", results, "--jobs", "1", "--quiet")
+    assert clean.returncode == 0, clean.stderr
+    assert f"bob/{A}/positional_encoding (2).ipynb: graded as {notebook}" in clean.stderr
+    assert {r.student_id: r.score for r in formats.load_records(results)} == {"ada": 10, "bob": 10}
+
+    tamper.write(submitted, "cyd", tamper.Submission("damaged", "", lambda: b'{"cells": ['))
+    tamper.write(submitted, "dan", tamper.Submission(
+        "loop", "", lambda: tamper.with_cell_code("while True:\n    pass")))
+    (submitted / "eve").mkdir()
+    (submitted / "eve" / notebook).write_bytes(tamper.notebook())
+    result = grade_cli("grade", submitted, "--out", results, "--jobs", "1", "--timeout", "5",
+                       "--quiet")
+    assert result.returncode == 3, result.stderr
+    assert "2 submission(s) could not be graded" in result.stderr
+    assert f"cyd/{A}: {notebook} is not valid JSON" in result.stderr
+    assert f"dan/{A}: timed out after 5 s" in result.stderr
+    assert f"eve/{notebook}: a file at the wrong depth, not graded" in result.stderr
+    assert "Traceback" not in result.stderr

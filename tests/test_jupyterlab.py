@@ -1,10 +1,16 @@
 """The learner's flow in a real JupyterLab, in Debian's Chromium.
 
-A real ``jupyter lab`` (no token, localhost, a free port, a temporary copy of the course) is
-driven with Playwright. For chapter 01 (NumPy) and chapter 03 (PyTorch) the test:
+A real ``jupyter lab`` (no token, localhost, a free port) is driven with Playwright, started as
+the learners' README says: in a folder of the learner's own that holds copies of the released
+notebooks (nothing of the course around them), with nbgrader's instructor tools turned off by
+the README's commands (``autograder.publish``; in a temporary Jupyter config folder). For
+chapter 01 (NumPy) and chapter 03 (PyTorch) the test:
 
-1. opens the released notebook, runs all cells, and sees every visible-test cell fail with
-   the stub's ``NotImplementedError``;
+0. sees none of nbgrader's instructor tools: no Nbgrader menu, no Create Assignment panel, no
+   Formgrader behind ``/formgrader``, and no "course directory root is not a subdirectory"
+   warning in the server's log;
+1. opens the notebook, runs all cells, and sees every visible-test cell fail with the stub's
+   ``NotImplementedError`` and its message;
 2. types, through the keyboard into the CodeMirror editor, a wrong solution from the bug
    catalog (``autograder/testing/catalog``) into one exercise cell and the solutions of ``solutions/``
    into the others, runs all cells and sees that visible test's own message (computed here by
@@ -28,10 +34,12 @@ import os
 import re
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 
 import nbformat
 import pytest
-from jupyter_app import LabServer, browser_session, copy_course, screenshot_dir
+from jupyter_app import LabServer, browser_session, learner_folder, screenshot_dir
 
 from autograder import course
 from autograder.testing import catalog
@@ -39,6 +47,8 @@ from autograder.testing import catalog
 pytestmark = [pytest.mark.browser, pytest.mark.kernel, pytest.mark.nbgrader]
 
 VISIBLE_PASSED = "visible tests passed"
+# what the stub of an unsolved exercise says (nbgrader_config.py: ClearSolutions.code_stub)
+STUB_MESSAGE = "not written yet: replace this line with your code for the exercise above"
 # chapter -> the exercise that gets a wrong solution first
 EXERCISES = {"01-positional-encoding": "sinusoidal_positional_encoding",
              "03-causal-masking": "causal_mask"}
@@ -203,6 +213,27 @@ def press_validate(page, shots, name: str) -> tuple[bool, str]:
     return passed, text
 
 
+def assert_no_instructor_tools(page, lab) -> None:
+    """The learner's JupyterLab shows none of nbgrader's instructor tools (the Validate button,
+    a learner's tool, stays), and its server serves no Formgrader."""
+    page.locator('.lm-MenuBar-itemLabel:text-is("File")').wait_for(timeout=60_000)
+    menus = page.locator(".lm-MenuBar-itemLabel").all_inner_texts()
+    assert "Nbgrader" not in menus, f"the learner sees nbgrader's instructor menu: {menus}"
+    for label in ("Create Assignment", "Formgrader", "Course List", "Assignment List"):
+        assert page.locator(f'[title*="{label}" i], .lm-TabBar-tabLabel:text-is("{label}")').count() == 0, \
+            f"the learner sees nbgrader's {label}"
+    page.locator("jp-button.validate-button, .validate-button").first.wait_for(timeout=60_000)
+    log = lab.log_text()
+    assert "not a subdirectory of the notebook server root" not in log, log
+    assert "formgrader" not in log.lower(), f"the server loaded nbgrader's Formgrader:\n{log}"
+    try:
+        with urllib.request.urlopen(f"{lab.url}formgrader", timeout=30) as response:
+            status = response.status
+    except urllib.error.HTTPError as error:
+        status = error.code
+    assert status == 404, f"the learner's server serves nbgrader's Formgrader (HTTP {status})"
+
+
 def nbgrader_validate(root, path) -> str:
     result = subprocess.run([sys.executable, "-m", "nbgrader", "validate", str(path)], cwd=root,
                             capture_output=True, text=True, timeout=600)
@@ -211,8 +242,8 @@ def nbgrader_validate(root, path) -> str:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    root = copy_course(tmp_path_factory.mktemp("course"))
-    server = LabServer(root, tmp_path_factory.mktemp("jupyter-home"))
+    root = learner_folder(tmp_path_factory.mktemp("learner") / "my-attention", EXERCISES)
+    server = LabServer(root, tmp_path_factory.mktemp("jupyter-home"), learner=True)
     yield server
     server.close()
 
@@ -236,26 +267,29 @@ def test_learner_flow(assignment_id, lab, browser, shots):
     assert visible_messages(assignment_id, solutions) == dict.fromkeys(messages)
     visible = visible_cells(assignment_id)
     editors = exercise_index(assignment_id)
-    path = course.notebook_path(assignment_id, released=True).relative_to(course.ROOT)
-    on_disk = lab.root / path
+    name = course.notebook_path(assignment_id, released=True).name
+    on_disk = lab.root / name
     slug = assignment_id
 
     page = browser.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(f"{lab.url}lab/workspaces/{slug}/tree/{path.as_posix()}")  # a workspace of its own
+    page.goto(f"{lab.url}lab/workspaces/{slug}/tree/{name}")  # a workspace of its own
     page.locator(CELLS).first.wait_for(timeout=120_000)
     wait_kernel_idle(page)
     count = len(released_cells(assignment_id))  # every cell rendered: no windowing (SETTINGS)
     page.wait_for_function(f"() => document.querySelectorAll('{CELLS}').length == {count}",
                            timeout=60_000)
 
+    # 0. none of nbgrader's instructor tools
+    assert_no_instructor_tools(page, lab)
+
     # 1. the untouched notebook: every visible test fails with the stub's NotImplementedError
     run_all(page)
     page.screenshot(path=str(shots / f"{slug}-1-stubs-run.png"), full_page=True)
     for grade_id, index in visible.items():
         text = output_text(page, index)
-        assert "NotImplementedError" in text, f"{grade_id}: {text[-500:]}"
+        assert f"NotImplementedError: {STUB_MESSAGE}" in text, f"{grade_id}: {text[-500:]}"
         assert not printed_passed(text)
 
     # 2. a catalog bug in one exercise, the solutions in the others, typed on the keyboard

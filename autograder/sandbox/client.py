@@ -17,16 +17,35 @@ import threading
 import time
 from pathlib import Path
 
-from autograder import course
 from autograder.errors import GraderError
-from autograder.sandbox import protocol
+from autograder.sandbox import confine, protocol
+
+# What the fork server inherits from the grader's environment: enough to load Python and its
+# libraries, nothing else (no tokens, no paths of the course, the submissions or the results:
+# the strings of a process's first environment stay on its stack, where a student process
+# forked from it could read them whatever ``os.environ`` says).
+ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "LD_LIBRARY_PATH")
+# Tests only: behave as if the kernel had no Landlock (the degraded mode).
+NO_LANDLOCK = "AUTOGRADER_NO_LANDLOCK"
+
+# The fork server's command line: ``python -I -c BOOT FD`` (isolated: no PYTHON* variables,
+# no user site, not the working folder). Its ``sys.path`` and what a student may read come
+# over the socket (``protocol.setup``), never on the command line.
+BOOT = ("import json, socket, sys; sock = socket.socket(fileno=int(sys.argv[1])); "
+        "setup = json.loads(sock.recv(1 << 20)); sys.path[:] = setup['path']; "
+        "from autograder.sandbox.server import serve; serve(sock, setup)")
 
 
 class Zygote:
-    """The fork server process (``autograder.sandbox``) and the protocol to use it."""
+    """The fork server process (``autograder.sandbox``) and the protocol to use it.
+
+    ``hidden``: the folders no student process may read or write; the fork server never
+    learns them, only the folders a student process may read (``confine.allowed_paths``).
+    """
 
     def __init__(self, hidden: list[str]):
-        self.hidden = hidden
+        self.readable = confine.allowed_paths(hidden)
+        self.landlock = not os.environ.get(NO_LANDLOCK)
         self.lock = threading.Lock()
         self.info: dict | None = None
         self._start()
@@ -34,16 +53,16 @@ class Zygote:
     def _start(self) -> None:
         """Start the fork server; ``wait_ready`` waits for its imports."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        env = dict(os.environ)
-        env.setdefault("MPLBACKEND", "Agg")
-        env["OMP_NUM_THREADS"] = "1"
+        env = {k: os.environ[k] for k in ENVIRONMENT if k in os.environ}
+        env.update(MPLBACKEND="Agg", OMP_NUM_THREADS="1")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "autograder.sandbox", str(theirs.fileno()), json.dumps(self.hidden)],
-            pass_fds=(theirs.fileno(),), env=env, cwd=str(course.ROOT),
-            stdin=subprocess.DEVNULL)
+            [sys.executable, "-I", "-c", BOOT, str(theirs.fileno())],
+            pass_fds=(theirs.fileno(),), env=env, cwd="/", stdin=subprocess.DEVNULL)
         theirs.close()
         self.sock = ours
         self.info = None
+        path = [os.path.abspath(p or ".") for p in sys.path]  # it runs in "/", not here
+        self.sock.sendall(protocol.setup(path, self.readable, self.landlock))
 
     def wait_ready(self) -> dict:
         """The server's ``ready`` message (``protocol.ready``), once its imports are done."""

@@ -3,9 +3,16 @@
 - Landlock (Linux >= 5.13): read-only access to the Python installation (split around the
   folders to hide), read-write access to the job's temporary folder, nothing else; TCP
   denied (ABI >= 4), signals and abstract unix sockets scoped to the sandbox (ABI >= 6);
-- seccomp: socket(), socketpair() and io_uring_setup() fail with EPERM;
-- a network namespace of its own (root only);
-- dropping root to a uid of the job slot, keeping filesystem uid 0, without capabilities;
+- seccomp: socket(), socketpair() and io_uring_setup() fail with EPERM, and so does every
+  kernel object that two processes could share without a file they may write: System V IPC
+  (shared memory, semaphores, message queues), POSIX message queues, file locks (flock and
+  the lock commands of fcntl, open file description locks included), leases and directory
+  notifications, inotify and fanotify, the kernel keyrings, and setting what another
+  process may read by pid (nice value, scheduling policy, I/O priority), and reading what
+  the page cache holds (mincore, cachestat, preadv2's RWF_NOWAIT);
+- a PID namespace, a network namespace and an IPC namespace of its own (root only);
+- dropping root to a uid of the job slot, keeping filesystem uid 0 only under Landlock,
+  without capabilities;
 - resource limits: memory, processes, file size, CPU time, open files, no core dumps.
 
 Every function here applies to the calling process (or probes in a throwaway child); the
@@ -46,13 +53,44 @@ READ_ONLY_SYSTEM = ["/usr/lib", "/usr/lib64", "/usr/local/lib", "/lib", "/lib64"
                     "/proc/cpuinfo", "/sys/devices/system/cpu"]
 DEVICES = ["/dev/null", "/dev/zero", "/dev/urandom", "/dev/random"]
 
-CLONE_NEWNET = 0x40000000
+CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWPID = 0x40000000, 0x08000000, 0x20000000
 # seccomp: refuse to create sockets (every family) and io_uring instances, whose operations
-# could open sockets behind the filter's back; the pipes the grader made stay usable.
+# could open sockets behind the filter's back; the pipes the grader made stay usable. Refuse
+# too what two student processes could share through the kernel without a file they may
+# write (issue 18): each is a channel between students graded at the same time, and SysV IPC
+# objects outlive their creator (a channel to every later student, and memory nobody frees).
 SECCOMP_MODE_FILTER, PR_SET_SECCOMP = 2, 22
 SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO = 0x7FFF0000, 0x00050000
 _AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
-_DENIED_SYSCALLS = {"x86_64": (41, 53, 425), "aarch64": (198, 199, 425)}  # socket, socketpair, io_uring_setup
+_SOCKETS = {"x86_64": (41, 53, 425), "aarch64": (198, 199, 425)}  # socket, socketpair, io_uring_setup
+_SHARED = {  # syscalls refused by name, by what they would share
+    "x86_64": {
+        "sysv": (29, 30, 31, 67, 64, 65, 66, 220, 68, 69, 70, 71),  # shm*, sem*, msg*
+        "mqueue": (240, 241, 242, 243, 244, 245),                  # mq_open ... mq_getsetattr
+        "flock": (73,),
+        "inotify": (253, 254, 255, 294, 300, 301),                 # inotify_*, fanotify_*
+        "keyring": (248, 249, 250),                                # add_key, request_key, keyctl
+        # what any process may read of another by pid: nice value, scheduling, I/O priority
+        # (setpriority, sched_setparam, sched_setscheduler, sched_setattr, ioprio_set)
+        "priority": (141, 142, 144, 314, 251),
+        # what is in the page cache (shared by everyone, kept after a student ends):
+        # mincore, cachestat, and preadv2/pwritev2 (RWF_NOWAIT says whether a read would block)
+        "page cache": (27, 451, 327, 328),
+    },
+    "aarch64": {
+        "sysv": (186, 187, 188, 189, 190, 191, 192, 193, 194, 195, 196, 197),
+        "mqueue": (180, 181, 182, 183, 184, 185),
+        "flock": (32,),
+        "inotify": (26, 27, 28, 262, 263),
+        "keyring": (217, 218, 219),
+        "priority": (140, 118, 119, 274, 30),
+        "page cache": (232, 451, 286, 287),
+    },
+}
+_FCNTL = {"x86_64": 72, "aarch64": 25}
+# fcntl commands refused: F_GETLK, F_SETLK, F_SETLKW (the same numbers as their 64-bit forms
+# on these ABIs), F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW, F_SETLEASE, F_GETLEASE, F_NOTIFY
+FCNTL_DENIED = (5, 6, 7, 36, 37, 38, 1024, 1025, 1026)
 
 
 def _libc():
@@ -168,8 +206,10 @@ class _SockFprog(ctypes.Structure):
 
 
 def deny_sockets() -> bool:
-    """Install a seccomp filter under which socket(), socketpair() and io_uring_setup() fail
-    with EPERM (x86_64 and aarch64); False where it cannot be installed."""
+    """Install the seccomp filter (x86_64 and aarch64): socket(), socketpair(),
+    io_uring_setup() fail with EPERM, and so does every syscall of ``_SHARED`` and the lock,
+    lease and notification commands of fcntl (``FCNTL_DENIED``); False where it cannot be
+    installed."""
     machine = platform.machine()
     if machine not in _AUDIT_ARCH or not sys.platform.startswith("linux"):
         return False
@@ -181,8 +221,14 @@ def deny_sockets() -> bool:
                _SockFilter(ld_w_abs, 0, 0, 0)]                        # the syscall number
     if machine == "x86_64":  # the x32 ABI's numbers have bit 30 set
         program += [_SockFilter(jge, 0, 1, 0x40000000), _SockFilter(ret, 0, 0, errno)]
-    for number in _DENIED_SYSCALLS[machine]:
+    denied = list(_SOCKETS[machine]) + [n for group in _SHARED[machine].values() for n in group]
+    for number in denied:
         program += [_SockFilter(jeq, 0, 1, number), _SockFilter(ret, 0, 0, errno)]
+    program += [_SockFilter(jeq, 1, 0, _FCNTL[machine]),               # fcntl: look at cmd
+                _SockFilter(ret, 0, 0, SECCOMP_RET_ALLOW),
+                _SockFilter(ld_w_abs, 0, 0, 24)]                       # args[1], low 32 bits
+    for command in FCNTL_DENIED:
+        program += [_SockFilter(jeq, 0, 1, command), _SockFilter(ret, 0, 0, errno)]
     program.append(_SockFilter(ret, 0, 0, SECCOMP_RET_ALLOW))
     filters = (_SockFilter * len(program))(*program)
     fprog = _SockFprog(len(program), ctypes.cast(filters, ctypes.POINTER(_SockFilter)))
@@ -198,6 +244,25 @@ def new_network_namespace() -> bool:
     if not sys.platform.startswith("linux"):
         return False
     return _libc().unshare(CLONE_NEWNET) == 0
+
+
+def new_pid_namespace() -> bool:
+    """Make the next child of this process the first of a PID namespace of its own: it names
+    no process outside (no nice value, scheduling policy or existence of another student's
+    processes to read) and its pids do not follow the host's counter; needs CAP_SYS_ADMIN.
+    False where it is refused."""
+    if not sys.platform.startswith("linux"):
+        return False
+    return _libc().unshare(CLONE_NEWPID) == 0
+
+
+def new_ipc_namespace() -> bool:
+    """Enter an IPC namespace of its own: System V objects and POSIX message queues that
+    nobody else sees, destroyed with the namespace when the process is gone; needs
+    CAP_SYS_ADMIN. False where it is refused."""
+    if not sys.platform.startswith("linux"):
+        return False
+    return _libc().unshare(CLONE_NEWIPC) == 0
 
 
 def network_isolation() -> str:
@@ -244,19 +309,24 @@ def _capset(effective: int, permitted: int) -> None:
         raise OSError(ctypes.get_errno(), "capset failed")
 
 
-def drop_root(uid: int) -> str:
-    """Run as ``uid`` (so RLIMIT_NPROC applies) with filesystem uid 0 and no capabilities."""
+def drop_root(uid: int, keep_fs_root: bool = True) -> str:
+    """Run as ``uid`` (so RLIMIT_NPROC applies) without capabilities; with filesystem uid 0
+    only when ``keep_fs_root`` (under Landlock, which then decides what may be read and
+    written: files of a Python installation under ``/root`` stay readable). Without Landlock
+    the filesystem uid is ``uid`` too: no file privilege beyond what any user has."""
     libc = _libc()
     os.setgroups([])
     os.setresgid(uid, uid, uid)
     libc.prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0)
     os.setresuid(uid, uid, uid)
-    try:
-        _capset(1 << CAP_SETUID, 1 << CAP_SETUID)
-        libc.setfsuid(0)
-        fs_root = True
-    except (OSError, KeyError):
-        fs_root = False
+    fs_root = False
+    if keep_fs_root:
+        try:
+            _capset(1 << CAP_SETUID, 1 << CAP_SETUID)
+            libc.setfsuid(0)
+            fs_root = True
+        except (OSError, KeyError):
+            pass
     _capset(0, 0)
     libc.prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0)
     return f"uid {uid}" + (" (filesystem uid 0, no capabilities)" if fs_root else "")

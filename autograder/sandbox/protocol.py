@@ -3,7 +3,9 @@
 Imported by both sides (``sandbox.server`` writes, ``sandbox.client`` and ``scoring`` read);
 every message is one JSON object with a ``"type"``, built by the functions below.
 
-- The control socket (``SOCK_SEQPACKET``): the server's one ``ready`` message, then one
+- The control socket (``SOCK_SEQPACKET``): the grader's ``setup`` (the fork server's
+  ``sys.path``, what a student process may read; never on its command line or in its
+  environment), the server's one ``ready`` message, then one
   ``job`` message per submission, sent with two file descriptors: the read end of the
   payload pipe and the write end of the result pipe.
 - The payload pipe: the grading program and the checks to observe (``payload``).
@@ -48,6 +50,12 @@ def human(size: float) -> str:
 
 
 # --- the control socket ---------------------------------------------------------------------
+
+def setup(path: list[str], readable: list[str], landlock: bool) -> bytes:
+    """The grader's first message: the fork server's ``sys.path``, the folders a student
+    process may read, and whether to use Landlock (False: tests of the degraded mode)."""
+    return json.dumps({"path": path, "readable": readable, "landlock": landlock}).encode()
+
 
 def ready(landlock: int, network: str, assignments: list[str]) -> bytes:
     """The server's first message: its imports are done (``network``: what isolation a student

@@ -20,9 +20,15 @@ process, before it runs anything it was sent:
   repository (``solutions/``, ``autograder/`` sources), the gradebook and the results
   folder can be neither read nor written; TCP is denied (Landlock ABI >= 4) and signals
   to processes outside the sandbox are denied (ABI >= 6);
+- enters a PID namespace of its own (root only: it is the first process of the namespace,
+  sees no process of anyone else, by pid or otherwise, and takes every process it started
+  with it when it ends), a network namespace and an IPC namespace of its own and a seccomp
+  filter that refuses sockets and the kernel objects students could share (SysV IPC,
+  message queues, file locks, inotify, keyrings: ``confine.deny_sockets``);
 - when the grader runs as root, drops to an unprivileged uid of its own (one per job
-  slot) so that the process limit applies, keeping the filesystem uid of root (files of
-  the Python installation under ``/root`` stay readable) with no capabilities.
+  slot) so that the process limit applies, with no capabilities; under Landlock it keeps
+  the filesystem uid of root (files of the Python installation under ``/root`` stay
+  readable), without Landlock it does not (no file privilege beyond its own uid).
 
 It then executes the grading program (the instructor's setup cells, then the learner's
 solution cells), calls each check's ``observe`` and writes one JSON line per check to
@@ -104,13 +110,19 @@ def preload() -> dict:
     return by_assignment
 
 
-def serve(sock: socket.socket, hidden: list[str]) -> None:
-    """The zygote's loop: one request (JSON + two fds) per job; fork a supervisor for it."""
+def serve(sock: socket.socket, setup: dict) -> None:
+    """The zygote's loop: one request (JSON + two fds) per job; fork a supervisor for it.
+
+    ``setup`` (``protocol.setup``): what a student process may read, whether to use Landlock.
+    The fork server knows no more: its environment is the grader's minimal one
+    (``client.ENVIRONMENT``) and its command line holds no path.
+    """
     checks = preload()
-    readable = confine.allowed_paths(hidden)
+    readable = list(setup.get("readable", []))
+    landlock = confine.landlock_abi() if setup.get("landlock", True) else 0
     network = confine.network_isolation()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # supervisors are reaped automatically
-    sock.sendall(protocol.ready(confine.landlock_abi(), network, list(checks)))
+    sock.sendall(protocol.ready(landlock, network, list(checks)))
     while True:
         try:
             message, fds, _, _ = socket.recv_fds(sock, protocol.CONTROL_LIMIT, 2)
@@ -123,6 +135,7 @@ def serve(sock: socket.socket, hidden: list[str]) -> None:
                 os.close(fd)
             continue
         job = protocol.decode(message)
+        job["landlock"] = landlock > 0
         if os.fork() == 0:
             try:
                 sock.close()
@@ -150,6 +163,41 @@ def _reap_uid(uid: int | None) -> None:
         finally:
             os._exit(0)
     os.waitpid(pid, 0)
+
+
+SHARED_FOLDERS = ("/tmp", "/var/tmp", "/dev/shm")
+
+
+def _remove_files_of(uid: int | None, depth: int = 4) -> None:
+    """Remove what ``uid`` left in the world-writable folders (``SHARED_FOLDERS`` and the
+    world-writable folders in them): without Landlock a student process may write there,
+    and the next student of its job slot has the same uid."""
+    if uid is None:
+        return
+
+    def sweep(folder: str, level: int) -> None:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            return
+        for entry in entries:
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if info.st_uid == uid:
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    try:
+                        os.unlink(entry.path)
+                    except OSError:
+                        pass
+            elif level < depth and entry.is_dir(follow_symlinks=False) and info.st_mode & 0o002:
+                sweep(entry.path, level + 1)
+
+    for folder in SHARED_FOLDERS:
+        sweep(folder, 1)
 
 
 def supervise(job: dict, payload_fd: int, result_fd: int, checks: dict, readable: list[str]) -> None:
@@ -198,6 +246,7 @@ def supervise(job: dict, payload_fd: int, result_fd: int, checks: dict, readable
     except OSError:
         pass
     _reap_uid(uid)
+    _remove_files_of(uid)
     shutil.rmtree(workdir, ignore_errors=True)
     report = protocol.status(timed_out, round(wall, 3),
                              os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
@@ -221,6 +270,12 @@ def student_process(job: dict, payload_fd: int, result_fd: int, checks: dict, re
                     workdir: str, uid: int | None) -> int:
     """The sandboxed child: prepare, then run the program and observe every check."""
     os.setsid()
+    if uid is not None and confine.new_pid_namespace():
+        child = os.fork()  # the first process of the new PID namespace runs the student
+        if child:
+            os.close(payload_fd)
+            os.close(result_fd)
+            return _mirror(child)
     with os.fdopen(payload_fd, "rb", closefd=True) as stream:
         payload = protocol.decode(stream.read())
     out = os.dup2(result_fd, 3) if result_fd != 3 else 3
@@ -241,20 +296,34 @@ def student_process(job: dict, payload_fd: int, result_fd: int, checks: dict, re
     with open("/proc/self/status") as status:
         vm = next((int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize")), 0)
     sandbox = {"landlock": 0}
-    network = ["namespace"] if os.geteuid() == 0 and confine.new_network_namespace() else []
-    try:
-        sandbox["landlock"] = confine.enter_landlock(readable, [workdir], confine.DEVICES)
-    except OSError as exc:
-        sandbox["landlock_error"] = str(exc)
+    root = os.geteuid() == 0
+    network = ["namespace"] if root and confine.new_network_namespace() else []
+    ipc = ["namespace"] if root and confine.new_ipc_namespace() else []
+    if job.get("landlock", True):
+        try:
+            sandbox["landlock"] = confine.enter_landlock(readable, [workdir], confine.DEVICES)
+        except OSError as exc:
+            sandbox["landlock_error"] = str(exc)
+    else:
+        sandbox["landlock_error"] = "not used in this run"
     if uid is not None:
         try:
-            sandbox["user"] = confine.drop_root(uid)
+            # without Landlock, no file privilege beyond the slot's own uid: its folder is its own
+            if not sandbox["landlock"]:
+                os.chown(workdir, uid, uid)
+            sandbox["user"] = confine.drop_root(uid, keep_fs_root=sandbox["landlock"] > 0)
         except OSError as exc:
             sandbox["user_error"] = str(exc)
+            if not sandbox["landlock"]:  # root on the file system: run nothing
+                send(protocol.sandbox(**sandbox))
+                return 77
     confine.set_limits(vm, job["memory_mb"], job["timeout"], job.get("nproc", 64))
     if confine.deny_sockets():
         network.append("seccomp")
+        ipc.append("seccomp")
     sandbox["network"] = "+".join(network) or "none"
+    sandbox["ipc"] = "+".join(ipc) or "none"
+    sandbox["pid"] = "namespace" if os.getpid() == 1 else "shared"
     send(protocol.sandbox(**sandbox))
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
@@ -397,6 +466,20 @@ def _observe_in_child(check, namespace: dict, index, seed, out: int):
         return failed("the answer was not readable")
 
 
+def _mirror(child: int) -> int:
+    """Wait for ``child`` and end as it ended (its exit code, or killed by its signal)."""
+    while True:
+        try:
+            _, status = os.waitpid(child, 0)
+            break
+        except InterruptedError:
+            continue
+    if os.WIFSIGNALED(status):
+        signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
+        os.kill(os.getpid(), os.WTERMSIG(status))
+    return os.WEXITSTATUS(status) if os.WIFEXITED(status) else 70
+
+
 def _describe(exc: BaseException) -> str:
     try:
         text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
@@ -406,8 +489,7 @@ def _describe(exc: BaseException) -> str:
 
 
 def main() -> None:
-    fd = int(sys.argv[1])
-    hidden = protocol.decode(sys.argv[2].encode()) if len(sys.argv) > 2 else []
-    sock = socket.socket(fileno=fd)
-    serve(sock, hidden)
+    """``python -m autograder.sandbox FD``: the setup comes first on the socket."""
+    sock = socket.socket(fileno=int(sys.argv[1]))
+    serve(sock, protocol.decode(sock.recv(1 << 20)))
 

@@ -35,6 +35,7 @@ class Submission:
     description: str
     build: Callable[[], bytes | None]   # the notebook file's bytes (None: no notebook)
     extra: dict | None = None           # other files in the submission folder
+    link: Callable[[], object] | None = None  # the notebook is a symbolic link to this path
 
 
 def notebook(answers: dict[str, str] | None = None, edit: Callable | None = None) -> bytes:
@@ -323,6 +324,46 @@ def _solution_retyped() -> bytes:
     return nbformat.writes(nb).encode()
 
 
+def _padded(size: int) -> bytes:
+    """The solution padded with trailing whitespace (still valid JSON) to ``size`` bytes."""
+    raw = nbformat.writes(_solution()).encode()
+    return raw + b" " * (size - len(raw))
+
+
+def _many_lists(megabytes: int = 27) -> bytes:
+    """The solution with ``megabytes`` MB of empty lists in one cell's metadata (issue 18:
+    1.7 GB of the grader's memory for 27 MB)."""
+    data = json.loads(nbformat.writes(_solution()))
+    data["cells"][0]["metadata"]["x"] = "@"
+    return json.dumps(data).encode().replace(b'"@"', b"[" + b"[]," * (megabytes * 2**20 // 3) + b"[]]")
+
+
+def _deeply_nested(depth: int = 300) -> bytes:
+    data = json.loads(nbformat.writes(_solution()))
+    data["metadata"]["x"] = "@"
+    return json.dumps(data).encode().replace(b'"@"', b"[" * depth + b"]" * depth)
+
+
+def largest_legal() -> bytes:
+    """The solution with every limit of ``submissions`` nearly reached at once: the file
+    just under ``MAX_BYTES`` (a long string in the notebook's metadata, which is kept), lists
+    and objects just under ``MAX_CONTAINERS``, nesting just under ``MAX_DEPTH``, code just
+    under ``MAX_CODE`` (comment lines in a solution cell, which is sent to the sandbox)."""
+    from autograder.submissions import MAX_BYTES, MAX_CODE, MAX_CONTAINERS, MAX_DEPTH
+
+    nb = _solution()
+    cell = next(c for c in nb.cells if course.nbgrader_meta(c).get("grade_id") == ADD)
+    code = sum(len(c.source) for c in nb.cells if c.cell_type == "code")
+    cell.source += "\n" + ("#" * 99 + "\n") * ((MAX_CODE - code - 1024) // 100)
+    data = json.loads(nbformat.writes(nb))
+    data["metadata"]["x"], data["metadata"]["y"], data["metadata"]["z"] = "@", "%", "&"
+    raw = json.dumps(data).encode()
+    lists = MAX_CONTAINERS - raw.count(b"[") - raw.count(b"{") - MAX_DEPTH - 16
+    raw = raw.replace(b'"@"', b"[" + b"[]," * (lists - 1) + b"[]]")
+    raw = raw.replace(b'"%"', b"[" * (MAX_DEPTH - 4) + b"]" * (MAX_DEPTH - 4))
+    return raw.replace(b'"&"', b'"' + b"a" * (MAX_BYTES - len(raw) - 1024) + b'"')
+
+
 # name -> (submission, expected: "full" marks, "zero", "partial" or "reason" (zero + reason))
 BROKEN = [
     (Submission("malformed_json", "truncated JSON", lambda: b'{"cells": [{"cell_type": "code", '),
@@ -332,8 +373,11 @@ BROKEN = [
                 extra={"notes.txt": b"forgot it"}), "reason"),
     (Submission("extra_notebook", "the solution plus an extra notebook", lambda: notebook(),
                 extra={"scratch.ipynb": b"{}"}), "full"),
-    (Submission("renamed_notebook", "the solution under another name", lambda: None,
-                extra={"positional_encoding (1).ipynb": notebook()}), "reason"),
+    (Submission("renamed_notebook", "the solution renamed by a browser's download", lambda: None,
+                extra={"positional_encoding (1).ipynb": notebook()}), "full"),
+    (Submission("renamed_twice", "two browser-renamed copies, no notebook of the right name",
+                lambda: None, extra={"positional_encoding (1).ipynb": notebook(),
+                                     "positional_encoding (2).ipynb": notebook()}), "reason"),
     (Submission("non_utf8", "invalid UTF-8 bytes in the file", _non_utf8), "reason"),
     (Submission("huge_stored_output", "the solution with a 50 MB output stored in a cell",
                 _big_stored_output), "full"),
@@ -364,6 +408,14 @@ BROKEN = [
                 _solution_deleted), "partial"),
     (Submission("solution_cell_retyped", "the add_positional_encoding cell made a raw cell",
                 _solution_retyped), "partial"),
+    (Submission("oversized_notebook", "the solution padded to 65 MiB (over the limit)",
+                lambda: _padded(65 * 2**20)), "reason"),
+    (Submission("many_lists", "27 MB of empty lists in one cell's metadata", _many_lists),
+     "reason"),
+    (Submission("deeply_nested", "lists nested 300 deep in the notebook's metadata",
+                _deeply_nested), "reason"),
+    (Submission("largest_legal", "the solution at every reading limit at once (size, lists, "
+                "nesting, code)", largest_legal), "full"),
     (Submission("syntax_error", "a syntax error in one solution cell",
                 lambda: notebook({ADD: "def add_positional_encoding(x, base=10000.0):\n    return x +"})),
      "partial"),
@@ -376,6 +428,9 @@ def write(submitted, student: str, item: Submission) -> None:
 
     folder = Path(submitted) / student / ASSIGNMENT
     folder.mkdir(parents=True, exist_ok=True)
+    if item.link is not None:
+        (folder / course.notebook_path(ASSIGNMENT).name).symlink_to(item.link())
+        return
     content = item.build()
     if content is not None:
         (folder / course.notebook_path(ASSIGNMENT).name).write_bytes(content)
@@ -791,3 +846,220 @@ def json_at_limits() -> Submission:
     code = JSON_AT_LIMITS.format(count=protocol.TOTAL_LIMIT // size, size=size)
     return Submission("json_at_limits", "writes records just under the limit of one record, "
                       "up to the limit of one submission", lambda: notebook(wrong_with(after=code)))
+
+
+# --- students who share kernel objects (issue 18) ----------------------------------------------
+
+SHM_KEY = 0x5EED
+SHM_HOG_KEYS = [0x5EED0100 + i for i in range(16)]
+
+_LIBC = '''
+import ctypes as _ct, time as _time
+_libc = _ct.CDLL(None, use_errno=True)
+_libc.shmat.restype = _ct.c_void_p
+_libc.shmat.argtypes = [_ct.c_int, _ct.c_void_p, _ct.c_int]
+_FAILED = _ct.c_void_p(-1).value
+'''
+
+SHM_SENDER = _LIBC + '''
+_answers = {answers!r}.encode() + b"\\0"
+_id = _libc.shmget({key}, 1 << 16, 0o1666)               # IPC_CREAT | 0666
+if _id >= 0:
+    _at = _libc.shmat(_id, None, 0)
+    if _at and _at != _FAILED:
+        _ct.memmove(_at, _answers, len(_answers))
+_time.sleep({hold})  # keep the segment while a student graded beside it looks
+'''
+
+SHM_RECEIVER = _LIBC + '''
+def _fetch():
+    for _ in range({tries}):
+        _id = _libc.shmget({key}, 0, 0)
+        if _id >= 0:
+            _at = _libc.shmat(_id, None, 0o10000)              # SHM_RDONLY
+            if _at and _at != _FAILED:
+                return _ct.string_at(_at).decode()
+        _time.sleep(0.1)
+    return ""
+exec(_fetch() or "pass")
+'''
+
+SHM_HOG = _LIBC + '''
+for _key in {keys!r}:
+    _id = _libc.shmget(_key, 32 << 20, 0o1666)
+    if _id >= 0:
+        _at = _libc.shmat(_id, None, 0)
+        if _at and _at != _FAILED:
+            _ct.memset(_at, 1, 32 << 20)
+            _libc.shmdt(_ct.c_void_p(_at))
+'''
+
+# Byte-range locks on a file both sandboxes may read: one read lock per byte of the message,
+# at offset BASE + 512 * i + byte (gaps, so that the kernel never merges two), and one at
+# LENGTH + len(message); F_GETLK tells another process where the first conflicting lock is.
+LOCKS = '''
+import fcntl as _fcntl, os as _os, struct as _struct, time as _time
+import numpy as _numpy
+_BASE, _LENGTH = 1 << 40, 1 << 41
+
+def _flock(kind, start, length):
+    return _struct.pack("hhqqi4x", kind, 0, start, length, 0)
+'''
+
+LOCK_SENDER = LOCKS + '''
+_answers = {answers!r}.encode()
+try:
+    _fd = _os.open(_numpy.__file__, _os.O_RDONLY)
+    _fcntl.fcntl(_fd, _fcntl.F_SETLK, _flock(_fcntl.F_RDLCK, _LENGTH + len(_answers), 1))
+    for _i, _byte in enumerate(_answers):
+        _fcntl.fcntl(_fd, _fcntl.F_SETLK, _flock(_fcntl.F_RDLCK, _BASE + 512 * _i + _byte, 1))
+except OSError:
+    pass
+_time.sleep({hold})
+'''
+
+LOCK_RECEIVER = LOCKS + '''
+def _first_lock(fd, start, length):
+    kind, _, found, _, _ = _struct.unpack("hhqqi4x", _fcntl.fcntl(
+        fd, _fcntl.F_GETLK, _flock(_fcntl.F_WRLCK, start, length)))
+    return None if kind == _fcntl.F_UNLCK else found - start
+
+def _fetch():
+    try:
+        fd = _os.open(_numpy.__file__, _os.O_RDONLY)
+        for _ in range({tries}):
+            size = _first_lock(fd, _LENGTH, 1 << 20)
+            if size:
+                return bytes(_first_lock(fd, _BASE + 512 * i, 256) for i in range(size)).decode()
+            _time.sleep(0.1)
+    except (OSError, TypeError, ValueError):
+        pass
+    return ""
+exec(_fetch() or "pass")
+'''
+
+
+def _solutions() -> str:
+    """The reference solutions of chapter 01's three exercises, as a learner would type them."""
+    return "\n".join(strip(g) for g in (PE, ADD, REL))
+
+
+def _pair(kind: str, sender: str, receiver: str, hold: float) -> list[Submission]:
+    answers = _solutions()
+    return [
+        Submission(f"{kind}_a_sender", f"the solution, publishing its source through {kind}",
+                   lambda: notebook({PE: strip(PE) + "\n" + sender.format(
+                       answers=answers, key=SHM_KEY, hold=hold)})),
+        Submission(f"{kind}_b_receiver", f"no implementation: runs what it finds in {kind}",
+                   lambda: notebook({PE: receiver.format(key=SHM_KEY, tries=int(hold * 10 + 20)),
+                                     ADD: "pass", REL: "pass"})),
+    ]
+
+
+def shm_pair(hold: float = 4.0) -> list[Submission]:
+    """A sender (the solution, publishing all three solutions in a SysV shared memory segment
+    that it never removes) and a receiver (no implementation: it executes what it finds
+    there). Sorted names: the sender is graded first with ``--jobs 1``."""
+    return _pair("shm", SHM_SENDER, SHM_RECEIVER, hold)
+
+
+def lock_pair(hold: float = 6.0) -> list[Submission]:
+    """A sender and a receiver as in ``shm_pair``, talking through byte-range locks on
+    NumPy's ``__init__.py`` (both sandboxes may read it; Landlock does not mediate locks)."""
+    return _pair("locks", LOCK_SENDER, LOCK_RECEIVER, hold)
+
+
+def shm_hog() -> Submission:
+    """The honest wrong solution plus sixteen 32 MiB SysV segments, filled and left behind."""
+    return Submission("shm_hog", "fills sixteen 32 MiB SysV shared memory segments and "
+                      "leaves them", lambda: notebook(wrong_with(after=SHM_HOG.format(
+                          keys=SHM_HOG_KEYS))))
+
+
+def host_shm_keys() -> set[int]:
+    """The keys of the SysV segments the host's IPC namespace holds (``/proc/sysvipc/shm``)."""
+    with open("/proc/sysvipc/shm") as stream:
+        next(stream)
+        return {int(line.split()[0]) for line in stream if line.strip()}
+
+
+def remove_shm(keys) -> None:
+    """Remove the host's segments of ``keys`` (left by a run of a grader that let them out)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for key in keys:
+        shmid = libc.shmget(key, 0, 0)
+        if shmid >= 0:
+            libc.shmctl(shmid, 0, None)  # IPC_RMID
+
+
+STACK_ENVIRONMENT = '''
+def _stack():
+    """argv and the first environment, from the process's stack: from the string
+    program_invocation_name points at (argv[0]) to the one AT_EXECFN points at (the last)."""
+    import ctypes
+    libc = ctypes.CDLL(None)
+    start = ctypes.c_void_p.in_dll(libc, "program_invocation_name").value
+    libc.getauxval.restype = ctypes.c_ulong
+    end = libc.getauxval(31)  # AT_EXECFN
+    if not start or not end or not 0 < end - start < 1 << 20:
+        return "(not found)"
+    return ctypes.string_at(start, end - start).replace(b"\\0", b"\\n").decode("utf-8", "replace")
+'''
+
+
+def symlinked_notebook() -> Submission:
+    """The submitted notebook is a symbolic link to the instructor's notebook."""
+    return Submission("symlinked_notebook", "the notebook is a symbolic link to the instructor's "
+                      "solutions/ notebook", lambda: None,
+                      link=lambda: course.notebook_path(ASSIGNMENT))
+
+
+# Processes of other students, named by pid: a nice value (getpriority needs no permission on
+# another process), and the pid counter. A marker nice value stands for the message here.
+PRIORITY_SENDER = '''
+import os as _os, time as _time
+try:
+    _os.setpriority(_os.PRIO_PROCESS, 0, 17)
+except OSError:
+    pass
+_time.sleep({hold})
+'''
+
+PRIORITY_RECEIVER = '''
+import json as _json, os as _os, time as _time
+
+def _look():
+    mine, found = _os.getpid(), []
+    for _ in range({tries}):
+        for pid in range(max(2, mine - 3000), mine + 3000):
+            if pid == mine:
+                continue
+            try:
+                if _os.getpriority(_os.PRIO_PROCESS, pid) == 17:
+                    found.append(pid)
+            except OSError:
+                pass
+        if found:
+            break
+        _time.sleep(0.2)
+    return found
+
+_FOUND = _look()
+
+def sinusoidal_positional_encoding(seq_len, d_model, base=10000.0):
+    raise RuntimeError("PROBE" + _json.dumps({{"nice 17 seen at": _FOUND[:5]}}))
+'''
+
+
+def priority_pair(hold: float = 6.0) -> list[Submission]:
+    """A sender that sets its nice value to 17 and a receiver that looks for a process with
+    that nice value among the pids near its own (a bit of a channel per process)."""
+    return [
+        Submission("prio_a_sender", "the solution, with the nice value 17 (a marker)",
+                   lambda: notebook({PE: strip(PE) + "\n" + PRIORITY_SENDER.format(hold=hold)})),
+        Submission("prio_b_receiver", "looks for a process with nice value 17 by pid",
+                   lambda: notebook({PE: PRIORITY_RECEIVER.format(tries=int(hold * 3)),
+                                     ADD: "pass", REL: "pass"})),
+    ]
