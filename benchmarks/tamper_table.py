@@ -120,10 +120,9 @@ def chapters_table(workdir: Path) -> int:
     for assignment_id in course.assignments():
         stock.generate(assignment_id)
         name = course.notebook_path(assignment_id).name
-        subjects = {
-            "untouched": course.notebook_path(assignment_id, released=True).read_bytes(),
-            "honest_wrong": nbformat.writes(course.submission(
-                assignment_id, tamper.honest_wrong_answers(assignment_id))).encode()}
+        subjects = {"untouched": course.notebook_path(assignment_id, released=True).read_bytes()}
+        subjects.update({name: nbformat.writes(course.submission(assignment_id, answers)).encode()
+                         for name, answers in tamper.chapter_baselines(assignment_id).items()})
         for attack, baseline in tamper.chapter_attacks(assignment_id):
             subjects[attack.name] = attack.build()
             rows.append((assignment_id, attack, baseline))
@@ -134,8 +133,8 @@ def chapters_table(workdir: Path) -> int:
     stock_scores = {}
     for assignment_id in course.assignments():
         stock.autograde(assignment_id)
-        for student in {"untouched", "honest_wrong"} | {a.name for a, b in
-                                                       tamper.chapter_attacks(assignment_id)}:
+        for student in {"untouched", *tamper.chapter_baselines(assignment_id)} | {
+                a.name for a, b in tamper.chapter_attacks(assignment_id)}:
             try:
                 stock_scores[(student, assignment_id)] = sum(
                     s for s, _ in stock.scores(assignment_id, student).values())

@@ -301,11 +301,9 @@ def chapters_graded(tmp_path_factory):
     results = submitted.parent / "results"
     for assignment_id in course.assignments():
         name = course.notebook_path(assignment_id).name
-        baselines = {
-            "untouched": course.notebook_path(assignment_id, released=True).read_bytes(),
-            "honest_wrong": nbformat.writes(course.submission(
-                assignment_id, tamper.honest_wrong_answers(assignment_id))).encode(),
-        }
+        baselines = {"untouched": course.notebook_path(assignment_id, released=True).read_bytes()}
+        baselines.update({name: nbformat.writes(course.submission(assignment_id, answers)).encode()
+                          for name, answers in tamper.chapter_baselines(assignment_id).items()})
         items = list(baselines.items()) + [(attack.name, attack.build())
                                            for attack, _ in tamper.chapter_attacks(assignment_id)]
         for student, content in items:

@@ -21,6 +21,7 @@ seeds, so answers cannot be looked up in advance.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import pkgutil
@@ -351,14 +352,21 @@ class Check:
     def observe_in(self, namespace: dict, seeds: Sequence[int] | None = None) -> dict:
         """Answer every case with the student's code; plain JSON data, keyed by case index."""
         seeds = list(seeds) if seeds is not None else self.seeds()
-        student = Student(namespace)
-        answers = {}
-        for index, (case, seed) in enumerate(zip(self.cases, seeds, strict=True)):
-            try:
-                answers[str(index)] = self._observe(student, case, seed)
-            except Exception as exc:  # building or calling the student's code failed
-                answers[str(index)] = {RAISED: data.error(exc)}
-        return data.roundtrip(answers)
+        if len(seeds) != len(self.cases):
+            raise ValueError(f"{self.grade_id}: {len(seeds)} seeds for {len(self.cases)} cases")
+        return data.roundtrip({str(index): self.observe_case(namespace, index, seed)
+                               for index, seed in enumerate(seeds)})
+
+    def observe_case(self, namespace: dict, index: int, seed: int) -> Any:
+        """The answers of one case (encoded; not yet round-tripped). The project's grader
+        observes in a fresh fork of the student process for every check, or every case
+        (``sandbox.server.observe_fresh``), so nothing a module or a function remembers
+        crosses from one to the next."""
+        try:
+            with eager_torch_compile():
+                return self._observe(Student(namespace), self.cases[index], seed)
+        except Exception as exc:  # building or calling the student's code failed
+            return {RAISED: data.error(exc)}
 
     def judge_seen(self, seen: Any, seeds: Sequence[int] | None = None) -> list[str]:
         """Judge the answers; the failures (empty only when every case passed on evidence).
@@ -384,6 +392,29 @@ class Check:
                                  f"(unjudged answers: {unjudged or 'none asked'})")
             failures.extend(verdict.failures)
         return failures
+
+
+@contextlib.contextmanager
+def eager_torch_compile():
+    """Functions the student decorated with ``torch.compile`` run eagerly while a case is
+    observed: the sandbox hides the C++ compiler that inductor needs, and compiling every
+    shape the checks try would cost seconds each on either path. Eager and compiled code
+    compute the same thing, so the score is that of the same code without the decorator.
+    (Nothing is imported: when the student never used ``torch.compile``, ``torch._dynamo``
+    is not loaded and there is nothing to switch off.)"""
+    import sys
+
+    dynamo = sys.modules.get("torch._dynamo")
+    config = getattr(dynamo, "config", None)
+    if config is None:
+        yield
+        return
+    before = config.disable
+    config.disable = True
+    try:
+        yield
+    finally:
+        config.disable = before
 
 
 def _default_label(case: Any) -> str:

@@ -77,30 +77,66 @@ def future_changed(x, t: int, seed: int):
     return changed
 
 
-def judge_causal(verdict, field: str, changed_field: str, shape: tuple[int, ...], t: int,
-                 what: str, require_change: bool = False) -> None:
-    """The outputs ``field`` (on x) and ``changed_field`` (on ``future_changed(x, t)``) must
-    agree at every position ``<= t`` (the second-last axis): nothing reads the future. With
-    ``require_change``, the outputs after ``t`` must also change (a constant is not causal
-    attention)."""
-    out = verdict.array_of(field, shape, what)
-    changed = verdict.array_of(changed_field, shape, f"{what} with the tokens after {t} changed")
-    before = out.values.astype(np.float64)
-    after = changed.values.astype(np.float64)
-    gap = float(np.max(np.abs(before[..., :t + 1, :] - after[..., :t + 1, :]), initial=0.0))
-    tolerance = 1e-5 * max(1.0, float(np.max(np.abs(before), initial=0.0)))
-    moved = float(np.max(np.abs(before[..., t + 1:, :] - after[..., t + 1:, :]), initial=0.0))
-    if require_change and moved <= tolerance:
-        verdict.fail(f"{what}: changing the tokens after position {t} did not change the "
-                     "outputs after it: the output must depend on the input")
-    elif gap <= tolerance:
-        verdict.ok(field)
-        verdict.ok(changed_field)
-    else:
-        verdict.fail(f"{what}: changing the tokens after position {t} changed the outputs at "
-                     f"positions 0..{t} by up to {gap:.3g}; position t may only depend on tokens "
-                     "0..t: is the causal mask applied (True strictly above the diagonal), "
-                     "before the softmax?")
+def _peek(verdict, field: str):
+    """``field``'s answer as a float64 array, or None, without recording it as asked (for a
+    failure's message only: never evidence)."""
+    from autograder import data
+
+    seen = verdict.seen
+    if not isinstance(seen, dict) or field not in seen:
+        return None
+    try:
+        found = data.decode(seen[field])
+    except Exception:  # malformed: the judged read of the field reports it
+        return None
+    if not isinstance(found, data.Array) or found.values is None or \
+            found.values.dtype.kind not in "fiu":
+        return None
+    return np.asarray(found.values, dtype=np.float64)
+
+
+def causal_diagnosis(verdict, field: str, changed_field: str, expected, t: int) -> str:
+    """Why the answer on ``future_changed(x, t)`` (``changed_field``) may be wrong, from the
+    causal property (a message only, never a point): the outputs at positions ``<= t`` moved
+    with the tokens after ``t``, or the outputs after ``t`` did not. The tolerance comes from
+    the reference's values (``expected``), never from the student's."""
+    before, after = _peek(verdict, field), _peek(verdict, changed_field)
+    expected = np.asarray(expected, dtype=np.float64)
+    if before is None or after is None or before.shape != after.shape or \
+            before.shape != expected.shape:
+        return ""
+    tolerance = 1e-5 * max(1.0, float(np.max(np.abs(expected), initial=0.0)))
+    with np.errstate(invalid="ignore"):
+        gap = float(np.nan_to_num(np.max(np.abs(before[..., :t + 1, :] - after[..., :t + 1, :]),
+                                         initial=0.0), nan=np.inf))
+        moved = float(np.nan_to_num(np.max(np.abs(before[..., t + 1:, :] - after[..., t + 1:, :]),
+                                           initial=0.0), nan=np.inf))
+    if gap > tolerance:
+        return (f"changing the tokens after position {t} changed the outputs at positions "
+                f"0..{t} by up to {gap:.3g}; position t may only depend on tokens 0..t: is the "
+                "causal mask applied (True strictly above the diagonal), before the softmax?")
+    if moved <= tolerance:
+        return (f"changing the tokens after position {t} did not change the outputs after it: "
+                "the output must depend on the input")
+    return ""
+
+
+def judge_causal(verdict, field: str, changed_field: str, expected_changed, t: int, what: str,
+                 **compare) -> bool:
+    """Judge the answer on ``future_changed(x, t)`` (``changed_field``) against the
+    reference's output on that input (``expected_changed``; ``compare``: ``atol``, ``rtol``,
+    ``dtype``, ``library`` as for ``Verdict.array``). The causal property between it and the
+    answer on ``x`` (``field``, which the caller judges against the reference too) only names
+    the bug in the failure's message: a property of the student's answers alone never earns
+    a point (a model with memory can replay an earlier answer, and one huge value where
+    nothing is compared would inflate a tolerance taken from the student's numbers)."""
+    expected_changed = np.asarray(expected_changed)
+    compare.setdefault("hint", "")
+    diagnosis = causal_diagnosis(verdict, field, changed_field, expected_changed, t)
+    if diagnosis:
+        compare["hint"] = diagnosis
+    return verdict.array(changed_field, expected_changed,
+                         f"{what} with the tokens after position {t} changed", **compare)
 
 
 # torch's own float32 CPU attention kernel is off by up to ~2e-4 (relative) on exact ties
@@ -162,3 +198,68 @@ def meta_forward(module, shape: tuple[int, ...]) -> list:
 
     out = forward(module.to("meta"), torch.empty(shape, device="meta"))
     return [out.device.type, *(int(n) for n in out.shape)]
+
+
+# --- structure through behaviour: the mask buffer ------------------------------------------
+
+MASK_FOLLOWS_HINT = ("register the mask with self.register_buffer('mask', ...) and slice that "
+                     "buffer in forward (self.mask.bool()[:n, :n]): a plain tensor attribute, or "
+                     "a mask built in forward, does not move with .to() and is not the "
+                     "module's state")
+
+
+def window_hidden(n: int, window: int) -> np.ndarray:
+    """A bool ``(n, n)`` mask, True where hidden: the future, and the keys more than
+    ``window`` positions back (every query still sees itself)."""
+    i, j = np.indices((n, n))
+    return (j > i) | (j < i - window)
+
+
+def mask_window(seed: int, num_tokens: int, stream: int = 50) -> int:
+    """How far back the swapped mask lets a query see: below ``num_tokens - 1``, so that the
+    swap changes the output of a forward that reads its buffer, and (from 3 tokens) at least
+    one key back, so that some query still weighs several keys (a wrong scale or softmax
+    axis shows there, whatever the seed)."""
+    return integer(seed, 1 if num_tokens >= 3 else 0, max(0, num_tokens - 2), stream)
+
+
+def swapped_mask_forward(module, x, window: int):
+    """Observe (with student code): ``module(x)`` in eval mode with every registered buffer
+    named ``mask`` (found with the unbound ``nn.Module.named_buffers``, not the module's own,
+    overridable method) swapped, in its owner's ``_buffers``, for ``window_hidden`` of the
+    same shape, dtype and polarity, then put back. A forward that slices its registered
+    buffer answers the reference under that mask; one that uses a plain tensor attribute (or
+    builds its mask in forward) answers plain causal attention: a behaviour the module can
+    tell apart only by reading its buffer, which is the contract."""
+    import torch
+    from torch import nn
+
+    names = [name for name, _ in nn.Module.named_buffers(module)
+             if name.rpartition(".")[2] == "mask"]
+    if not names:
+        raise LookupError("no buffer named 'mask' is registered (nn.Module.named_buffers "
+                          "lists none): use self.register_buffer('mask', ...)")
+    swapped = []
+    try:
+        for name in names:
+            path, _, leaf = name.rpartition(".")
+            owner = nn.Module.get_submodule(module, path) if path else module
+            buffers = object.__getattribute__(owner, "_buffers")
+            old = buffers[leaf]
+            rows, cols = old.shape[-2:]
+            hidden = torch.from_numpy(window_hidden(max(rows, cols), window)[:rows, :cols])
+            causal = torch.ones(rows, cols, dtype=torch.bool).triu(1)
+            pattern = old.detach().to("cpu").bool()
+            if bool((pattern == causal).all()):
+                new = hidden
+            elif bool((pattern == ~causal).all()):  # stored as "visible"
+                new = ~hidden
+            else:
+                raise ValueError(f"the buffer {name} does not hold a causal mask (True or 1 "
+                                 "strictly above the diagonal)")
+            swapped.append((buffers, leaf, old))
+            buffers[leaf] = new.expand(old.shape).to(dtype=old.dtype, device=old.device).clone()
+        return forward(module, x)
+    finally:
+        for buffers, leaf, old in reversed(swapped):
+            buffers[leaf] = old

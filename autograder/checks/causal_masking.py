@@ -8,28 +8,45 @@ buffer by a forward pass after ``module.to("meta")``, registered parameters by a
 forward after ``module.to(torch.float64)``, dropout by a train-mode forward under a seed.
 Structure facts the student process reports (buffer names, ``self.dropout``) are judged only
 in a case whose behaviour is judged too.
+
+Points and claims (spec section 6, "Claims are claims"): every point rests on answers
+compared with the reference. The mask buffer is judged by behaviour: a forward with the
+grader's windowed mask swapped into the registered ``mask`` buffer (``_common.
+swapped_mask_forward``) must give the reference under that mask, which a plain tensor
+attribute (in place or not) or a mask built in ``forward`` cannot. What rests on claims, read
+with the unbound ``nn.Module`` methods and judged only beside a passing behaviour of the same
+case, and could be forged by code that recognises the probe: in ``causal_attention_basics``
+(1 point) that ``mask`` is among the buffers, that ``self.dropout`` is an ``nn.Dropout`` and
+that no projection has a bias when ``qkv_bias`` is False (a key bias is invisible in every
+output: softmax cancels it); in ``causal_attention_buffer`` (1 point) the mask's shape and
+dtype, that it is not a parameter, ``self.dropout.p`` and the meta-device forward.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+from torch import nn
 
 from autograder import data
 from autograder.checks import Check, Student, Verdict
 from autograder.checks._common import (
     EXTREME_TOLERANCE,
+    MASK_FOLLOWS_HINT,
     STABLE_HINT,
     future_changed,
     integer,
     judge_causal,
     judge_no_bias,
     linear,
+    mask_window,
     no_bias,
     randn,
     rng,
     size,
+    swapped_mask_forward,
     uniform,
+    window_hidden,
 )
 
 ASSIGNMENT = "03-causal-masking"
@@ -165,6 +182,12 @@ def _claims_no_bias(kind: str, s: dict) -> bool:
     return kind in ("visible", "eval") and not s["bias"]
 
 
+def _buffers(module) -> dict:
+    """The module's registered buffers, read with the unbound ``nn.Module`` method (a claim:
+    the module's own ``named_buffers`` may be overridden)."""
+    return dict(nn.Module.named_buffers(module))
+
+
 def _train_seed(seed: int) -> int:
     return seed + 1
 
@@ -195,15 +218,17 @@ def _observe_ca(student: Student, case: tuple, seed: int) -> dict:
     if _claims_no_bias(kind, s):
         seen["no bias"] = Student.attempt(lambda: no_bias(module, PROJ))
     if kind in ("visible", "meta"):  # structure facts, judged with behaviour in this case
-        seen["mask buffer"] = Student.attempt(lambda: "mask" in dict(module.named_buffers()))
+        seen["mask buffer"] = Student.attempt(lambda: "mask" in _buffers(module))
         seen["dropout"] = Student.attempt(lambda: type(module.dropout).__name__)
     if kind == "meta":
         seen["mask parameter"] = Student.attempt(
-            lambda: "mask" in dict(module.named_parameters()))
-        seen["mask shape"] = Student.attempt(
-            lambda: list(dict(module.named_buffers())["mask"].shape))
+            lambda: "mask" in dict(nn.Module.named_parameters(module)))
+        seen["mask shape"] = Student.attempt(lambda: list(_buffers(module)["mask"].shape))
         seen["mask dtype"] = Student.attempt(
-            lambda: str(dict(module.named_buffers())["mask"].dtype).replace("torch.", ""))
+            lambda: str(_buffers(module)["mask"].dtype).replace("torch.", ""))
+        x = s["xs"][0]
+        seen["swapped"] = Student.attempt(
+            lambda: swapped_mask_forward(module, x, mask_window(seed, x.shape[1])))
         seen["dropout p"] = Student.attempt(lambda: module.dropout.p)
 
         def on_meta(x):
@@ -301,17 +326,15 @@ def _judge_ca(verdict: Verdict, case: tuple, seed: int) -> None:
     s = _ca_setup(case, seed)
     what = _ca_what(case, s)
     if kind == "meta":
-        _judge_meta(verdict, s, what)
+        _judge_meta(verdict, s, what, seed)
         return
-    if kind != "future":  # the future check judges the property alone
-        _judge_outputs(verdict, case, seed, s, what)
-    b, n = s["xs"][0].shape[:2]
+    _judge_outputs(verdict, case, seed, s, what)
     if "changed" in s:
-        for field in ("out 0", "changed"):  # float answers only: judge_causal subtracts them
-            verdict.array_of(field, (b, n, s["d_out"]), what, dtype="float32")
-        judge_causal(verdict, "out 0", "changed", (b, n, s["d_out"]), s["t"], what)
-    if kind == "future":
-        _judge_future_used(verdict, s, what)
+        from autograder.reference.causal_masking import reference_causal_attention
+
+        judge_causal(verdict, "out 0", "changed",
+                     reference_causal_attention(s["changed"], s["weights"]), s["t"], what,
+                     atol=2e-5, rtol=1e-4, dtype="float32", library="torch")
     if _claims_no_bias(kind, s):
         judge_no_bias(verdict, what, PROJ)
     if kind == "visible":
@@ -327,21 +350,22 @@ def _judge_ca(verdict: Verdict, case: tuple, seed: int) -> None:
                            mentions="context_length")
 
 
-def _judge_future_used(verdict: Verdict, s: dict, what: str) -> None:
-    """The outputs after t must change with the inputs there (a constant is causal too)."""
-    t = s["t"]
-    b, n = s["xs"][0].shape[:2]
-    out = verdict.array_of("out 0", (b, n, s["d_out"]), what)
-    changed = verdict.array_of("changed", (b, n, s["d_out"]), what)
-    with np.errstate(invalid="ignore"):
-        unchanged = np.abs(out.values[:, t + 1:] - changed.values[:, t + 1:]).max() < 1e-6
-    if unchanged:
-        verdict.fail(f"{what}: changing the tokens after position {t} did not change the outputs "
-                     "there either: is the input used at all?")
+def _judge_meta(verdict: Verdict, s: dict, what: str, seed: int) -> None:
+    """The point rests on ``swapped``: the forward with the grader's mask swapped into the
+    registered buffer, against the reference under that mask. The rest are claims the
+    student's process reports (forgeable by code that recognises the probe: a forward that
+    answers meta tensors on meta input, a fake buffer), judged only beside it."""
+    from autograder.reference.causal_masking import reference_causal_attention
 
-
-def _judge_meta(verdict: Verdict, s: dict, what: str) -> None:
-    b, n = s["xs"][0].shape[:2]
+    x = s["xs"][0]
+    b, n = x.shape[:2]
+    window = mask_window(seed, n)
+    verdict.array("swapped", reference_causal_attention(x, s["weights"],
+                                                        hidden=window_hidden(n, window)),
+                  f"{what} with the grader's mask (each query sees itself and the {window} "
+                  "keys before it) swapped into its registered 'mask' buffer, on x of shape "
+                  f"{tuple(x.shape)}", atol=2e-5, rtol=1e-4, dtype="float32", library="torch",
+                  hint=MASK_FOLLOWS_HINT)
     verdict.equal("meta", ["meta", b, n, s["d_out"]],
                   f"{what}: the device and shape of the output on a meta input of shape "
                   f"({b}, {n}, {s['d_in']}) (a registered buffer moves with .to('meta'); a "

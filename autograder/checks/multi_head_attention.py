@@ -13,6 +13,15 @@ meta device (``mask`` registered as a buffer), train-mode dropout must match one
 ``nn.Dropout`` call on the attention weights under the same ``torch.manual_seed``. The
 attributes ``d_out``, ``num_heads``, ``head_dim`` and the parameter counts (2,360,064 for
 GPT-2 small) are claims: each is judged only in a case whose outputs are judged too.
+
+Points and claims (spec section 6): every point rests on answers compared with the reference
+(the answer on the changed future too: causality only names the bug). The mask buffer is
+judged by behaviour: with the grader's windowed mask swapped into the registered ``mask``
+buffer, the output must be the reference's under that mask. Claims, read with unbound
+``nn.Module`` methods or plain attributes and judged beside passing outputs, forgeable by a
+determined student: ``d_out``, ``num_heads``, ``head_dim``, the parameter count
+(``mha_attributes``, 2 points, whose outputs, float64 forward and swapped-mask forward are
+judged too; ``mha_basics``' visible case judges ``head_dim``) and the meta-device forward.
 """
 
 from __future__ import annotations
@@ -26,16 +35,20 @@ import torch
 from autograder import data
 from autograder.checks import Check, Student, Verdict
 from autograder.checks._common import (
+    MASK_FOLLOWS_HINT,
     forward,
     future_changed,
     integer,
     judge_causal,
     linear,
+    mask_window,
     meta_forward,
     randn,
     rate,
     size,
+    swapped_mask_forward,
     tokens,
+    window_hidden,
 )
 
 ASSIGNMENT = "05-multi-head-attention"
@@ -312,6 +325,9 @@ def _observe_mha(student: Student, case: Case, seed: int) -> dict:
     x = _input(built, case, seed)
     if "out" in probes or "shape" in probes:
         found["out"] = Student.attempt(lambda: forward(module, x))
+    if "meta" in probes:  # the mask through behaviour: before .to() moves the module
+        found["swapped"] = Student.attempt(lambda: swapped_mask_forward(
+            module, x, mask_window(seed, built.x_shape[1])))
     if "future" in probes and built.t is not None:
         found["future"] = Student.attempt(lambda: forward(module, future_changed(x, built.t, seed)))
     if "train" in probes:
@@ -323,7 +339,8 @@ def _observe_mha(student: Student, case: Case, seed: int) -> dict:
         if name in probes:
             found[name] = Student.attempt(lambda name=name: getattr(module, name))
     if "params" in probes:
-        found["params"] = Student.attempt(lambda: sum(p.numel() for p in module.parameters()))
+        found["params"] = Student.attempt(lambda: sum(
+                p.numel() for p in torch.nn.Module.parameters(module)))
     if "f64" in probes:  # these two move the module: last
         found["f64"] = Student.attempt(lambda: forward(module.to(torch.float64), x.double()))
     if "meta" in probes:
@@ -374,12 +391,14 @@ def _judge_mha(verdict: Verdict, case: Case, seed: int) -> None:
             assert torch.allclose(expected, independent, atol=1e-4), "references disagree"
         variants = lambda x=x, double=double: {  # noqa: E731  (computed on failure only)
             k: v.numpy() for k, v in mha_bugs(x.double(), double, built.heads).items()}
-        ok = _expect(verdict, "out", expected.numpy(), f"{what}(x) for x of shape "
+        _expect(verdict, "out", expected.numpy(), f"{what}(x) for x of shape "
                      f"{built.x_shape}", atol=1e-5, rtol=1e-4, dtype="float32", library="torch",
                      variants=variants, hint=VALUE_HINT, shape=SHAPE_HINT, nonfinite=NAN_HINT)
-        if "future" in probes and built.t is not None and \
-                (ok or "has wrong values" in verdict.failures[-1]):
-            judge_causal(verdict, "out", "future", built.out_shape, built.t, what)
+        if "future" in probes and built.t is not None:
+            changed = future_changed(x, built.t, seed)
+            judge_causal(verdict, "out", "future",
+                         mha_forward(changed.double(), double, built.heads).numpy(), built.t,
+                         what, atol=1e-5, rtol=1e-4, dtype="float32", library="torch")
     if "shape" in probes:  # beside a required error: only that the module works at all
         verdict.array_of("out", built.out_shape, f"{what}(x) for x of shape {built.x_shape}",
                          hint=SHAPE_HINT)
@@ -424,6 +443,13 @@ def _judge_mha(verdict: Verdict, case: Case, seed: int) -> None:
                 nonfinite="with scores around +-1e4 a softmax must subtract the row maximum "
                 "before exp (torch.softmax does), and " + NAN_HINT)
     if "meta" in probes:
+        n = built.x_shape[1]
+        window = mask_window(seed, n)
+        expected = mha_forward(x.double(), double, built.heads, hidden=window_hidden(n, window))
+        _expect(verdict, "swapped", expected.numpy(), f"{what}(x) for x of shape "
+                f"{built.x_shape} with the grader's mask (each query sees itself and the "
+                f"{window} keys before it) swapped into its registered 'mask' buffer",
+                atol=1e-5, rtol=1e-4, dtype="float32", library="torch", hint=MASK_FOLLOWS_HINT)
         found = verdict.raw("meta", what)
         meta_what = f"{what}.to('meta') then a forward on a meta tensor"
         if type(found) is data.Raised and found.type != "NotImplementedError":

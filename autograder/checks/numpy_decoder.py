@@ -15,7 +15,17 @@ import numpy as np
 
 from autograder import data
 from autograder.checks import Check, Student, Verdict
-from autograder.checks._common import integer, judge_causal, normal, rng, size, uniform
+from autograder.checks._common import (
+    _peek,
+    causal_diagnosis,
+    future_changed,
+    integer,
+    judge_causal,
+    normal,
+    rng,
+    size,
+    uniform,
+)
 
 ASSIGNMENT = "07-numpy-decoder"
 SOFTMAX = "softmax"
@@ -392,13 +402,12 @@ def _judge_attention(verdict: Verdict, case: tuple, seed: int) -> None:
                   variants=lambda: ref.attention_bugs(x, *W, h), hint=ATTENTION_HINT)
     if case[0] != "visible":
         return
-    out = verdict.array_of("out", x.shape, what)
-    changed = verdict.array_of("changed", x.shape, f"{what}, tokens 2 and 3 changed")
-    if np.allclose(changed.values[:2], out.values[:2]):
-        verdict.ok("changed")
-    else:
-        verdict.fail("changing tokens 2 and 3 changed the outputs of tokens 0 and 1: future "
-                     "tokens must be masked")
+    x = x.copy()
+    x[2:] += 1.0  # the visible cell's change: every answer against the reference
+    verdict.array("changed", ref.attention(x, *W, h), f"{what}, tokens 2 and 3 changed",
+                  atol=1e-8, rtol=1e-5, library="numpy",
+                  hint=causal_diagnosis(verdict, "out", "changed", ref.attention(x, *W, h), 1)
+                  or ATTENTION_HINT)
 
 
 attention_basics = Check("attention_basics", exercise=ATTENTION,
@@ -433,8 +442,6 @@ def _past_changed(x: np.ndarray, seed: int) -> np.ndarray:
 
 @attention_causal.observe
 def _(student: Student, case: tuple, seed: int) -> dict:
-    from autograder.checks._common import future_changed
-
     x, W, h = _attention_inputs(case, seed)
     t = _attention_t(case, seed, len(x))
     with np.errstate(all="ignore"):
@@ -445,32 +452,38 @@ def _(student: Student, case: tuple, seed: int) -> dict:
                                      *_attention_inputs(case, seed)[1], h)}
 
 
-def _judge_mixing(verdict: Verdict, shape: tuple, t: int, what: str, thing: str) -> None:
-    """After ``judge_causal``, evidence that the function mixes tokens at all (one that
-    ignores its input, or never looks past the current token, is trivially causal): the
-    outputs after ``t`` change with the tokens after ``t`` ("changed"), and the last
-    position's change with the first token ("past")."""
-    out = verdict.array_of("out", shape, what)
-    changed = verdict.array_of("changed", shape, f"{what} with the tokens after {t} changed")
-    past = verdict.array_of("past", shape, f"{what} with the first token changed")
-    if float(np.max(np.abs(out.values[t + 1:] - changed.values[t + 1:]))) < 1e-6:
-        verdict.fail(f"{what}: changing the tokens after position {t} did not change the "
-                     f"{thing} after position {t}: are they computed from the input?")
-    elif float(np.max(np.abs(out.values[1:] - past.values[1:]), initial=0.0)) < 1e-9:
-        verdict.fail(f"{what}: changing the first token did not change the {thing} at any later "
-                     f"position: each position attends to every position up to itself (the "
-                     "mask hides only the future, strictly above the diagonal)")
-    else:
-        verdict.ok("past")
+def _judge_related(verdict: Verdict, expected: dict, t: int, what: str, thing: str,
+                   **compare) -> None:
+    """Every answer of a causal case ("out" on x, "changed" with the tokens after ``t``
+    changed, "past" with the first token changed) against the reference on its own input; the
+    properties between them (causality, and that the outputs do mix tokens) only name the bug
+    in a failure's message."""
+    verdict.array("out", expected["out"], what, **compare)
+    judge_causal(verdict, "out", "changed", expected["changed"], t, what, **compare)
+    past = _peek(verdict, "past")
+    out = _peek(verdict, "out")
+    hint = ""
+    if past is not None and out is not None and past.shape == out.shape and \
+            float(np.max(np.abs(out[1:] - past[1:]), initial=0.0)) < 1e-9:
+        hint = (f"changing the first token did not change the {thing} at any later position: "
+                "each position attends to every position up to itself (the mask hides only "
+                "the future, strictly above the diagonal)")
+    verdict.array("past", expected["past"], f"{what} with the first token changed",
+                  **compare, hint=hint)
 
 
 @attention_causal.judge
 def _(verdict: Verdict, case: tuple, seed: int) -> None:
+    from autograder.reference import numpy_decoder as ref
+
     x, W, h = _attention_inputs(case, seed)
     t = _attention_t(case, seed, len(x))
     what = _attention_what(case, x, h)
-    judge_causal(verdict, "out", "changed", x.shape, t, what)
-    _judge_mixing(verdict, x.shape, t, what, "outputs")
+    expected = {"out": ref.attention(x, *W, h),
+                "changed": ref.attention(future_changed(x, t, seed), *W, h),
+                "past": ref.attention(_past_changed(x, seed), *W, h)}
+    _judge_related(verdict, expected, t, what, "outputs", atol=1e-8, rtol=1e-5,
+                   library="numpy")
 
 
 # --- decoder_forward --------------------------------------------------------------------------
@@ -536,6 +549,9 @@ def _observe_decoder(student: Student, case: tuple, seed: int) -> dict:
         return {"logits": student.call(DECODER, *_decoder_inputs(case, seed))}
 
 
+DECODER_TOLERANCE = {"atol": 1e-8, "rtol": 1e-5, "library": "numpy"}
+
+
 def _judge_decoder(verdict: Verdict, case: tuple, seed: int) -> None:
     from autograder.reference import numpy_decoder as ref
 
@@ -546,7 +562,7 @@ def _judge_decoder(verdict: Verdict, case: tuple, seed: int) -> None:
                 "(W_emb[ids] + pe) @ W_emb.T: check the embedding, the positional encoding, the "
                 "residuals and the tied output")
     verdict.array("logits", ref.decoder(ids, params, h), _decoder_what(ids, params, h),
-                  atol=1e-8, rtol=1e-5, library="numpy",
+                  **DECODER_TOLERANCE,
                   variants=lambda: ref.decoder_bugs(ids, params, h), hint=hint)
 
 
@@ -601,12 +617,14 @@ def _first_changed(case: tuple, seed: int) -> np.ndarray:
 
 @decoder_causal.judge
 def _(verdict: Verdict, case: tuple, seed: int) -> None:
+    from autograder.reference import numpy_decoder as ref
+
     ids, params, h = _decoder_inputs(case, seed)
-    _, t = _changed_ids(case, seed)
-    shape = (len(ids), len(params["W_emb"]))
+    changed, t = _changed_ids(case, seed)
     what = _decoder_what(ids, params, h)
-    judge_causal(verdict, "out", "changed", shape, t, what)
-    _judge_mixing(verdict, shape, t, what, "logits")
+    expected = {"out": ref.decoder(ids, params, h), "changed": ref.decoder(changed, params, h),
+                "past": ref.decoder(_first_changed(case, seed), params, h)}
+    _judge_related(verdict, expected, t, what, "logits", **DECODER_TOLERANCE)
 
 
 # --- generate ---------------------------------------------------------------------------------

@@ -6,6 +6,15 @@ compares the answers with ``autograder.reference.rope`` (complex multiplication 
 attention on ``F.scaled_dot_product_attention``). ``compute_rope`` is handed tables the
 grader built (random angles in some cases), so it is judged on its own; the RoPE attention
 modules are built with the grader's weights loaded by the contract's attribute paths.
+
+Points and claims (spec section 6): every point rests on answers compared with the reference;
+the relative-position and norm properties and causality only name the bug, and
+``rope_dtypes`` compares with the reference (not with the learner's own float32 call). The
+mask buffer is judged by behaviour (the grader's windowed mask swapped into the registered
+``mask`` buffer). Claims, read with unbound ``nn.Module`` methods and judged beside passing
+outputs of the same case: the buffer and parameter names, the layer types, ``d_out``,
+``num_heads``, ``head_dim``, the mask's shape and the meta-device forward
+(``rope_mha_basics``, ``rope_mha_contract``).
 """
 
 from __future__ import annotations
@@ -15,16 +24,21 @@ import torch
 
 from autograder.checks import Check, Student, Verdict
 from autograder.checks._common import (
+    MASK_FOLLOWS_HINT,
+    _peek,
+    causal_diagnosis,
     forward,
     future_changed,
     integer,
-    judge_causal,
     linear,
+    mask_window,
     meta_forward,
     randn,
     rng,
     size,
+    swapped_mask_forward,
     uniform,
+    window_hidden,
 )
 
 ASSIGNMENT = "06-rope"
@@ -337,19 +351,22 @@ def _(verdict: Verdict, case: tuple, seed: int) -> None:
     if case[1] == "norm":
         x = randn(seed, (2, 3, 64, 2 * integer(seed, 2, 10)), stream=1).double().numpy()
         what = f"{ROPE} on x of shape {x.shape} with tables of random angles"
-        out = verdict.array_of("out", x.shape, what, hint="the result has the shape of x")
-        before, after = np.linalg.norm(x, axis=-1), np.linalg.norm(out.values, axis=-1)
-        gap = np.abs(after - before)
-        gap = np.where(np.isfinite(gap), gap, np.inf)
-        worst = np.unravel_index(int(np.argmax(gap)), gap.shape)
-        if gap[worst] <= 1e-4:
-            verdict.ok("out")
-            return
-        verdict.fail(f"norm preservation: a rotation keeps every head vector's length, but at "
-                     f"(batch, head, position) = {tuple(int(i) for i in worst)} the length went "
-                     f"from {before[worst]:.5g} to {after[worst]:.5g}. Likely cause: "
-                     "rotate_half mixes dimensions of different pairs, or the two dimensions of "
-                     "a pair (i, i + head_dim/2) get cos/sin of different angles")
+        angles = rng(seed, 8).uniform(-np.pi, np.pi, (64, x.shape[-1] // 2))
+        hint = ROPE_HINT
+        out = _peek(verdict, "out")
+        if out is not None and out.shape == x.shape:  # the property names the bug, no more
+            before, after = np.linalg.norm(x, axis=-1), np.linalg.norm(out, axis=-1)
+            gap = np.abs(after - before)
+            gap = np.where(np.isfinite(gap), gap, np.inf)
+            worst = np.unravel_index(int(np.argmax(gap)), gap.shape)
+            if gap[worst] > 1e-4:
+                hint = (f"a rotation keeps every head vector's length, but at (batch, head, "
+                        f"position) = {tuple(int(i) for i in worst)} the length went from "
+                        f"{before[worst]:.5g} to {after[worst]:.5g}: rotate_half mixes "
+                        "dimensions of different pairs, or the two dimensions of a pair (i, i + "
+                        "head_dim/2) get cos/sin of different angles")
+        verdict.array("out", rotate(x, angles), what, atol=1e-5, rtol=1e-5, library="torch",
+                      hint=hint)
         return
     head_dim, base, positions = _relative_setup(seed)
     what = _relative_what(head_dim, base)
@@ -366,6 +383,16 @@ def _(verdict: Verdict, case: tuple, seed: int) -> None:
     expected = (rotate(np.broadcast_to(q, (len(positions), head_dim)), theta)
                 @ rotate(np.broadcast_to(k, (len(positions), head_dim)), theta).T)
     tol = 1e-4 * float(np.linalg.norm(q) * np.linalg.norm(k))
+    # the points: rope(q) and rope(k) against the reference; the relative-position property
+    # of their scores only names the bug
+    both = True
+    for name, vector in (("q", q), ("k", k)):
+        both &= verdict.array(name, rotate(np.broadcast_to(vector, (len(positions), head_dim)),
+                                           theta),
+                              f"{what}: rope({name}) at positions {positions}", atol=1e-5,
+                              rtol=1e-5, library="torch", hint=ROPE_HINT)
+    if both:
+        return
     if not np.isfinite(scores).all():
         verdict.fail(f"{what}: the scores rope(q)_m . rope(k)_n are not all finite")
         return
@@ -386,8 +413,6 @@ def _(verdict: Verdict, case: tuple, seed: int) -> None:
             return
     gap = float(np.max(np.abs(scores - expected)))
     if gap <= tol:
-        verdict.ok("q")
-        verdict.ok("k")
         return
     message = (f"{what}: the scores rope(q)_m . rope(k)_n depend only on m - n, but differ from "
                f"RoPE's by up to {gap:.3g}")
@@ -415,15 +440,14 @@ rope_dtypes = Check("rope_dtypes", exercise=ROPE, label=_label(ROPE),
 @rope_dtypes.observe
 def _(student: Student, case: tuple, seed: int) -> dict:
     x, angles = _rope_inputs(_dtype_case(case), seed, DTYPES[case[0]])
-    return {"out": student.call(ROPE, x, *_tables(angles)),
-            "float32": student.call(ROPE, x.float(), *_tables(angles))}
+    return {"out": student.call(ROPE, x, *_tables(angles))}
 
 
 @rope_dtypes.judge
 def _(verdict: Verdict, case: tuple, seed: int) -> None:
-    """Dtype handling only: the result has x's dtype and equals the learner's own float32
-    result up to that dtype's rounding. Whether the rotation is right is judged elsewhere
-    (rope_values), so a wrong rotation does not cost this point too."""
+    """The result has x's dtype and equals the reference (float64, from the same float32
+    tables) up to that dtype's rounding."""
+
     name = case[0]
     x, angles = _rope_inputs(_dtype_case(case), seed, DTYPES[name])
     what = _rope_what(x, angles, "float32 tables")
@@ -433,25 +457,26 @@ def _(verdict: Verdict, case: tuple, seed: int) -> None:
         verdict.fail(f"{what} returned {found.dtype}; expected {name}, the dtype of x (float32 "
                      "cos/sin promote the result: cast it back with .to(x.dtype))")
         return
-    own = verdict.array_of("float32", tuple(x.shape), "the same call on x.float()",
-                           dtype="float32", library="torch")
     x64 = x.double().numpy()
+    cos, sin = (t.double().numpy()[: x.shape[-2]] for t in _tables(angles))
+    half = x64.shape[-1] // 2
+    expected = x64 * cos + np.concatenate([-x64[..., half:], x64[..., :half]], axis=-1) * sin
     # one rounding of the tables, two products and a sum in x's dtype (float32 at best: the
     # tables are float32), or float32 arithmetic cast back
     eps = float(torch.finfo(torch.float32 if name == "float64" else x.dtype).eps)
     # any rotation of x mixes at most two of its numbers: the largest of a row bounds them
     tol = 6 * eps * np.abs(x64).max(axis=-1, keepdims=True) + 1e-3 * eps
-    error = np.abs(found.values - own.values)
+    error = np.abs(found.values.astype(np.float64) - expected)
+    error = np.where(np.isfinite(error), error, np.inf)
     if np.all(error <= tol):
         verdict.ok("out")
-        verdict.ok("float32")
         return
-    index = np.unravel_index(int(np.argmax(error - tol)), error.shape)
-    verdict.fail(f"{what} differs from the same call on x.float() by more than {name} "
-                 f"rounding: at index {tuple(int(i) for i in index)} found "
-                 f"{found.values[index]:.6g}, the float32 call gave {own.values[index]:.6g} "
-                 f"(tolerance {tol[index]:.2g}): compute in float32 and cast the result back "
-                 "with .to(x.dtype)")
+    excess = error - tol
+    index = np.unravel_index(int(np.argmax(excess)), error.shape)
+    verdict.fail(f"{what} differs from the reference by more than {name} rounding: at index "
+                 f"{tuple(int(i) for i in index)} found {found.values[index]:.6g}, expected "
+                 f"{expected[index]:.6g} (tolerance {float(tol[index[:-1]][0]):.2g}): rotate x * cos + "
+                 "rotate_half(x) * sin in float32 and cast the result back with .to(x.dtype)")
 
 
 # --- compute_rope: errors ---------------------------------------------------------------------
@@ -621,7 +646,30 @@ def _meta(model, cfg: dict):
     return meta_forward(model, (cfg["batch"], cfg["n"], cfg["d_in"]))
 
 
-def _judge_meta(verdict: Verdict, case: tuple, cfg: dict) -> None:
+def _swapped(model, cfg: dict, seed: int, x: torch.Tensor):
+    """The forward with the grader's mask swapped into the registered 'mask' buffer."""
+    return swapped_mask_forward(model, x, mask_window(seed, cfg["n"]))
+
+
+def _judge_swapped(verdict: Verdict, case: tuple, cfg: dict, seed: int) -> None:
+    """The mask buffer through behaviour: the forward with the grader's mask swapped into it,
+    against the reference under that mask (the point; the buffer names are claims)."""
+    from autograder.reference.rope import attention
+
+    x = _x(cfg, seed)
+    window = mask_window(seed, cfg["n"])
+    base = DEFAULT_BASE if cfg["base"] is None else cfg["base"]
+    expected = attention(x.double().numpy(), _weights(cfg, seed), cfg["heads"],
+                         theta_base=base, hidden=window_hidden(cfg["n"], window))
+    verdict.array("swapped", expected, f"{_mha_what(case, cfg)}: output for x of shape "
+                  f"{tuple(x.shape)} with the grader's mask (each query sees itself and the "
+                  f"{window} keys before it) swapped into its registered 'mask' buffer",
+                  atol=2e-5 * max(1.0, cfg["scale"]), rtol=1e-4, dtype="float32",
+                  library="torch", hint=MASK_FOLLOWS_HINT)
+
+
+def _judge_meta(verdict: Verdict, case: tuple, cfg: dict, seed: int) -> None:
+    _judge_swapped(verdict, case, cfg, seed)
     verdict.equal("meta", ["meta", cfg["batch"], cfg["n"], cfg["d_out"]],
                   f"{_mha_what(case, cfg)} after .to('meta'), a forward on a meta input as "
                   "[device, shape] (the mask and the cos/sin tables must be registered "
@@ -633,7 +681,9 @@ def _observe_fresh(student: Student, cfg: dict, seed: int, x: torch.Tensor):
     """The output of a module left with its own initial weights (the grader's are loaded into
     every other module, which would undo a weight zeroed in __init__)."""
     fresh = _build(student, cfg, seed, weights=False)
-    return Student.attempt(lambda: forward(fresh, x))
+    # unscaled: with scores around 1e4 a correct module's every query can pick the same key
+    # (token 0), and then every output is the same
+    return Student.attempt(lambda: forward(fresh, x / cfg["scale"]))
 
 
 def _judge_fresh(verdict: Verdict, case: tuple, cfg: dict) -> None:
@@ -683,7 +733,9 @@ def _(student: Student, case: tuple, seed: int) -> dict:
     x = _x(cfg, seed)
     seen = {"out": Student.attempt(lambda: forward(model, x)),
             "one token": Student.attempt(lambda: forward(model, x[:, :1])),
-            "buffers": Student.attempt(lambda: sorted(n for n, _ in model.named_buffers()))}
+            "buffers": Student.attempt(
+                lambda: sorted(n for n, _ in torch.nn.Module.named_buffers(model)))}
+    seen["swapped"] = Student.attempt(lambda: _swapped(model, cfg, seed, x))
     seen["meta"] = Student.attempt(lambda: _meta(model, cfg))  # last: it empties the module
     seen["fresh"] = _observe_fresh(student, cfg, seed, x)
     return seen
@@ -699,7 +751,7 @@ def _(verdict: Verdict, case: tuple, seed: int) -> None:
     _judge_out(verdict, "out", case, cfg, seed, x, **tolerance)
     # one token sits at position 0, where RoPE is the identity: MultiHeadAttention's output
     _judge_out(verdict, "one token", case, cfg, seed, x[:, :1], **tolerance)
-    _judge_meta(verdict, case, cfg)
+    _judge_meta(verdict, case, cfg, seed)
     _judge_fresh(verdict, case, cfg)
     # a claim, judged beside the behaviour above: what the visible cell asserts
     names = verdict.value("buffers", f"{what}: the names of its buffers", list)
@@ -787,9 +839,13 @@ def _(student: Student, case: tuple, seed: int) -> dict:
         seen[attr] = Student.attempt(lambda a=attr: getattr(model, a))
     seen["layer types"] = Student.attempt(lambda: [type(getattr(model, n)).__name__
                                                    for n in LAYERS])
-    seen["parameters"] = Student.attempt(lambda: sorted(n for n, _ in model.named_parameters()))
-    seen["buffers"] = Student.attempt(lambda: sorted(n for n, _ in model.named_buffers()))
-    seen["mask shape"] = Student.attempt(lambda: list(model.mask.shape))
+    seen["parameters"] = Student.attempt(
+        lambda: sorted(n for n, _ in torch.nn.Module.named_parameters(model)))
+    seen["buffers"] = Student.attempt(
+        lambda: sorted(n for n, _ in torch.nn.Module.named_buffers(model)))
+    seen["mask shape"] = Student.attempt(
+        lambda: list(dict(torch.nn.Module.named_buffers(model))["mask"].shape))
+    seen["swapped"] = Student.attempt(lambda: _swapped(model, cfg, seed, x))
     seen["meta"] = Student.attempt(lambda: _meta(model, cfg))  # empties the module
     seen["fresh"] = _observe_fresh(student, cfg, seed, x)
     return seen
@@ -804,7 +860,7 @@ def _(verdict: Verdict, case: tuple, seed: int) -> None:
     verdict.raises("indivisible", f"{MHA}{bad} (d_out not divisible by num_heads)", "ValueError")
     _judge_out(verdict, "out", case, cfg, seed, x)
     _judge_out(verdict, "train out", case, cfg, seed, x, _dropout_seed(seed))
-    _judge_meta(verdict, case, cfg)
+    _judge_meta(verdict, case, cfg, seed)
     _judge_fresh(verdict, case, cfg)
     # claims about structure, judged beside the behaviour above
     for attr, expected in (("d_out", cfg["d_out"]), ("num_heads", cfg["heads"]),
@@ -864,7 +920,17 @@ def _(verdict: Verdict, case: tuple, seed: int) -> None:
     what = _mha_what(case, cfg)
     verdict.raises("too long", f"{what} on {cfg['ctx'] + 1} tokens (context_length is "
                    f"{cfg['ctx']})", "ValueError")
-    # causality only: the values are judged by rope_mha_values (a wrong scale or base must
-    # not cost this point too, and then only for some seeds)
-    judge_causal(verdict, "out", "changed", (cfg["batch"], cfg["n"], cfg["d_out"]),
-                 _changed_at(cfg, seed), what, require_change=True)
+    # every answer against the reference; causality only names the bug
+    x = _x(cfg, seed)
+    t = _changed_at(cfg, seed)
+    changed = future_changed(x, t, seed)
+    _judge_out(verdict, "out", case, cfg, seed, x)
+    if not _judge_out(verdict, "changed", case, cfg, seed, changed):
+        from autograder.reference.rope import attention
+
+        base = DEFAULT_BASE if cfg["base"] is None else cfg["base"]
+        expected = attention(changed.double().numpy(), _weights(cfg, seed), cfg["heads"],
+                             theta_base=base, dropout=0.0, seed=None)
+        diagnosis = causal_diagnosis(verdict, "out", "changed", expected, t)
+        if diagnosis:
+            verdict.fail(f"{what}: {diagnosis}")

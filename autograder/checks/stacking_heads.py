@@ -12,6 +12,15 @@ stay on the meta device (masks registered as buffers), train-mode dropout must m
 ``nn.Dropout`` per head or layer under the same ``torch.manual_seed``, ``context_length``
 must reach every head (a forward on one token too many raises). The parameter count is a
 claim of the student process; it is only judged in a case whose behaviour is judged too.
+
+Points and claims (spec section 6): every point rests on answers compared with the reference
+(the answer on the changed future too: causality only names the bug). The masks are judged
+by behaviour: with the grader's windowed mask swapped into every registered ``*.mask``
+buffer (found with the unbound ``nn.Module.named_buffers``) the output must be the
+reference's under that mask. Claims, judged only beside passing outputs of the same case and
+forgeable by code that recognises the probe: the parameter count (read with the unbound
+``nn.Module.parameters``) and the meta-device forward (``wrapper_structure``,
+``stacked_structure``).
 """
 
 from __future__ import annotations
@@ -25,16 +34,20 @@ import torch
 from autograder import data
 from autograder.checks import Check, Student, Verdict
 from autograder.checks._common import (
+    MASK_FOLLOWS_HINT,
     forward,
     future_changed,
     integer,
     judge_causal,
     linear,
+    mask_window,
     meta_forward,
     randn,
     rate,
     size,
+    swapped_mask_forward,
     tokens,
+    window_hidden,
 )
 
 ASSIGNMENT = "04-stacking-heads"
@@ -140,6 +153,9 @@ def _observe(name: str):
         probes, found = case.probes, {}
         if "out" in probes:
             found["out"] = Student.attempt(lambda: forward(module, x))
+        if "meta" in probes:  # the mask through behaviour: before .to() moves the module
+            found["swapped"] = Student.attempt(lambda: swapped_mask_forward(
+                module, x, mask_window(seed, built.x_shape[1])))
         if "future" in probes and built.t is not None:
             found["future"] = Student.attempt(lambda: forward(module,
                                                                future_changed(x, built.t, seed)))
@@ -149,7 +165,8 @@ def _observe(name: str):
             long = randn(seed, (1, built.context + 1, built.d_in), stream=9)
             found["long"] = Student.attempt(lambda: forward(module, long))
         if "params" in probes:
-            found["params"] = Student.attempt(lambda: sum(p.numel() for p in module.parameters()))
+            found["params"] = Student.attempt(lambda: sum(
+                p.numel() for p in torch.nn.Module.parameters(module)))
         if "f64" in probes:  # these two move the module: last
             found["f64"] = Student.attempt(lambda: forward(module.to(torch.float64), x.double()))
         if "meta" in probes:
@@ -215,7 +232,7 @@ def _hints(built: Built) -> dict[str, str]:
 
 def _judge(name: str):
     def judge(verdict: Verdict, case: Case, seed: int) -> None:
-        from autograder.reference.stacking_heads import stacked_bugs, wrapper_bugs
+        from autograder.reference.stacking_heads import stacked, stacked_bugs, wrapper, wrapper_bugs
 
         built = _resolve(name, case, seed)
         weights = _weights(built, seed)
@@ -227,12 +244,14 @@ def _judge(name: str):
             variants = lambda x=x, double=double: {  # noqa: E731  (computed on failure only)
                 k: v.numpy() for k, v in bugs(x.double(), double).items()}
             out_what = f"{what}(x) for x of shape {built.x_shape}"
-            ok = _expect(verdict, "out", _expected(built, double, x.double()).numpy(), out_what,
+            _expect(verdict, "out", _expected(built, double, x.double()).numpy(), out_what,
                          atol=1e-5, rtol=1e-4, dtype="float32", library="torch",
                          variants=variants, hint=hints["out"])
-            if "future" in probes and built.t is not None and \
-                    (ok or "has wrong values" in verdict.failures[-1]):
-                judge_causal(verdict, "out", "future", built.out_shape, built.t, what)
+            if "future" in probes and built.t is not None:
+                changed = future_changed(x, built.t, seed).double()
+                judge_causal(verdict, "out", "future",
+                             _expected(built, double, changed).numpy(), built.t, what,
+                             atol=1e-5, rtol=1e-4, dtype="float32", library="torch")
         if "train" in probes:
             expected = _expected(built, _layers(built, weights), x, built.dropout, seed=seed)
             _expect(verdict, "train", expected.numpy(), f"{what} in train mode under "
@@ -257,6 +276,15 @@ def _judge(name: str):
                     nonfinite="with scores around +-1e4 a softmax must subtract the row "
                     "maximum before exp (torch.softmax does)")
         if "meta" in probes:
+            n = built.x_shape[1]
+            window = mask_window(seed, n)
+            run = wrapper if built.prefix == "heads" else stacked
+            with torch.no_grad():
+                swapped = run(x.double(), double, hidden=window_hidden(n, window)).numpy()
+            _expect(verdict, "swapped", swapped, f"{what}(x) for x of shape {built.x_shape} with "
+                    f"the grader's mask (each query sees itself and the {window} keys before "
+                    "it) swapped into every registered 'mask' buffer", atol=1e-5, rtol=1e-4,
+                    dtype="float32", library="torch", hint=MASK_FOLLOWS_HINT)
             found = verdict.raw("meta", what)
             if type(found) is data.Raised and found.type != "NotImplementedError":
                 verdict.fail(f"{what}.to('meta') then a forward on a meta tensor raised "

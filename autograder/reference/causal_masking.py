@@ -26,9 +26,13 @@ def _projections(x, state: dict, dtype):
     return out
 
 
-def reference_causal_attention(x, state: dict) -> np.ndarray:
-    """Eval-mode output: torch's scaled_dot_product_attention with is_causal=True."""
+def reference_causal_attention(x, state: dict, hidden=None) -> np.ndarray:
+    """Eval-mode output: torch's scaled_dot_product_attention with is_causal=True, or with
+    the keys ``hidden`` (a bool ``(n, n)``, True where hidden) hidden instead."""
     q, k, v = _projections(x, state, torch.float64)
+    if hidden is not None:
+        visible = ~torch.as_tensor(np.asarray(hidden, dtype=bool))
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=visible).numpy()
     return F.scaled_dot_product_attention(q, k, v, is_causal=True).numpy()
 
 

@@ -35,11 +35,15 @@ def _project(x: torch.Tensor, weights: dict, name: str) -> torch.Tensor:
 
 
 def mha_forward(x: torch.Tensor, weights: dict, num_heads: int, dropout: float = 0.0,
-                seed: int | None = None) -> torch.Tensor:
-    """Batched causal multi-head attention with output projection."""
+                seed: int | None = None, hidden=None) -> torch.Tensor:
+    """Batched causal multi-head attention with output projection (eval mode: with the keys
+    ``hidden``, a bool ``(n, n)`` True where hidden, hidden instead of the future)."""
     q, k, v = (split_heads(_project(x, weights, n), num_heads)
                for n in ("W_query", "W_key", "W_value"))
-    if seed is None or dropout == 0.0:
+    if hidden is not None:
+        visible = ~torch.as_tensor(hidden, dtype=torch.bool)
+        context = F.scaled_dot_product_attention(q, k, v, attn_mask=visible)
+    elif seed is None or dropout == 0.0:
         context = F.scaled_dot_product_attention(q, k, v, is_causal=True)
     else:
         n = x.shape[1]

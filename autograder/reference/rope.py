@@ -120,7 +120,8 @@ def _interleaved(x, full):
 
 def attention(x, weights: dict, num_heads: int, theta_base: float = 10000.0, *,
               rope_q: bool = True, rope_k: bool = True, rope_v: bool = False,
-              causal: bool = True, dropout: float = 0.0, seed: int | None = None) -> np.ndarray:
+              causal: bool = True, dropout: float = 0.0, seed: int | None = None,
+              hidden=None) -> np.ndarray:
     """Multi-head causal attention with RoPE on queries and keys, from recorded weights.
 
     ``weights`` maps ``W_query.weight`` etc. to arrays (biases may be None). With
@@ -158,6 +159,9 @@ def attention(x, weights: dict, num_heads: int, theta_base: float = 10000.0, *,
         attn = torch.softmax(scores, dim=-1).to(torch.float32)
         attn = drop(attn, dropout, generator(seed)).to(torch.float64)
         context = attn @ v
+    elif hidden is not None:  # the keys hidden (True) in place of the future
+        visible = ~torch.as_tensor(np.asarray(hidden, dtype=bool))
+        context = F.scaled_dot_product_attention(q, k, v, attn_mask=visible)
     else:
         context = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
     context = context.transpose(1, 2).reshape(b, n, d_out)

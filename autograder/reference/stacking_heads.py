@@ -34,10 +34,14 @@ def _project(x: torch.Tensor, weights: dict, name: str) -> torch.Tensor:
 
 
 def causal_attention(x: torch.Tensor, weights: dict, dropout: float = 0.0,
-                     g: torch.Generator | None = None) -> torch.Tensor:
+                     g: torch.Generator | None = None, hidden=None) -> torch.Tensor:
     """One causal head: softmax(q k^T / sqrt(d_out), future hidden) v; in train mode (a
-    generator ``g`` given) dropout on the attention weights."""
+    generator ``g`` given) dropout on the attention weights; ``hidden`` (a bool ``(n, n)``,
+    True where hidden) in place of the future, in eval mode."""
     q, k, v = (_project(x, weights, n) for n in ("W_query", "W_key", "W_value"))
+    if hidden is not None:
+        visible = ~torch.as_tensor(hidden, dtype=torch.bool)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=visible)
     if g is None or dropout == 0.0:
         return F.scaled_dot_product_attention(q, k, v, is_causal=True)
     n = x.shape[-2]
@@ -48,18 +52,18 @@ def causal_attention(x: torch.Tensor, weights: dict, dropout: float = 0.0,
 
 
 def wrapper(x: torch.Tensor, heads: list[dict], dropout: float = 0.0,
-            seed: int | None = None) -> torch.Tensor:
+            seed: int | None = None, hidden=None) -> torch.Tensor:
     """Heads side by side: head i fills features [i*d_out, (i+1)*d_out)."""
     g = None if seed is None else generator(seed)
-    return torch.cat([causal_attention(x, h, dropout, g) for h in heads], dim=-1)
+    return torch.cat([causal_attention(x, h, dropout, g, hidden) for h in heads], dim=-1)
 
 
 def stacked(x: torch.Tensor, layers: list[dict], dropout: float = 0.0,
-            seed: int | None = None) -> torch.Tensor:
+            seed: int | None = None, hidden=None) -> torch.Tensor:
     """Heads in depth: x = x + layer(x), layer by layer."""
     g = None if seed is None else generator(seed)
     for layer in layers:
-        x = x + causal_attention(x, layer, dropout, g)
+        x = x + causal_attention(x, layer, dropout, g, hidden)
     return x
 
 

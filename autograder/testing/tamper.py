@@ -539,9 +539,175 @@ _checks.Check.observe_in = _lookup
 '''
 
 
+# --- attacks on the judges (issue 19): memory, an inflated tolerance, a forged probe ------------
+
+# The exercise whose answers the causal probes relate, per chapter; the honest wrong answers
+# these attacks start from are that exercise without its causal mask.
+CAUSAL_EXERCISE = {"03-causal-masking": "CausalAttention",
+                   "05-multi-head-attention": "MultiHeadAttention",
+                   "06-rope": "RoPEMultiHeadAttention",
+                   "07-numpy-decoder": "multi_head_causal_attention"}
+MASK_LINE = '        scores = scores.masked_fill(self.mask[:num_tokens, :num_tokens], float("-inf"))'
+# the Raschka-style plain-tensor mask (chapter 3's lesson), honest and in place
+PLAIN_MASK = {"03-causal-masking": "mask_plain_attribute",
+              "05-multi-head-attention": "mask_plain_attribute",
+              "06-rope": "mha_plain_mask_attribute"}
+IN_PLACE = {"03-causal-masking": "mask_plain_attribute_in_place",
+            "05-multi-head-attention": "mask_plain_attribute_in_place"}
+
+
+def _catalog_answers(assignment_id: str, name: str) -> dict[str, str]:
+    [case] = [c for c in catalog.written(assignment_id) if c.name == name]
+    return {case.cell: case.source}
+
+
+def no_mask_answers(assignment_id: str) -> dict[str, str]:
+    """The chapter's causal exercise with its mask left out (an honest wrong solution that
+    fails the causal probes)."""
+    if assignment_id == "07-numpy-decoder":
+        return _catalog_answers(assignment_id, "attention_without_causal_mask")
+    cell = CAUSAL_EXERCISE[assignment_id]
+    cells = course.solution_cells(course.read(course.notebook_path(assignment_id)))
+    source = course.strip_markers(cells[cell].source)
+    assert MASK_LINE in source, f"no mask line in the solution of {cell}"
+    return {cell: source.replace(MASK_LINE + "\n", "")}
+
+
+def chapter_baselines(assignment_id: str) -> dict[str, dict[str, str]]:
+    """Every baseline's answers for one chapter, by name ("untouched", the learner's stubs,
+    is not among them: it is the released notebook)."""
+    found = {"honest_wrong": honest_wrong_answers(assignment_id)}
+    if assignment_id in CAUSAL_EXERCISE:
+        found["no_mask"] = no_mask_answers(assignment_id)
+    if assignment_id in PLAIN_MASK:
+        found["plain_mask"] = _catalog_answers(assignment_id, PLAIN_MASK[assignment_id])
+    return found
+
+
+MEMORY_MODULE = '''
+import torch as _torch
+def _remember(cls):
+    """Remembers the last input and output (on the class: across modules too); when the next
+    input agrees with the last on a prefix of tokens, returns the last outputs there."""
+    forward = cls.forward
+    def remembering(self, x, *args, **kwargs):
+        out = forward(self, x, *args, **kwargs)
+        last = cls.__dict__.get("_last")
+        if last is not None and last[0].shape == x.shape and last[1].shape == out.shape:
+            same = (last[0] == x).all(-1).all(0)
+            k = 0
+            while k < len(same) and bool(same[k]):
+                k += 1
+            if k:
+                out = out.clone()
+                out[:, :k] = last[1][:, :k]
+        cls._last = (x.detach().clone(), out.detach().clone())
+        return out
+    cls.forward = remembering
+_remember({name})
+'''
+
+MEMORY_FUNCTION = '''
+import numpy as _np
+_forgetful = {name}
+_last = []
+def {name}(x, *args, **kwargs):
+    """A module-level memory: the last input and output; a shared prefix replays it."""
+    out = _forgetful(x, *args, **kwargs)
+    if _last and _last[0].shape == _np.shape(x) and _last[1].shape == _np.shape(out):
+        same = (_last[0] == x).all(-1)
+        k = 0
+        while k < len(same) and bool(same[k]):
+            k += 1
+        if k:
+            out = _np.array(out, copy=True)
+            out[:k] = _last[1][:k]
+    _last[:] = [_np.array(x, copy=True), _np.array(out, copy=True)]
+    return out
+'''
+
+INFLATED_MODULE = '''
+def _inflate(cls):
+    """One huge finite value at the last position, which the causal probe never compares: a
+    tolerance taken from max|output| would admit anything."""
+    forward = cls.forward
+    def inflated(self, x, *args, **kwargs):
+        out = forward(self, x, *args, **kwargs).clone()
+        out[..., -1, 0] = 1e30
+        return out
+    cls.forward = inflated
+_inflate({name})
+'''
+
+INFLATED_FUNCTION = '''
+import numpy as _np
+_plain = {name}
+def {name}(x, *args, **kwargs):
+    out = _np.array(_plain(x, *args, **kwargs), copy=True)
+    out[-1, 0] = 1e30
+    return out
+'''
+
+PROBE_RECOGNISING = '''
+import torch as _torch
+def _recognise(cls):
+    """A forward that answers a meta input with an empty meta tensor of the right shape, and a
+    named_buffers() that lists the plain mask attribute as a buffer."""
+    forward, named_buffers = cls.forward, cls.named_buffers
+    def recognising(self, x, *args, **kwargs):
+        if x.device.type == "meta":
+            linear = self.out_proj if hasattr(self, "out_proj") else self.W_query
+            return _torch.empty(*x.shape[:-1], linear.out_features, device="meta")
+        return forward(self, x, *args, **kwargs)
+    def forged(self, *args, **kwargs):
+        found = list(named_buffers(self, *args, **kwargs))
+        if not any(name == "mask" for name, _ in found) and "mask" in self.__dict__:
+            found.append(("mask", self.__dict__["mask"]))
+        yield from found
+    cls.forward, cls.named_buffers = recognising, forged
+_recognise({name})
+'''
+
+
+def judge_attacks(assignment_id: str) -> list[tuple[Submission, str]]:
+    """(attack, baseline) on the judges, where the chapter has them (issue 19)."""
+    found = []
+    name = CAUSAL_EXERCISE.get(assignment_id)
+    if name:
+        function = name[0].islower()
+        no_mask = no_mask_answers(assignment_id)
+        memory = (MEMORY_FUNCTION if function else MEMORY_MODULE).format(name=name)
+        inflated = (INFLATED_FUNCTION if function else INFLATED_MODULE).format(name=name)
+        found += [
+            (Submission("memory_replay", f"{name} without a mask that remembers its last input "
+                        "and output and replays them on a shared prefix",
+                        lambda: chapter_notebook(assignment_id, no_mask, after=memory)),
+             "no_mask"),
+            (Submission("inflated_tolerance", f"{name} without a mask that writes 1e30 at the "
+                        "last position", lambda: chapter_notebook(assignment_id, no_mask,
+                                                                  after=inflated)),
+             "no_mask"),
+        ]
+    if assignment_id in PLAIN_MASK:
+        plain = _catalog_answers(assignment_id, PLAIN_MASK[assignment_id])
+        [cell] = plain
+        found.append((Submission("probe_recognising", "a plain-tensor mask, a forward that "
+                                 "answers meta input with an empty meta tensor, a named_buffers() "
+                                 "that lists the plain mask", lambda: chapter_notebook(
+                                     assignment_id, plain,
+                                     after=PROBE_RECOGNISING.format(name=cell))), "plain_mask"))
+    if assignment_id in IN_PLACE:
+        in_place = _catalog_answers(assignment_id, IN_PLACE[assignment_id])
+        found.append((Submission("in_place_plain_mask", "the plain-tensor mask applied with "
+                                 "masked_fill_ in place (Raschka style)",
+                                 lambda: chapter_notebook(assignment_id, in_place)),
+                      "plain_mask"))
+    return found
+
+
 def chapter_attacks(assignment_id: str) -> list[tuple[Submission, str]]:
     """(attack, baseline) for one chapter; the baseline is "untouched" (the learner's stubs)
-    or "honest_wrong" (``honest_wrong_answers``)."""
+    or one of ``chapter_baselines``."""
     wrong = honest_wrong_answers(assignment_id)
     found = [
         (Submission("forged_encoder", "replaces autograder.data.encode with one that records "
@@ -572,7 +738,7 @@ def chapter_attacks(assignment_id: str) -> list[tuple[Submission, str]]:
                         "load_state_dict and parameters lie", lambda: chapter_notebook(
                             assignment_id, wrong, after=LYING_STATE_DICT)), "honest_wrong"),
         ]
-    return found
+    return found + judge_attacks(assignment_id)
 
 
 # --- students who talk to each other, and a bomb for the grader --------------------------------

@@ -1,6 +1,6 @@
 """Bug catalog for 03-causal-masking."""
 
-from autograder.testing.catalog import correct, wrong
+from autograder.testing.catalog import compiled, correct, wrong
 
 ASSIGNMENT = "03-causal-masking"
 
@@ -195,4 +195,13 @@ CASES = [
                 weights = self.dropout(exp / exp.sum(dim=-1, keepdim=True))
                 return weights @ values
         """)),
+    wrong("mask_plain_attribute_in_place", CA, "Raschka style: self.mask a plain tensor "
+          "attribute and masked_fill_ in place (the meta device accepts a CPU mask in place, so "
+          "only a behaviour that reads the registered buffer shows it)", _module(buffer='''
+                self.mask = torch.triu(torch.ones(context_length, context_length), diagonal=1)
+        ''', masked='''
+                scores = queries @ keys.transpose(1, 2)
+                scores.masked_fill_(self.mask.bool()[:num_tokens, :num_tokens], -torch.inf)
+        ''')),
+    compiled(ASSIGNMENT, CA),
 ]

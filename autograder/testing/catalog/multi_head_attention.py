@@ -9,7 +9,7 @@ cases are one small edit of it.
 import inspect
 
 from autograder.reference import multi_head_attention as reference
-from autograder.testing.catalog import correct, wrong
+from autograder.testing.catalog import compiled, correct, wrong
 
 ASSIGNMENT = "05-multi-head-attention"
 
@@ -283,4 +283,12 @@ CASES = [
         def merge_heads(x):
             return x.permute(0, 2, 1, 3).flatten(start_dim=2)
         '''),
+    compiled(ASSIGNMENT, MHA),
+    wrong("mask_plain_attribute_in_place", MHA, "Raschka style: self.mask a plain tensor "
+          "attribute and masked_fill_ in place (the meta device accepts a CPU mask in place, so "
+          "only a behaviour that reads the registered buffer shows it)", _edit(
+              (_MASK_BUFFER, "self.mask = torch.triu(torch.ones(context_length, context_length), "
+                             "diagonal=1)"),
+              (_MASK_FILL, """
+        scores.masked_fill_(self.mask.bool()[:num_tokens, :num_tokens], -torch.inf)"""))),
 ]

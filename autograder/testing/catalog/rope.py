@@ -1,6 +1,6 @@
 """Bug catalog for 06-rope."""
 
-from autograder.testing.catalog import correct, wrong
+from autograder.testing.catalog import compiled, correct, wrong
 
 ASSIGNMENT = "06-rope"
 
@@ -395,4 +395,5 @@ CASES = [
         ("context = (weights @ values).transpose(1, 2).contiguous().view(b, n, self.d_out)",
          '''context = torch.einsum("bhqk,bhkd->bhqd", weights, values)
                 context = context.permute(0, 2, 1, 3).reshape(b, n, self.d_out)'''))),
+    compiled(ASSIGNMENT, "RoPEMultiHeadAttention"),
 ]

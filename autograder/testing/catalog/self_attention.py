@@ -1,6 +1,6 @@
 """Bug catalog for 02-self-attention."""
 
-from autograder.testing.catalog import correct, wrong
+from autograder.testing.catalog import compiled, correct, wrong
 
 ASSIGNMENT = "02-self-attention"
 
@@ -263,4 +263,5 @@ CASES = [
                 return torch.nn.functional.scaled_dot_product_attention(
                     self.W_query(x), self.W_key(x), self.W_value(x))
         """)),
+    compiled(ASSIGNMENT, "scaled_dot_product_attention"),
 ]

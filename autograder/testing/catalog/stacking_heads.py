@@ -1,6 +1,6 @@
 """Bug catalog for 04-stacking-heads."""
 
-from autograder.testing.catalog import correct, wrong
+from autograder.testing.catalog import compiled, correct, wrong
 
 ASSIGNMENT = "04-stacking-heads"
 
@@ -274,4 +274,10 @@ CASES = [
                     h = torch.add(h, self.layers[i](h))
                 return h
         '''),
+    compiled(ASSIGNMENT, "StackedCausalAttention", "x = x + layer(x)",
+             "x = compiled_add(x, layer(x))", helper="""
+@torch.compile
+def compiled_add(a, b):
+    return a + b
+"""),
 ]
