@@ -31,6 +31,10 @@ MODULE_EXERCISES = [
     ("04-stacking-heads", "StackedCausalAttention"),
     ("05-multi-head-attention", "MultiHeadAttention"),
     ("06-rope", "RoPEMultiHeadAttention"),
+    ("08-kv-cache", "repeat_kv"),
+    ("08-kv-cache", "cached_causal_mask"),
+    ("08-kv-cache", "KVCache"),
+    ("08-kv-cache", "GroupedQueryAttention"),
 ]
 
 # the published or lesson bug of each exercise, and a word its visible message must hold
@@ -49,6 +53,11 @@ CANONICAL = [
     ("05-multi-head-attention", "mask_not_sliced", "slice the mask"),
     ("06-rope", "mha_layout_bug", "(b, num_tokens, num_heads, head_dim) layout"),
     ("06-rope", "mha_no_rope_on_keys", "queries and keys"),
+    ("08-kv-cache", "repeat_tiles_heads", "repeat_interleave"),
+    ("08-kv-cache", "mask_ignores_cache", "num_cached + i"),
+    ("08-kv-cache", "gqa_positions_restart_per_chunk", "past .. past + n_new - 1"),
+    ("08-kv-cache", "gqa_is_causal_on_chunks", "cached_causal_mask(n_new, past)"),
+    ("08-kv-cache", "gqa_repeat_tiles_heads", "h // (num_heads // num_kv_heads)"),
 ]
 
 

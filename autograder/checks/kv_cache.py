@@ -342,6 +342,7 @@ CACHE_VALUES = [
     ("uneven updates drawn from the seed", (1, 3), (1, 4), (2, 8), "seeded", "float32"),
     ("one position at a time", (1, 2), (1, 3), (1, 6), "ones", "float32"),
     ("a prompt, then one position at a time", 1, (1, 4), (2, 6), [7, 1, 1, 1], "float32"),
+    ("more than 16 positions", (1, 2), (1, 2), (1, 4), [9, 8, 1, 4], "float32"),
     ("float64", (1, 2), (1, 3), (1, 6), "seeded", "float64"),
     ("bfloat16", (1, 2), (1, 3), (1, 6), [2, 1, 3], "bfloat16"),
     ("two caches side by side", (1, 2), (1, 3), (1, 6), "seeded", "float32"),
