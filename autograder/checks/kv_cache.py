@@ -74,6 +74,7 @@ def _observe_repeat(student: Student, case: tuple, seed: int) -> dict:
     seen = {"out": student.call(REPEAT, x, n_rep)}
     if case[1] == "visible":
         seen["n_rep 1"] = student.call(REPEAT, x, 1)
+        seen["n_rep 0"] = student.call(REPEAT, x, 0)
     return seen
 
 
@@ -90,6 +91,7 @@ def _judge_repeat(verdict: Verdict, case: tuple, seed: int) -> None:
     if case[1] == "visible":
         verdict.array("n_rep 1", x64, _repeat_what(x, 1), atol=0, rtol=0, dtype=dtype,
                       library="torch", hint="with n_rep = 1 the result is x")
+        verdict.raises("n_rep 0", f"{REPEAT}(x, 0) (n_rep < 1)", "ValueError", mentions="n_rep")
 
 
 repeat_kv_basics = Check(
@@ -322,13 +324,49 @@ def _observe_cache(student: Student, case: tuple, seed: int) -> dict:
     cache = student.get(CACHE)()
     seen = {"seq_len empty": Student.attempt(lambda: cache.seq_len)}
     seen.update(_observe_updates(student, cache, seed, shape, steps, dtype))
+    if case[0] == VISIBLE_CACHE:  # what the visible cell also asserts
+        seen["second empty"] = Student.attempt(lambda: student.get(CACHE)().seq_len)
+        for why, (keys, values) in _visible_bad(seed).items():
+            seen[why] = Student.attempt(lambda k=keys, v=values: cache.update(k, v))
+        seen["seq_len after"] = Student.attempt(lambda: cache.seq_len)
+
+        def many():
+            other = student.get(CACHE)()
+            keys, values = _entries(seed, shape, 1, 1, dtype)
+            for _ in range(20):
+                other.update(keys, values)
+            return [other.seq_len, list(other.update(keys, values)[0].shape)]
+
+        seen["many"] = Student.attempt(many)
     return seen
+
+
+VISIBLE_CACHE = "updates of 3 then 1 positions"
+
+
+def _visible_bad(seed: int) -> dict:
+    """The visible cell's wrong updates after (2, 2, 3 + 1, 4) float32 entries."""
+    keys, values = _entries(seed, (2, 2, 4), 1, 7, "float32")
+    return {"a head_dim of 6": (randn(seed, (2, 2, 1, 6), 70), randn(seed, (2, 2, 1, 6), 71)),
+            "float64 entries": (keys.double(), values.double()),
+            "values of another shape than the keys": (keys, values[..., :2])}
 
 
 def _judge_cache(verdict: Verdict, case: tuple, seed: int) -> None:
     shape, steps, dtype = _updates(case, seed)
     verdict.equal("seq_len empty", 0, f"{CACHE}().seq_len of a new cache")
     _judge_updates(verdict, seed, shape, steps, dtype)
+    if case[0] == VISIBLE_CACHE:
+        verdict.equal("second empty", 0, f"a second {CACHE}().seq_len after the first was updated",
+                      hint="keep the entries on the instance (self.keys), not on the class")
+        for why in _visible_bad(seed):
+            verdict.raises(why, f"{CACHE}.update with {why} after (2, 2, 4, 4) float32 entries",
+                           "ValueError")
+        verdict.equal("seq_len after", 4, f"{CACHE}.seq_len after the failed updates",
+                      hint="a failed update leaves the cache unchanged: check before appending")
+        verdict.equal("many", [20, [2, 2, 21, 4]], f"a {CACHE} after 20 one-position updates: "
+                      "[seq_len, the shape of the keys returned by the 21st]",
+                      hint="the cache grows without a fixed capacity")
 
 
 kv_cache_basics = Check(
@@ -722,15 +760,44 @@ def _judge_chunks(verdict: Verdict, case: tuple, cfg: dict, seed: int, x: torch.
     return True
 
 
+class _Recorder:
+    """The learner's cache, recording what the module appends (as the visible cell does)."""
+
+    def __init__(self, inner):
+        self.inner, self.appended = inner, []
+
+    @property
+    def seq_len(self):
+        return self.inner.seq_len
+
+    def update(self, keys, values):
+        self.appended.append((keys.clone(), values.clone()))
+        return self.inner.update(keys, values)
+
+
 def _observe_cached(student: Student, case: tuple, seed: int) -> dict:
     cfg = _config(case, seed)
     model = _build(student, cfg, seed)
     x = _x(cfg, seed)
     seen = {"whole": Student.attempt(lambda: _forward(model, x))}
-    cache = student.get(CACHE)() if cfg["cache"] == "learner" else GraderCache()
+    cache = _Recorder(student.get(CACHE)()) if cfg["cache"] == "learner" else GraderCache()
     _observe_chunks(model, x, cfg["chunks"], cache, seen)
-    if cfg["cache"] == "learner":
+    if cfg["cache"] == "learner":  # what the visible cell also asserts
         seen["seq_len"] = Student.attempt(lambda: cache.seq_len)
+        seen["again"] = Student.attempt(lambda: _forward(model, x))
+        seen["appended keys"] = Student.attempt(lambda: cache.appended[0][0])
+        seen["appended values"] = Student.attempt(lambda: cache.appended[0][1])
+        seen["overflow"] = Student.attempt(
+            lambda: _forward(model, _x(cfg, seed, 5, stream=14), cache))
+        seen["seq_len after"] = Student.attempt(lambda: cache.seq_len)
+        args, kwargs = _args(cfg)
+
+        def biases():
+            built = student.get(GQA)(*args, **{**kwargs, "qkv_bias": True})
+            return [getattr(built, name).bias is not None for name in LAYERS[:3]]
+
+        seen["biases"] = Student.attempt(biases)
+        seen["kv 3"] = Student.attempt(lambda: student.get(GQA)(8, 8, 10, 4, 3))
     else:
         seen["cache keys"] = Student.attempt(lambda: cache._keys)
         seen["cache values"] = Student.attempt(lambda: cache._values)
@@ -744,10 +811,33 @@ def _judge_cached(verdict: Verdict, case: tuple, seed: int) -> None:
     name = "your KVCache" if cfg["cache"] == "learner" else "the grader's cache"
     if not _judge_chunks(verdict, case, cfg, seed, x, cfg["chunks"], name):
         return
-    if cfg["cache"] == "learner":
-        verdict.equal("seq_len", cfg["n"], f"{CACHE}.seq_len after {cfg['chunks']} tokens")
-        return
     from autograder.reference.kv_cache import cache_contents, projections
+
+    if cfg["cache"] == "learner":
+        what = _what(case, cfg)
+        verdict.equal("seq_len", cfg["n"], f"{CACHE}.seq_len after {cfg['chunks']} tokens")
+        _judge_whole(verdict, "again", case, cfg, seed, x, " (a second call: nothing is kept "
+                     "between calls without a cache)")
+        base = DEFAULT_BASE if cfg["base"] is None else cfg["base"]
+        keys, values = cache_contents(x.double().numpy(), _weights(cfg, seed), cfg["heads"],
+                                      cfg["kv"], base)
+        first = cfg["chunks"][0]
+        hint = ("append the keys after RoPE and the values (never rotated) of the num_kv_heads "
+                "heads, before repeating them for the query heads")
+        for name, expected in (("keys", keys), ("values", values)):
+            verdict.array(f"appended {name}", expected[:, :, :first], f"{what}: the {name} the "
+                          f"first chunk appends to your KVCache", dtype="float32",
+                          library="torch", hint=hint, **_tolerance(cfg))
+        verdict.raises("overflow", f"{what}: 5 new tokens after {cfg['n']} cached positions "
+                       f"(context_length is {cfg['ctx']})", "ValueError")
+        verdict.equal("seq_len after", cfg["n"], f"{CACHE}.seq_len after the overflowing call",
+                      hint="raise before touching the cache: check past + n_new <= "
+                           "context_length first")
+        verdict.equal("biases", [True, True, True], f"{GQA} with qkv_bias=True: W_query, W_key "
+                      "and W_value have a bias", hint="pass bias=qkv_bias to nn.Linear")
+        verdict.raises("kv 3", f"{GQA}(8, 8, 10, 4, 3) (num_kv_heads does not divide "
+                       "num_heads)", "ValueError", mentions="num_kv_heads")
+        return
 
     base = DEFAULT_BASE if cfg["base"] is None else cfg["base"]
     weights = _weights(cfg, seed)
