@@ -863,7 +863,8 @@ GQA_BASICS = [
     ("the visible configuration, with your KVCache",
      {"d_in": 8, "heads": 4, "kv": 2, "half": 1, "n": 6, "extra": 4, "batch": 2,
       "chunks": [3, 1, 2], "cache": "learner"}),
-    ("seeded", {"d_in": (3, 10), "heads": (2, 4), "kv": "divisor", "half": (1, 3), "n": (4, 9),
+    # head_dim of 4 or more: with head_dim 2, theta_base ** 0 = 1 and the base cannot show
+    ("seeded", {"d_in": (3, 10), "heads": (2, 4), "kv": "divisor", "half": (2, 3), "n": (4, 9),
                 "extra": (0, 4), "batch": (1, 3), "chunks": "uneven"}),
 ]
 
@@ -875,7 +876,7 @@ gqa_basics.judge(_judge_cached)
 
 GQA_VALUES = [
     ("default qkv_bias and theta_base, num_kv_heads a divisor of num_heads",
-     {"d_in": (3, 10), "kv": "divisor", "half": (1, 4), "n": (2, 9), "extra": (1, 6),
+     {"d_in": (3, 10), "kv": "divisor", "half": (2, 4), "n": (2, 9), "extra": (1, 6),
       "batch": (1, 3)}),
     ("num_kv_heads = 1 (multi-query), qkv_bias=True, theta_base drawn from the seed",
      {"d_in": (3, 10), "heads": (2, 5), "kv": "one", "half": (1, 4), "n": (2, 9),
@@ -926,7 +927,7 @@ def _(verdict: Verdict, case: tuple, seed: int) -> None:
 
 GQA_CACHED = [
     ("uneven chunks, num_kv_heads a divisor",
-     {"d_in": (3, 10), "kv": "divisor", "half": (1, 4), "n": (6, 14), "extra": (0, 4),
+     {"d_in": (3, 10), "kv": "divisor", "half": (2, 4), "n": (6, 14), "extra": (0, 4),
       "batch": (1, 2), "chunks": "uneven"}),
     ("one token at a time, num_kv_heads = 1",
      {"d_in": (3, 10), "heads": (2, 4), "kv": "one", "half": (1, 3), "n": (3, 8),
