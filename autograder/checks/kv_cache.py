@@ -319,9 +319,21 @@ def _judge_updates(verdict: Verdict, seed: int, shape, steps, dtype, prefix: str
             return
 
 
+def _new_cache(student: Student, seed: int, shape: tuple[int, int, int], dtype: str):
+    """A new learner's cache, made after another one was updated: a cache whose entries live
+    on the class (shared between instances) starts full, in a fresh process as in a kernel
+    that ran the whole notebook."""
+    other = student.get(CACHE)()
+    try:
+        other.update(*_entries(seed, shape, 1, 9, dtype))
+    except Exception:  # the cache under test records the failure
+        pass
+    return student.get(CACHE)()
+
+
 def _observe_cache(student: Student, case: tuple, seed: int) -> dict:
     shape, steps, dtype = _updates(case, seed)
-    cache = student.get(CACHE)()
+    cache = _new_cache(student, seed, shape, dtype)
     seen = {"seq_len empty": Student.attempt(lambda: cache.seq_len)}
     seen.update(_observe_updates(student, cache, seed, shape, steps, dtype))
     if case[0] == VISIBLE_CACHE:  # what the visible cell also asserts
@@ -398,9 +410,9 @@ def _other(case: tuple) -> tuple:
 def _(student: Student, case: tuple, seed: int) -> dict:
     if case[0] != "two caches side by side":
         return _observe_cache(student, case, seed)
-    first, second = student.get(CACHE)(), student.get(CACHE)()
     seen = {}
     shape, steps, dtype = _updates(case, seed)
+    first, second = _new_cache(student, seed, shape, dtype), student.get(CACHE)()
     other_shape, other_steps, other_dtype = _updates(_other(case), seed)
     # interleaved: each update of the first cache is followed by one of the second
     for index in range(max(len(steps), len(other_steps))):
@@ -485,7 +497,7 @@ kv_cache_errors = Check("kv_cache_errors", exercise=CACHE, label=_label(CACHE),
 @kv_cache_errors.observe
 def _(student: Student, case: tuple, seed: int) -> dict:
     shape, first, third = _error_sizes(seed)
-    cache = student.get(CACHE)()
+    cache = _new_cache(student, seed, shape, "float32")
     seen = _observe_updates(student, cache, seed, shape, [first], "float32", "first ")
     keys, values = _bad_update(case[1], seed)
     seen["error"] = Student.attempt(lambda: cache.update(keys, values))
@@ -780,7 +792,11 @@ def _observe_cached(student: Student, case: tuple, seed: int) -> dict:
     model = _build(student, cfg, seed)
     x = _x(cfg, seed)
     seen = {"whole": Student.attempt(lambda: _forward(model, x))}
-    cache = _Recorder(student.get(CACHE)()) if cfg["cache"] == "learner" else GraderCache()
+    if cfg["cache"] == "learner":
+        kv_shape = (cfg["batch"], cfg["kv"], cfg["head_dim"])
+        cache = _Recorder(_new_cache(student, seed, kv_shape, cfg["dtype"]))
+    else:
+        cache = GraderCache()
     _observe_chunks(model, x, cfg["chunks"], cache, seen)
     if cfg["cache"] == "learner":  # what the visible cell also asserts
         seen["seq_len"] = Student.attempt(lambda: cache.seq_len)
