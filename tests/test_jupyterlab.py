@@ -1,7 +1,7 @@
 """The learner's flow in a real JupyterLab, in Debian's Chromium.
 
 A real ``jupyter lab`` (no token, localhost, a free port, a temporary copy of the course) is
-driven with Playwright. For chapter 01 (NumPy) and chapter 03 (PyTorch) the test:
+driven with Playwright. For chapter 01 (NumPy), chapter 03 and chapter 08 (PyTorch) the test:
 
 1. opens the released notebook, runs all cells, and sees every visible-test cell fail with
    the stub's ``NotImplementedError``;
@@ -41,7 +41,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.kernel, pytest.mark.nbgrader]
 VISIBLE_PASSED = "visible tests passed"
 # chapter -> the exercise that gets a wrong solution first
 EXERCISES = {"01-positional-encoding": "sinusoidal_positional_encoding",
-             "03-causal-masking": "causal_mask"}
+             "03-causal-masking": "causal_mask", "08-kv-cache": "cached_causal_mask"}
 RUN_TIMEOUT_MS = 180_000
 CELLS = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell"  # of the notebook on show
 

@@ -9,7 +9,8 @@ these visible tests were written (before -> after):
     02 scaled_dot_product_attention 4/9 -> 9/9, SelfAttention 5/13 -> 12/13,
     03 CausalAttention 10/21 -> 18/21, 04 MultiHeadAttentionWrapper 9/15 -> 15/15,
     StackedCausalAttention 5/9 -> 9/9, 05 MultiHeadAttention 6/20 -> 17/20,
-    06 RoPEMultiHeadAttention 5/13 -> 12/13.
+    06 RoPEMultiHeadAttention 5/13 -> 12/13, 08 repeat_kv 3/5 -> 5/5, cached_causal_mask 5/6,
+    KVCache 8/8 (after), GroupedQueryAttention 8/17 -> 16/17.
 """
 
 import contextlib
