@@ -1051,7 +1051,10 @@ def _(verdict: Verdict, case: tuple, seed: int) -> None:
                   "<= context_length at the top of forward")
     verdict.array("last", expected[:, prefix:], f"{what}: the last token after the failed call "
                   "(position context_length - 1)", dtype="float32", library="torch",
-                  hint="a failed forward leaves the cache unchanged", **_tolerance(cfg))
+                  variants=lambda: _variants(cfg, seed, x[:, :cfg["ctx"]], [prefix, 1],
+                                             slice(prefix, cfg["ctx"])),
+                  hint="a failed forward leaves the cache unchanged; the last token sits at "
+                       "position context_length - 1", **_tolerance(cfg))
     # claims about structure, judged beside the behaviour above
     for attr, value in (("num_heads", cfg["heads"]), ("num_kv_heads", cfg["kv"]),
                         ("head_dim", cfg["head_dim"])):
