@@ -20,7 +20,7 @@ from autograder import course  # noqa: E402
 ASSIGNMENTS = course.assignments()
 
 # What a test needs (registered in pyproject.toml); a test that needs any of them is slow.
-NEEDS = ("nbgrader", "kernel", "sandbox", "book", "browser", "slurm")
+NEEDS = ("nbgrader", "kernel", "sandbox", "book", "browser", "slurm", "registry")
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the groups
@@ -72,7 +72,8 @@ SECONDS = {"lab": 180, "nbgrader:07-numpy-decoder": 130, "nbgrader:08-kv-cache":
            "nbgrader:03-causal-masking": 69, "learners-book": 60,
            "tests/test_grader_robustness.py::test_shards_merge_and_nbgrader_export": 55,
            "tests/test_slurm.py::test_the_slurm_recipe_grades_a_class_in_a_job_array": 55,
-           "module:test_gradescope": 38, "module:test_grader_tamper": 33, "judged:06-rope": 28,
+           "module:test_gradescope": 90,
+           "tests/test_install.py::test_learner_and_grader_resolve_without_development_packages": 35, "module:test_grader_tamper": 33, "judged:06-rope": 28,
            "judged:04-stacking-heads": 23, "judged:05-multi-head-attention": 22,
            "tests/test_grader_robustness.py::test_killed_run_resumes_with_the_same_grades": 22,
            "judged:07-numpy-decoder": 19, "judged:08-kv-cache": 20,
