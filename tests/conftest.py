@@ -20,7 +20,7 @@ from autograder import course  # noqa: E402
 ASSIGNMENTS = course.assignments()
 
 # What a test needs (registered in pyproject.toml); a test that needs any of them is slow.
-NEEDS = ("nbgrader", "kernel", "sandbox", "book", "browser", "slurm")
+NEEDS = ("nbgrader", "kernel", "sandbox", "book", "browser", "slurm", "registry")
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the groups
@@ -65,16 +65,19 @@ def pytest_collection_modifyitems(items):
 # Seconds that each long unit of work (a group, or a test of its own) took in a full run on 2
 # cores (3 workers), for _longest_first; they only order the work, so a stale entry costs time,
 # never a result.
-SECONDS = {"lab": 180, "nbgrader:07-numpy-decoder": 130, "nbgrader:06-rope": 115,
+SECONDS = {"lab": 180, "nbgrader:07-numpy-decoder": 130, "nbgrader:08-kv-cache": 125,
+           "nbgrader:06-rope": 115,
            "nbgrader:05-multi-head-attention": 95, "nbgrader:01-positional-encoding": 85,
            "book": 75, "nbgrader:04-stacking-heads": 73, "nbgrader:02-self-attention": 70,
            "nbgrader:03-causal-masking": 69, "learners-book": 60,
            "tests/test_grader_robustness.py::test_shards_merge_and_nbgrader_export": 55,
            "tests/test_slurm.py::test_the_slurm_recipe_grades_a_class_in_a_job_array": 55,
-           "module:test_gradescope": 38, "module:test_grader_tamper": 33, "judged:06-rope": 28,
+           "module:test_gradescope": 90,
+           "tests/test_install.py::test_learner_and_grader_resolve_without_development_packages": 35, "module:test_grader_tamper": 33, "judged:06-rope": 28,
            "judged:04-stacking-heads": 23, "judged:05-multi-head-attention": 22,
            "tests/test_grader_robustness.py::test_killed_run_resumes_with_the_same_grades": 22,
-           "judged:07-numpy-decoder": 19, "module:test_grader_robustness": 18}
+           "judged:07-numpy-decoder": 19, "judged:08-kv-cache": 20,
+           "module:test_grader_robustness": 18}
 
 
 def pytest_configure(config):

@@ -10,7 +10,8 @@ from autograder import checks, course
 from autograder.testing import catalog
 
 EXPECTED = ["01-positional-encoding", "02-self-attention", "03-causal-masking",
-            "04-stacking-heads", "05-multi-head-attention", "06-rope", "07-numpy-decoder"]
+            "04-stacking-heads", "05-multi-head-attention", "06-rope", "07-numpy-decoder",
+            "08-kv-cache"]
 
 
 def test_top_level_layout():

@@ -43,6 +43,15 @@ EQUIVALENT = {
         Survivor("RoPEMultiHeadAttention", "changed_constant", "line 12: 0"):
             "the same, inside the error message",
     },
+    "08-kv-cache": {
+        Survivor("GroupedQueryAttention", "dropped_keyword", "line 21: persistent="):
+            "the contract asks only that cos is a buffer; persistence is not part of it",
+        Survivor("GroupedQueryAttention", "dropped_keyword", "line 22: persistent="):
+            "the same for sin",
+        Survivor("GroupedQueryAttention", "plus_minus", "line 27: Add"):
+            "past - num_new > context_length never raises, but the tables end at context_length: "
+            "compute_rope then raises ValueError on the short slice, before the cache is touched",
+    },
     "07-numpy-decoder": {
         Survivor("multi_head_causal_attention", "dropped_keyword", "line 9: dtype="):
             "np.triu of float ones is still truthy above the diagonal, as np.where reads it",

@@ -80,3 +80,21 @@ def test_reference_class_behaves_as_chapter05_solution():
                                                  if k != "mask"}, num_heads=2)
         assert torch.allclose(ours(x), reference(x))
         assert torch.allclose(ours(x), expected, atol=1e-6)
+
+
+# --- chapter 08 runs on chapter 06's RoPE -----------------------------------------------------
+
+CH08 = "08-kv-cache"
+
+
+def test_chapter08_setup_is_chapter06_rope_solution():
+    solutions = course.solution_cells(course.read(course.notebook_path(CH06)))
+    expected = "\n\n\n".join(_normalized(course.strip_markers(solutions[name].source))
+                             for name in ("precompute_rope_params", "compute_rope"))
+    for released in (False, True):
+        nb = course.read(course.notebook_path(CH08, released=released))
+        cells = [c for c in nb.cells if course.nbgrader_meta(c).get("grade_id") == "setup_rope"]
+        assert len(cells) == 1, "chapter 08 should have exactly one setup cell with grade_id setup_rope"
+        assert _normalized(cells[0].source) == expected, (
+            f"{'chapters' if released else 'solutions'}/{CH08}: the setup_rope cell differs from "
+            "chapter 06's precompute_rope_params and compute_rope solutions (markers removed)")

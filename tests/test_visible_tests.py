@@ -9,7 +9,8 @@ these visible tests were written (before -> after):
     02 scaled_dot_product_attention 4/9 -> 9/9, SelfAttention 5/13 -> 12/13,
     03 CausalAttention 10/21 -> 18/21, 04 MultiHeadAttentionWrapper 9/15 -> 15/15,
     StackedCausalAttention 5/9 -> 9/9, 05 MultiHeadAttention 6/20 -> 17/20,
-    06 RoPEMultiHeadAttention 5/13 -> 12/13.
+    06 RoPEMultiHeadAttention 5/13 -> 12/13, 08 repeat_kv 3/5 -> 5/5, cached_causal_mask 5/6,
+    KVCache 8/8 (after), GroupedQueryAttention 8/17 -> 16/17.
 """
 
 import contextlib
@@ -31,6 +32,10 @@ MODULE_EXERCISES = [
     ("04-stacking-heads", "StackedCausalAttention"),
     ("05-multi-head-attention", "MultiHeadAttention"),
     ("06-rope", "RoPEMultiHeadAttention"),
+    ("08-kv-cache", "repeat_kv"),
+    ("08-kv-cache", "cached_causal_mask"),
+    ("08-kv-cache", "KVCache"),
+    ("08-kv-cache", "GroupedQueryAttention"),
 ]
 
 # the published or lesson bug of each exercise, and a word its visible message must hold
@@ -49,6 +54,11 @@ CANONICAL = [
     ("05-multi-head-attention", "mask_not_sliced", "slice the mask"),
     ("06-rope", "mha_layout_bug", "(b, num_tokens, num_heads, head_dim) layout"),
     ("06-rope", "mha_no_rope_on_keys", "queries and keys"),
+    ("08-kv-cache", "repeat_tiles_heads", "repeat_interleave"),
+    ("08-kv-cache", "mask_ignores_cache", "num_cached + i"),
+    ("08-kv-cache", "gqa_positions_restart_per_chunk", "past .. past + n_new - 1"),
+    ("08-kv-cache", "gqa_is_causal_on_chunks", "cached_causal_mask(n_new, past)"),
+    ("08-kv-cache", "gqa_repeat_tiles_heads", "h // (num_heads // num_kv_heads)"),
 ]
 
 
