@@ -151,9 +151,11 @@ def test_a_dtype_check_judges_dtypes_not_values():
     namespace = _namespace("06-rope", {upcast.cell: upcast.source})
     with pytest.raises(checks.CheckFailed):
         checks.run("06-rope", "rope_dtypes", namespace)
-    # a wrong rotation with the right dtype handling keeps the dtype point
+    # a wrong rotation with the right dtype handling loses the dtype point too: it rests on
+    # the reference, not on the learner's own float32 call (issue 19)
     namespace = _namespace("06-rope", {"compute_rope": _case("06-rope", SIGN_BUG).source})
-    checks.run("06-rope", "rope_dtypes", namespace)
+    with pytest.raises(checks.CheckFailed):
+        checks.run("06-rope", "rope_dtypes", namespace)
 
 
 def test_the_grader_records_blame_the_earlier_exercise():
