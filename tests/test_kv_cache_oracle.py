@@ -11,8 +11,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from autograder.checks import load_weights
 from autograder.checks import kv_cache as checks
+from autograder.checks import load_weights
 from autograder.reference import kv_cache as reference
 from autograder.testing import program
 
