@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import subprocess
 import sys
 import tempfile
@@ -307,23 +306,14 @@ def _find_submission(folder: Path, expected: str) -> tuple[Path | None, str]:
 
 
 def _copy(notebook: Path, target: Path) -> str:
-    """Copy the submitted notebook without following a link, at most ``MAX_BYTES`` of it;
-    "" or why it was refused."""
-    from autograder.submissions import MAX_BYTES
+    """Copy the submitted notebook as the grader reads one (``submissions.read_bounded``: no
+    link followed, nothing outside its folder, at most ``MAX_BYTES``); "" or why it was refused."""
+    from autograder.submissions import read_bounded
 
-    try:
-        fd = os.open(notebook, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        return f"{notebook.name} could not be opened ({exc.strerror}): submit the notebook file itself"
-    with os.fdopen(fd, "rb") as stream:
-        info = os.fstat(stream.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            return f"{notebook.name} is not a regular file: submit the notebook file itself"
-        if info.st_size > MAX_BYTES:
-            return (f"{notebook.name} is {info.st_size / 2**20:.0f} MiB, over the limit of "
-                    f"{MAX_BYTES / 2**20:.0f} MiB: clear the outputs (Edit > Clear Outputs of All "
-                    "Cells), save and submit again")
-        target.write_bytes(stream.read(MAX_BYTES + 1))
+    raw = read_bounded(notebook, notebook.parent, notebook.name)
+    if isinstance(raw, str):
+        return raw
+    target.write_bytes(raw)
     return ""
 
 

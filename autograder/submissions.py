@@ -188,7 +188,7 @@ def _drop_outputs(data) -> int:
     return code
 
 
-def _read_bounded(path: Path, folder: Path, name: str) -> bytes | str:
+def read_bounded(path: Path, folder: Path, name: str) -> bytes | str:
     """The file's bytes, or why it is refused: a symlink (or a folder on the way that is
     one), something that is not a regular file of ``folder``, or a file over ``MAX_BYTES``
     (checked before reading)."""
@@ -227,7 +227,7 @@ def read_submission(pair: Pair, assignment: Assignment) -> Submission:
     if not path.is_file() and not path.is_symlink():
         found = f" (found {', '.join(others)})" if others else ""
         return Submission(None, "missing", f"missing notebook {assignment.notebook}{found}", notes)
-    raw = _read_bounded(path, pair.folder, assignment.notebook)
+    raw = read_bounded(path, pair.folder, assignment.notebook)
     if isinstance(raw, str):
         return Submission(None, "refused " + hashlib.sha256(raw.encode()).hexdigest(), raw, notes)
     digest = hashlib.sha256(raw).hexdigest()
