@@ -250,6 +250,17 @@ def test_students_graded_at_the_same_time_cannot_talk(graded):
     assert "namespace" in server.sandbox["network"] or "seccomp" in server.sandbox["network"]
 
 
+
+def unsandboxed_program(item: tamper.Submission) -> str:
+    """What grading would run of a tamper submission, as one script for a plain Python
+    process (the proofs that an attack works where nothing confines it)."""
+    import nbformat
+
+    nb = nbformat.reads(item.build().decode(), as_version=4)
+    source = course.read(course.notebook_path(tamper.ASSIGNMENT))
+    return "\n".join(course.exercise_program(source, nb).code)
+
+
 def test_the_collusion_pair_works_without_a_sandbox(tmp_path):
     """Proof that the previous test can fail: outside the sandbox the client gets the answers."""
     import subprocess
@@ -258,16 +269,11 @@ def test_the_collusion_pair_works_without_a_sandbox(tmp_path):
 
     import numpy as np
 
-    def program(item):
-        nb = __import__("nbformat").reads(item.build().decode(), as_version=4)
-        source = course.read(course.notebook_path(tamper.ASSIGNMENT))
-        return "\n".join(course.exercise_program(source, nb).code)
-
     server_item, client_item = tamper.collusion_pair()
-    server = subprocess.Popen([sys.executable, "-c", program(server_item)])
+    server = subprocess.Popen([sys.executable, "-c", unsandboxed_program(server_item)])
     try:
         time.sleep(3)
-        asked = program(client_item) + "\nprint(sinusoidal_positional_encoding(3, 4).tolist())"
+        asked = unsandboxed_program(client_item) + "\nprint(sinusoidal_positional_encoding(3, 4).tolist())"
         out = subprocess.run([sys.executable, "-c", asked], capture_output=True, text=True,
                              timeout=60)
     finally:
@@ -423,22 +429,16 @@ def test_the_channel_pairs_work_without_a_sandbox(pair):
     import sys
     import time
 
-    import nbformat
     import numpy as np
 
     from autograder.reference.positional_encoding import reference_encoding
 
-    def program(item):
-        nb = nbformat.reads(item.build().decode(), as_version=4)
-        source = course.read(course.notebook_path(tamper.ASSIGNMENT))
-        return "\n".join(course.exercise_program(source, nb).code)
-
     sender_item, receiver_item = pair(hold=4)
     tamper.remove_shm([tamper.SHM_KEY])
-    sender = subprocess.Popen([sys.executable, "-c", program(sender_item)])
+    sender = subprocess.Popen([sys.executable, "-c", unsandboxed_program(sender_item)])
     try:
         time.sleep(2)
-        asked = program(receiver_item) + "\nprint(sinusoidal_positional_encoding(3, 4).tolist())"
+        asked = unsandboxed_program(receiver_item) + "\nprint(sinusoidal_positional_encoding(3, 4).tolist())"
         out = subprocess.run([sys.executable, "-c", asked], capture_output=True, text=True,
                              timeout=60)
     finally:
