@@ -100,7 +100,8 @@ def judge(assignment: Assignment, pair: Pair, submission: Submission,
         cells.append(CellResult(gid, assignment.exercise.get(gid, ""),
                                 0.0 if failures else cell.points, cell.points,
                                 assignment.hidden.get(gid, True), failures))
-    failed = {c.exercise for c in cells if c.failures}
+    failed = {c.exercise for c in cells if c.failures and c.grade_id in assignment.checks
+              and assignment.checks[c.grade_id].blame}
     for c in cells:
         if c.grade_id in assignment.checks:
             c.failures = checks.blame_earlier(assignment.checks[c.grade_id], c.failures, failed)

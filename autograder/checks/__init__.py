@@ -22,6 +22,7 @@ seeds, so answers cannot be looked up in advance.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import importlib
 import pkgutil
@@ -29,7 +30,7 @@ from typing import Any, Callable, Sequence
 
 from autograder import data
 
-__all__ = ["Check", "CheckFailed", "JudgeError", "Missing", "Student", "Verdict", "assignments",
+__all__ = ["Case", "Check", "CheckFailed", "JudgeError", "Missing", "Student", "Verdict", "assignments",
            "blame_earlier", "case_seeds", "checks_for", "load_weights", "run"]
 
 RAISED = "raised"  # the key under which a case records an exception its calls raised
@@ -306,8 +307,19 @@ class Verdict:
         return True
 
 
-ObserveFn = Callable[[Student, Any, int], dict]
-JudgeFn = Callable[[Verdict, Any, int], None]
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One case of a check: its name in messages, and (in a chapter's subclass, a frozen
+    dataclass) the typed facts its inputs are built from: sizes or their ranges, kinds,
+    flags. Never an input itself: the check's ``inputs`` builds those from the case and the
+    seed, once on each side."""
+
+    label: str
+
+
+InputsFn = Callable[[Any, int], Any]
+ObserveFn = Callable[[Student, Any, Any], dict]
+JudgeFn = Callable[[Verdict, Any, Any], None]
 
 
 def case_seeds(grade_id: str, count: int, secret: str | None = None) -> list[int]:
@@ -318,33 +330,40 @@ def case_seeds(grade_id: str, count: int, secret: str | None = None) -> list[int
 
 
 class Check:
-    """One grade cell's check: a table of ``cases``, ``observe`` each, ``judge`` each.
+    """One grade cell's check: a table of ``cases``, each observed and judged.
 
-    ``observe(student, case, seed) -> {field: encoded answer}`` runs with the student's
-    code; an exception it lets through is recorded as the case's answer. ``judge(verdict,
-    case, seed)`` rebuilds everything from ``case`` and ``seed`` and judges the answers
-    through ``verdict``. The framework owns the keys: answers are stored per case index.
+    ``inputs(case, seed)`` builds everything a case's calls use (sizes, arrays, weights,
+    the call's text for messages) as a pure function of the case and its seed; the
+    framework calls it once on each side, so observe and judge see the same inputs without
+    either rebuilding them. ``observe(student, case, inputs) -> {field: encoded answer}``
+    runs with the student's code; an exception it lets through is recorded as the case's
+    answer. ``judge(verdict, case, inputs)`` runs where no student code ran and compares the
+    answers with the reference through ``verdict``. The framework owns the keys: answers are
+    stored per case index.
+
+    Checks that share their functions are made with ``functools.partial(Check,
+    exercise=..., inputs=..., observe=..., judge=...)``. ``blame=False`` marks a check of
+    errors, dtypes or structure: its failure does not make the exercises that call this one
+    (``needs``) say "fix it first", since their values do not depend on it.
     """
 
-    def __init__(self, grade_id: str, exercise: str, cases: Sequence[Any] = (None,),
-                 label: Callable[[Any], str] | None = None, needs: Sequence[str] = ()):
+    def __init__(self, grade_id: str, exercise: str, cases: Sequence[Case],
+                 inputs: InputsFn, observe: ObserveFn, judge: JudgeFn,
+                 needs: Sequence[str] = (), blame: bool = True):
         if not cases:
             raise ValueError(f"check {grade_id} has no cases")
+        for case in cases:
+            if not isinstance(case, Case):
+                raise TypeError(f"check {grade_id}: a case must be a checks.Case, "
+                                f"found {type(case).__name__}")
         self.grade_id = grade_id
         self.exercise = exercise
         self.cases = list(cases)
-        self.label = label or _default_label
         self.needs = tuple(needs)  # earlier exercises this one calls (for feedback)
-        self._observe: ObserveFn | None = None
-        self._judge: JudgeFn | None = None
-
-    def observe(self, fn: ObserveFn) -> ObserveFn:
-        self._observe = fn
-        return fn
-
-    def judge(self, fn: JudgeFn) -> JudgeFn:
-        self._judge = fn
-        return fn
+        self.blame = blame
+        self._inputs = inputs
+        self._observe = observe
+        self._judge = judge
 
     def seeds(self, secret: str | None = None) -> list[int]:
         return case_seeds(self.grade_id, len(self.cases), secret)
@@ -364,7 +383,8 @@ class Check:
         crosses from one to the next."""
         try:
             with eager_torch_compile():
-                return self._observe(Student(namespace), self.cases[index], seed)
+                case = self.cases[index]
+                return self._observe(Student(namespace), case, self._inputs(case, seed))
         except Exception as exc:  # building or calling the student's code failed
             return {RAISED: data.error(exc)}
 
@@ -377,9 +397,9 @@ class Check:
         failures: list[str] = []
         for index, (case, seed) in enumerate(zip(self.cases, seeds, strict=True)):
             answers = seen.get(str(index)) if isinstance(seen, dict) else None
-            verdict = Verdict(answers, self.label(case))
+            verdict = Verdict(answers, case.label)
             try:
-                self._judge(verdict, case, seed)
+                self._judge(verdict, case, self._inputs(case, seed))
             except Missing:
                 pass
             except Exception as exc:
@@ -417,13 +437,6 @@ def eager_torch_compile():
         config.disable = before
 
 
-def _default_label(case: Any) -> str:
-    """A case's name in messages: its first item when that is a string (``("visible", ...)``)."""
-    if isinstance(case, (tuple, list)) and case and isinstance(case[0], str):
-        return case[0]
-    return "" if case is None else str(case)
-
-
 def module_name(assignment_id: str) -> str:
     """``01-positional-encoding`` -> ``positional_encoding`` (the chapter's check module)."""
     return assignment_id.split("-", 1)[1].replace("-", "_")
@@ -450,8 +463,9 @@ def assignments() -> list[str]:
 
 
 def blame_earlier(check: Check, failures: list[str], failed_exercises: set[str]) -> list[str]:
-    """When ``check`` failed and an exercise it calls (``check.needs``) failed its own checks,
-    say to fix that one first, and drop the guesses at a cause inside this exercise."""
+    """When ``check`` failed and an exercise it calls (``check.needs``) computes wrong values
+    (``failed_exercises``: the exercises with a failing check whose ``blame`` is true), say to
+    fix that one first, and drop the guesses at a cause inside this exercise."""
     culprits = [name for name in check.needs if name in failed_exercises]
     if not failures or not culprits:
         return failures
@@ -472,7 +486,7 @@ def run(assignment_id: str, grade_id: str, namespace: dict) -> None:
     failures = check.judge_seen(check.observe_in(namespace))
     if failures and check.needs:
         failed = {other.exercise for other in checks.values() if other.exercise in check.needs
-                  and other.judge_seen(other.observe_in(namespace))}
+                  and other.blame and other.judge_seen(other.observe_in(namespace))}
         failures = blame_earlier(check, failures, failed)
     if failures:
         raise CheckFailed(grade_id, failures)
