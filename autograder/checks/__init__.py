@@ -397,7 +397,7 @@ class Check:
         failures: list[str] = []
         for index, (case, seed) in enumerate(zip(self.cases, seeds, strict=True)):
             answers = seen.get(str(index)) if isinstance(seen, dict) else None
-            verdict = Verdict(answers, case.label)
+            verdict = Verdict(answers, f"{self.exercise} [{case.label}]")
             try:
                 self._judge(verdict, case, self._inputs(case, seed))
             except Missing:
