@@ -310,12 +310,6 @@ def call_text(name: str, args: tuple = (), kwargs: dict | None = None) -> str:
 Size = int | tuple  # a fixed size, or (low, high) drawn from the seed
 
 
-def module_call(name: str, args: tuple, kwargs: dict) -> str:
-    """``Name(1, 2, qkv_bias=True)``: a module's construction, as messages show it."""
-    shown = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
-    return f"{name}({', '.join(shown)})"
-
-
 def expect(verdict, field: str, expected, what: str, *, raised: str = "", nonfinite: str = "",
            shape: str = "", **compare) -> bool:
     """``verdict.array`` with a likely cause when the call raised (``raised``), gave another

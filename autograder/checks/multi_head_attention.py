@@ -37,15 +37,15 @@ import torch
 from autograder.checks import Case, Check, Student, Verdict
 from autograder.checks._common import (
     Size,
+    attention_weights,
+    call_text,
     expect,
     future_changed,
     integer,
     judge_causal,
     judge_float64,
     judge_mask_buffer,
-    linear,
     mask_window,
-    module_call,
     probe_module,
     randn,
     rate,
@@ -59,7 +59,6 @@ MHA = "MultiHeadAttention"
 SPLIT = "split_heads"
 MERGE = "merge_heads"
 GPT2_PARAMETERS = 2_360_064
-PROJECTIONS = ("W_query", "W_key", "W_value", "out_proj")
 
 
 # --- split_heads and merge_heads -----------------------------------------------------------
@@ -268,7 +267,7 @@ class Built:
 
     @property
     def call(self) -> str:
-        return module_call(MHA, self.args, self.kwargs)
+        return call_text(MHA, self.args, self.kwargs)
 
     @property
     def x_shape(self) -> tuple:
@@ -291,10 +290,7 @@ def _attention(case: Attention, seed: int) -> Built:
     bad_heads = integer(seed, 2, 5, 9)
     bad_d_out = bad_heads * integer(seed, 1, 3, 10) + integer(seed, 1, bad_heads - 1, 11)
     bad = (integer(seed, 2, 8, 12), bad_d_out, integer(seed, 3, 9, 13), 0.0, bad_heads)
-    weights: dict = {}
-    for stream, name in enumerate(PROJECTIONS):
-        weights.update(linear(seed, name, d_out if name == "out_proj" else d_in, d_out,
-                              bool(case.bias) or name == "out_proj", stream=stream))
+    weights = attention_weights(seed, d_in, d_out, case.bias)
     x = randn(seed, (batch, num_tokens, d_in), stream=1, scale=case.scale)
     return Built((d_in, d_out, context, dropout, heads),
                  {} if case.bias is None else {"qkv_bias": case.bias}, d_in, d_out, heads,
