@@ -265,7 +265,7 @@ def swapped_mask_forward(module, x, window: int):
             buffers[leaf] = old
 
 
-# --- shared by rope, kv_cache, ... ---
+# --- the attention modules of chapters 05, 06 and 08 ------------------------------------------
 # The attention modules of chapters 05, 06 and 08 (MultiHeadAttention, RoPEMultiHeadAttention,
 # GroupedQueryAttention) share their projections' names, the grader's weights for them, and
 # the way a call is shown in messages.
@@ -305,9 +305,50 @@ def call_text(name: str, args: tuple = (), kwargs: dict | None = None) -> str:
     shown = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in (kwargs or {}).items()]
     return f"{name}({', '.join(shown)})"
 
-# --- shared by multi_head_attention, numpy_decoder ------------------------------------------
+
+# --- shared by the attention chapters (02 to 07) ------------------------------------------
 
 Size = int | tuple  # a fixed size, or (low, high) drawn from the seed
+
+QKV = ATTENTION_LAYERS[:3]
+
+
+def exact_integers(seed: int, shape: tuple[int, ...], stream: int, scale: float = 1.0):
+    """Integers in [-3, 3] times ``scale`` as a float32 tensor: sums of their products stay
+    exact, so scores around 1e4 still have exact expected weights."""
+    import torch
+
+    values = rng(seed, 6000 + stream).integers(-3, 4, shape) * scale
+    return torch.from_numpy(values.astype(np.float32))
+
+
+def qkv_weights(seed: int, d_in: int, d_out: int, bias: bool, extreme: bool = False) -> dict:
+    """The grader's weights for ``W_query``, ``W_key``, ``W_value`` (``linear``'s streams 0 to
+    2), each ``nn.Linear(d_in, d_out, bias)``. ``extreme``: integer ``W_query`` (times 100)
+    and ``W_key`` (and biases), so that with integer inputs and ``d_out = 4`` the scaled
+    scores are exact and around 1e4: a softmax without max-subtraction overflows."""
+    weights: dict = {}
+    for stream, name in enumerate(QKV):
+        weights.update(linear(seed, name, d_in, d_out, bias, stream=stream))
+    if extreme:
+        weights["W_query.weight"] = exact_integers(seed, (d_out, d_in), 10, 100.0)
+        weights["W_key.weight"] = exact_integers(seed, (d_out, d_in), 11)
+        if bias:
+            weights["W_query.bias"] = exact_integers(seed, (d_out,), 12, 100.0)
+            weights["W_key.bias"] = exact_integers(seed, (d_out,), 13)
+    return weights
+
+
+def token_input(seed: int, shape: tuple[int, ...], index: int, kind: str):
+    """The ``index``-th input of a case whose weights are of ``kind``: normal values
+    (``randn``'s stream ``30 + index``), integers for "extreme" scores, float64 for a
+    "float64" module."""
+    import torch
+
+    if kind == "extreme":
+        return exact_integers(seed, shape, 30 + index)
+    x = randn(seed, shape, 30 + index)
+    return x.to(torch.float64) if kind == "float64" else x
 
 
 def expect(verdict, field: str, expected, what: str, *, raised: str = "", nonfinite: str = "",
