@@ -5,11 +5,12 @@ solution, one cell replaced by a catalog case) run in a fresh namespace, then th
 (outside ``### BEGIN HIDDEN TESTS``) of the grade cells of one exercise.
 
 Catch rates of the hand-written wrong catalog cases (not the generated mutants), measured when
-these visible tests were written (before -> after; issue 21's second pass after the second arrow):
-    01 sinusoidal_positional_encoding 5/7 -> 7/7, add_positional_encoding 3/4 -> 4/4,
-    relative_position_matrix 1/2 -> 2/2 (issue 21),
-    02 scaled_dot_product_attention 4/9 -> 9/9, SelfAttention 5/13 -> 12/13 -> 13/13,
-    03 causal_mask 3/3, CausalAttention 10/21 -> 18/21 -> 23/23, 04 MultiHeadAttentionWrapper 9/15 -> 15/15,
+these visible tests were written (before -> after):
+    01 sinusoidal_positional_encoding 5/7 -> 6/7, add_positional_encoding 3/4 -> 4/4,
+    relative_position_matrix 1/2 -> 2/2 (issue 21: a base of 100, a second pair),
+    02 scaled_dot_product_attention 4/9 -> 9/9, SelfAttention 5/13 -> 12/13,
+    03 causal_mask 3/3, CausalAttention 10/21 -> 18/21 (20/23 with the later cases),
+    04 MultiHeadAttentionWrapper 9/15 -> 15/15,
     StackedCausalAttention 5/9 -> 9/9, 05 MultiHeadAttention 6/20 -> 17/20,
     06 RoPEMultiHeadAttention 5/13 -> 12/13, 08 repeat_kv 3/5 -> 5/5, cached_causal_mask 5/6,
     KVCache 8/8 (after), GroupedQueryAttention 8/17 -> 16/17.
