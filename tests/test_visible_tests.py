@@ -18,6 +18,7 @@ these visible tests were written (before -> after):
 
 import contextlib
 import io
+import re
 
 import pytest
 
@@ -204,13 +205,15 @@ CASCADES = [
 
 
 def _callers(assignment_id: str, later: str, earlier: str) -> list[tuple[str, dict]]:
-    """The solutions of ``later`` that name ``earlier``: the reference and the correct catalog
-    alternatives (a solution that never names it cannot call it)."""
+    """The solutions of ``later`` that call ``earlier``: the reference and the correct catalog
+    alternatives (a solution that never calls it by name cannot depend on it; a call of
+    ``torch.nn.functional.scaled_dot_product_attention`` is not a call of the exercise)."""
+    calls = re.compile(rf"(?<![\w.]){earlier}\(")
     reference = course.strip_markers(course.solution_cells(
         course.read(course.notebook_path(assignment_id)))[later].source)
-    found = [("reference", {})] if earlier in reference else []
+    found = [("reference", {})] if calls.search(reference) else []
     return found + [(case.name, {later: case.source}) for case in catalog.written(assignment_id)
-                    if case.correct and case.cell == later and earlier in case.source]
+                    if case.correct and case.cell == later and calls.search(case.source)]
 
 
 @pytest.mark.parametrize("assignment_id, later, earlier", CASCADES,
