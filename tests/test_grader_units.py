@@ -9,8 +9,8 @@ import nbformat
 import pytest
 
 from autograder import course, formats, report, submissions
-from autograder.assignments import load_assignments
 from autograder.records import CellResult, Record
+from autograder.rubric import load_assignments
 from autograder.sandbox import confine
 from autograder.testing import tamper
 

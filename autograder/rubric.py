@@ -1,4 +1,4 @@
-"""The assignments the grader knows: each instructor notebook with its checks and points.
+"""Each assignment's rubric: its instructor notebook, grade cells, points and checks.
 
 The instructor's ``solutions/`` notebooks give the setup cells, the grade cells and their
 points (never the submission's metadata); ``autograder.checks`` gives one check per grade
@@ -39,7 +39,7 @@ class Assignment:
 def load_assignments(root: Path = course.ROOT) -> dict[str, Assignment]:
     """Every assignment of ``solutions/`` with its checks (``autograder.checks.checks_for``)."""
     found = {}
-    for assignment_id in course.assignments(root):
+    for assignment_id in course.assignment_ids(root):
         path = course.notebook_path(assignment_id, root)
         source = course.read(path)
         try:
