@@ -65,7 +65,7 @@ class Outcome:
                 if observing is not None:
                     self.errors[observing] = f"the answers to {observing} were not read: {problem}"
                 else:
-                    self.notes.append(f"the student process wrote a record that was not read "
+                    self.notes.append(f"the student process wrote a message that was not read "
                                       f"({problem})")
             elif isinstance(message, protocol.Overflow):
                 overflow = True

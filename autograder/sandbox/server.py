@@ -374,9 +374,9 @@ def observe_fresh(check, namespace: dict, seeds: list, out: int) -> bytes:
     check, or one per case: ``FRESH_PER``), so whatever a module, a function or the
     student's modules remember from an earlier check (an earlier input, an earlier answer)
     is gone; its answers as JSON, keyed by case index, encoded once, in the fork. A fork
-    that dies or answers more than a message may hold records an error for its cases: they
-    fail. When no fork can be made (the uid's process limit), the cases are observed in this
-    process: every answer is still judged against the reference."""
+    that dies or answers more than a message may hold gets an error for each of its cases:
+    they fail. When no fork can be made (the uid's process limit), the cases are observed in
+    this process: every answer is still judged against the reference."""
     if len(seeds) != len(check.cases):
         raise ValueError(f"{check.grade_id}: {len(seeds)} seeds for {len(check.cases)} cases")
     if FRESH_PER != "case":
