@@ -168,9 +168,9 @@ def grade(submitted: Path, out: Path, jobs: int | None = None, timeout: float = 
     failures: list[str] = []
 
     def one(pair: Pair) -> None:
-        assignment = gradings[pair.assignment_id]
-        submission = submissions.read(pair, assignment.assignment)
-        record = grading.grade_one(assignment, submission, sandbox, earlier[pair])
+        scored_as = gradings[pair.assignment_id]
+        submission = submissions.read(pair, scored_as.assignment)
+        record = grading.grade_one(scored_as, submission, sandbox, earlier[pair])
         if record is earlier[pair]:
             bar.advance(kept=True)
         else:
