@@ -7,7 +7,7 @@ from autograder import checks, course, data
 from autograder.checks import Student, Verdict
 from autograder.testing import catalog, program
 
-CASES = [(a, c) for a in course.assignments() for c in catalog.cases(a)]
+CASES = [(a, c) for a in course.assignment_ids() for c in catalog.cases(a)]
 
 
 def test_reference_solution_passes_every_check(assignment_id, judged):

@@ -23,8 +23,9 @@ import re
 import pytest
 
 from autograder import checks, course, scoring
-from autograder.assignments import load_assignments
-from autograder.submissions import Pair, Submission
+from autograder.outcome import Outcome
+from autograder.rubric import load_assignments
+from autograder.sandbox import protocol
 from autograder.testing import catalog, program
 
 # every module exercise, scaled_dot_product_attention, and every exercise of chapters 01 and 03
@@ -177,15 +178,14 @@ def test_a_dtype_check_judges_dtypes_not_values():
 
 
 def test_the_grader_records_blame_the_earlier_exercise():
-    """The same through the project's grader: ``scoring.judge`` on the records a sandbox
-    would write (observed here in-process, with the fixed seeds)."""
+    """The same through the project's grader: ``scoring.judge`` on the outcome of the
+    messages a sandbox would write (observed here in-process, with the fixed seeds)."""
     assignment = load_assignments()["06-rope"]
     namespace = _namespace("06-rope", {"compute_rope": _case("06-rope", SIGN_BUG).source})
-    records = [{"type": "seen", "grade_id": gid, "seen": check.observe_in(namespace)}
-               for gid, check in assignment.checks.items()] + [{"type": "done"}]
-    pair = Pair("learner", "06-rope", course.ROOT)
-    submission = Submission(None, "digest")
-    result = scoring.judge(assignment, pair, submission, records, [], timeout=60.0)
+    outcome = Outcome("learner", "fingerprint")
+    outcome.read([protocol.Seen(gid, check.observe_in(namespace))
+                  for gid, check in assignment.checks.items()] + [protocol.Done()], timeout=60.0)
+    result = scoring.judge(scoring.Grading(assignment), outcome)
     cells = {c.grade_id: c for c in result.cells}
     for gid in ("rope_mha_basics", "rope_mha_values", "rope_mha_contract"):
         assert cells[gid].score == 0
