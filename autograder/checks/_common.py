@@ -263,3 +263,44 @@ def swapped_mask_forward(module, x, window: int):
     finally:
         for buffers, leaf, old in reversed(swapped):
             buffers[leaf] = old
+
+
+# --- shared by rope, kv_cache, ... ---
+# The attention modules of chapters 05, 06 and 08 (MultiHeadAttention, RoPEMultiHeadAttention,
+# GroupedQueryAttention) share their projections' names, the grader's weights for them, and
+# the way a call is shown in messages.
+
+ATTENTION_LAYERS = ("W_query", "W_key", "W_value", "out_proj")
+
+
+def attention_weights(seed: int, d_in: int, d_out: int, qkv_bias: bool | None,
+                      kv_out: int | None = None) -> dict:
+    """The grader's weights for an attention module, by the contract's attribute paths:
+    ``W_query`` ``nn.Linear(d_in, d_out)``, ``W_key`` and ``W_value`` ``nn.Linear(d_in,
+    kv_out)`` (``kv_out`` is ``d_out`` unless given: ``num_kv_heads * head_dim`` for grouped
+    queries), each with a bias when ``qkv_bias``, and ``out_proj`` ``nn.Linear(d_out, d_out)``
+    always with one. The projections are ``linear``'s streams 0 to 3, in that order."""
+    kv_out = d_out if kv_out is None else kv_out
+    sizes = {"W_query": (d_in, d_out), "W_key": (d_in, kv_out), "W_value": (d_in, kv_out),
+             "out_proj": (d_out, d_out)}
+    weights: dict = {}
+    for stream, name in enumerate(ATTENTION_LAYERS):
+        weights.update(linear(seed, name, *sizes[name], name == "out_proj" or bool(qkv_bias),
+                              stream=stream))
+    return weights
+
+
+def rope_base(seed: int, stream: int = 7) -> float:
+    """A RoPE ``theta_base`` drawn log-uniformly between about 30 and 10**6 (one decimal)."""
+    return round(10 ** uniform(seed, 1.5, 6.0, stream), 1)
+
+
+def keywords(**options: Any) -> dict:
+    """A call's keyword arguments without those left to their default (given as None)."""
+    return {name: value for name, value in options.items() if value is not None}
+
+
+def call_text(name: str, args: tuple = (), kwargs: dict | None = None) -> str:
+    """A call as messages show it: ``name(6, 12, qkv_bias=True)``."""
+    shown = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in (kwargs or {}).items()]
+    return f"{name}({', '.join(shown)})"
