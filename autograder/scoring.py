@@ -87,7 +87,7 @@ def blame(assignment: Assignment, cells: list[CellResult]) -> list[CellResult]:
     (``checks.blame_earlier``) led by "fix that one first". Only a check whose ``blame`` is
     true (it judges values) makes its exercise a culprit."""
     failed = {c.exercise for c in cells if c.failures and c.grade_id in assignment.checks
-              and getattr(assignment.checks[c.grade_id], "blame", True)}
+              and assignment.checks[c.grade_id].blame}
     for c in cells:
         if c.grade_id in assignment.checks:
             c.failures = checks.blame_earlier(assignment.checks[c.grade_id], c.failures, failed)

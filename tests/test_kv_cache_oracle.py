@@ -11,8 +11,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from autograder.checks import kv_cache as checks
 from autograder.checks import load_weights
+from autograder.checks._common import attention_weights
 from autograder.reference import kv_cache as reference
 from autograder.testing import program
 
@@ -28,8 +28,7 @@ def chapter08():
 
 
 def _weights(d_in, heads, kv, head_dim, bias, seed):
-    cfg = {"d_in": d_in, "d_out": heads * head_dim, "kv": kv, "head_dim": head_dim, "bias": bias}
-    return checks._weights(cfg, seed)
+    return attention_weights(seed, d_in, heads * head_dim, bias, kv * head_dim)
 
 
 def _rope(x, positions, theta_base):

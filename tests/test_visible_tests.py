@@ -21,6 +21,7 @@ import io
 import re
 
 import pytest
+from conftest import ASSIGNMENTS
 
 from autograder import checks, course, scoring
 from autograder.outcome import Outcome
@@ -195,13 +196,11 @@ def test_the_grader_records_blame_the_earlier_exercise():
 
 # --- the cascade: a bug in an earlier exercise A, seen through a later exercise B -----------
 
-# (chapter, B, A): B calls A, or may call it (then a catalog alternative of B does). Chapter 04
-# has none: its exercises call the CausalAttention of its setup cell, not each other.
-CASCADES = [
-    ("01-positional-encoding", "add_positional_encoding", "sinusoidal_positional_encoding"),
-    ("02-self-attention", "SelfAttention", "scaled_dot_product_attention"),
-    ("03-causal-masking", "CausalAttention", "causal_mask"),
-]
+# (chapter, B, A) for every A that a check of B names in ``needs``: B calls A, or may call it
+# (then a catalog alternative of B does)
+CASCADES = sorted({(assignment_id, check.exercise, earlier) for assignment_id in ASSIGNMENTS
+                   for check in checks.checks_for(assignment_id).values()
+                   for earlier in check.needs})
 
 
 def _callers(assignment_id: str, later: str, earlier: str) -> list[tuple[str, dict]]:
