@@ -55,7 +55,9 @@ def judge(grading: Grading, outcome: Outcome) -> Record:
     Raises ``GraderError`` when a judge fails on answers that passed validation (a grader
     bug): the pair is then reported as a grader error and graded again on the next run.
     """
-    return record(grading, outcome, blame(grading.assignment, judge_cells(grading, outcome)))
+    cells = judge_cells(grading, outcome)
+    judged = {gid for gid in outcome.seen if gid in grading.assignment.checks}
+    return record(grading, outcome, blame(grading.assignment, cells, judged))
 
 
 def judge_cells(grading: Grading, outcome: Outcome) -> list[CellResult]:
@@ -82,14 +84,15 @@ def judge_cells(grading: Grading, outcome: Outcome) -> list[CellResult]:
     return cells
 
 
-def blame(assignment: Assignment, cells: list[CellResult]) -> list[CellResult]:
+def blame(assignment: Assignment, cells: list[CellResult], judged: set[str]) -> list[CellResult]:
     """The cells, with the failures of an exercise that calls a failing one
-    (``checks.blame_earlier``) led by "fix that one first". Only a check whose ``blame`` is
-    true (it judges values) makes its exercise a culprit."""
-    failed = {c.exercise for c in cells if c.failures and c.grade_id in assignment.checks
+    (``checks.blame_earlier``) led by "fix that one first". Only a judged cell (its answers
+    came back: ``judged``) whose check has ``blame`` (it judges values) makes its exercise a
+    culprit, and only a judged cell is told: a run that died is not an earlier bug."""
+    failed = {c.exercise for c in cells if c.failures and c.grade_id in judged
               and assignment.checks[c.grade_id].blame}
     for c in cells:
-        if c.grade_id in assignment.checks:
+        if c.grade_id in judged:
             c.failures = checks.blame_earlier(assignment.checks[c.grade_id], c.failures, failed)
     return cells
 

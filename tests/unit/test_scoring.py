@@ -71,18 +71,37 @@ def _cells(*failing: str) -> list[CellResult]:
             for g in ("f_values", "f_dtype", "g_values")]
 
 
+ALL = {"f_values", "f_dtype", "g_values"}
+
+
 def test_blame_points_at_the_failing_exercise_called():
-    cells = scoring.blame(_assignment(True), _cells("f_values", "g_values"))
+    cells = scoring.blame(_assignment(True), _cells("f_values", "g_values"), ALL)
     assert cells[2].failures[0].startswith("fix `f` first") and cells[2].failures[1] == "wrong"
     assert cells[0].failures == ["wrong. Likely cause: x"], "f itself is not blamed"
-    assert scoring.blame(_assignment(True), _cells("g_values"))[2].failures == \
+    assert scoring.blame(_assignment(True), _cells("g_values"), ALL)[2].failures == \
         ["wrong. Likely cause: x"]
 
 
 def test_only_a_check_that_judges_values_makes_its_exercise_a_culprit():
     """A failing check whose ``blame`` is false (errors, dtypes, structure) does not make the
     exercises that call its exercise say "fix it first"."""
-    assert scoring.blame(_assignment(False), _cells("f_dtype", "g_values"))[2].failures == \
+    assert scoring.blame(_assignment(False), _cells("f_dtype", "g_values"), ALL)[2].failures == \
         ["wrong. Likely cause: x"]
-    assert scoring.blame(_assignment(True), _cells("f_dtype", "g_values"))[2].failures[0] \
+    assert scoring.blame(_assignment(True), _cells("f_dtype", "g_values"), ALL)[2].failures[0] \
         .startswith("fix `f` first")
+
+
+def test_only_judged_cells_blame_and_are_blamed():
+    """A cell whose answers never came back (the run died, it timed out) is not evidence
+    against an earlier exercise, and its reason is not replaced by a "fix it first"."""
+    died = scoring.blame(_assignment(True), _cells("f_values", "g_values"), {"f_dtype", "g_values"})
+    assert died[2].failures == ["wrong. Likely cause: x"]
+    unjudged = scoring.blame(_assignment(True), _cells("f_values", "g_values"), {"f_values"})
+    assert unjudged[2].failures == ["wrong. Likely cause: x"]
+
+
+def test_an_unwritten_stub_is_not_blamed_on_an_earlier_exercise():
+    """A later exercise that is still the stub keeps its "not attempted" failures."""
+    cells = _cells("f_values", "g_values")
+    cells[2].failures = ["g(x) raised NotImplementedError: not written yet"]
+    assert scoring.blame(_assignment(True), cells, ALL)[2].failures == cells[2].failures
