@@ -10,7 +10,7 @@
   and ``records``; ``formats`` and ``report`` write and print. CONTRIBUTING.md, "The
   grader's map", says which does what and which may import which
   (``tests/test_import_map.py`` holds the package to it).
-- ``autograder.testing``: test support, never on the runtime path: the bug catalog
-  (``testing.catalog``), hostile and broken submissions (``testing.tamper``) and stock
-  nbgrader on a throw-away copy of the course (``testing.stock``).
+
+The test support (the bug catalog, hostile submissions, stock nbgrader) is the top-level
+package ``testkit`` beside this one, which ``pip install .`` does not install.
 """

@@ -72,24 +72,6 @@ def hidden_texts(source: str) -> list[str]:
     return [m.group(1) for m in HIDDEN_REGION.finditer(source)]
 
 
-def submission(assignment_id: str, answers: dict[str, str] | None = None,
-               root: Path = ROOT) -> nbformat.NotebookNode:
-    """A learner's notebook: the released one with every exercise completed.
-
-    Each solution cell gets the reference solution, except those named in ``answers``
-    (grade_id -> the whole cell source), which get the given code instead.
-    """
-    answers = dict(answers or {})
-    released = read(notebook_path(assignment_id, root, released=True))
-    reference = solution_cells(read(notebook_path(assignment_id, root)))
-    for grade_id, cell in solution_cells(released).items():
-        cell.source = answers.pop(grade_id) if grade_id in answers \
-            else strip_markers(reference[grade_id].source)
-    if answers:
-        raise KeyError(f"{assignment_id} has no solution cell named {sorted(answers)}")
-    return released
-
-
 def is_setup(cell) -> bool:
     """A read-only cell the exercises need (imports, provided code): grade_id ``setup*``."""
     meta = nbgrader_meta(cell)

@@ -53,9 +53,6 @@ from autograder import course
 from autograder.checks import module_name
 from autograder.records import Record
 
-# Parts of the package a Gradescope image must not hold: the test support (the bug catalog of
-# wrong and correct solutions, the hostile submissions of the tamper suite, stock nbgrader).
-EXCLUDED = {"testing", "__pycache__"}
 # Folders of the package that hold one module per chapter: the zip keeps the graded chapter's
 # and the shared ones (``__init__``, ``_common``).
 PER_CHAPTER = ("checks", "reference")
@@ -189,7 +186,7 @@ def setup_sh(root: Path = course.ROOT) -> str:
 def _keep(relative: Path, chapter: str) -> bool:
     """Whether the zip holds this file of the package (``relative`` to ``autograder/``)."""
     parts = relative.parts
-    if any(part in EXCLUDED for part in parts) or relative.suffix in (".pyc", ".pyo"):
+    if "__pycache__" in parts or relative.suffix in (".pyc", ".pyo"):
         return False
     if len(parts) > 1 and parts[0] in PER_CHAPTER:  # one chapter's module, or a shared one
         return len(parts) == 2 and (parts[1].startswith("_") or relative.stem == chapter)

@@ -20,6 +20,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import _root  # noqa: F401  (testkit: the test support beside the package)
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -41,7 +43,7 @@ REPEAT = 3  # the peak varies by tens of MB from run to run (threads, allocator 
 
 def peak(item) -> dict:
     """The largest peak of ``REPEAT`` runs, each in a fresh process (``low_mb``: the smallest)."""
-    from autograder.testing import tamper
+    from testkit import tamper
 
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -57,7 +59,7 @@ def peak(item) -> dict:
 
 
 def measure() -> dict:
-    from autograder.testing import tamper
+    from testkit import tamper
 
     honest = peak(tamper.Submission("honest_wrong", "", tamper.honest_wrong))
     found = {"honest_wrong": honest}

@@ -18,9 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import _root  # noqa: F401  (testkit: the test support beside the package)
+
 from autograder import course, engine
-from autograder.testing import catalog
-from autograder.testing.stock import StockCourse
+from testkit import catalog, program
+from testkit.stock import StockCourse
 
 
 def build_class(stock: StockCourse, assignments: list[str], students: int) -> dict:
@@ -29,7 +31,7 @@ def build_class(stock: StockCourse, assignments: list[str], students: int) -> di
     for assignment_id in assignments:
         cases = catalog.cases(assignment_id)
         untouched = course.notebook_path(assignment_id, released=True).read_bytes()
-        solution = course.submission(assignment_id)
+        solution = program.submission(assignment_id)
         for i in range(students):
             student = f"student{i:04d}"
             if i % 4 == 0 or not cases:
@@ -38,7 +40,7 @@ def build_class(stock: StockCourse, assignments: list[str], students: int) -> di
                 nb, kind = untouched, "untouched"
             else:
                 case = cases[i % len(cases)]
-                nb, kind = course.submission(assignment_id, {case.cell: case.source}), case.name
+                nb, kind = program.submission(assignment_id, {case.cell: case.source}), case.name
             stock.submit(student, assignment_id, nb)
             kinds[(student, assignment_id)] = kind
     return kinds

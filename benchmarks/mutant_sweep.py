@@ -1,5 +1,5 @@
 """The mutant sweep's table: the smallest wrong edits of every solution cell, judged in-process
-(``autograder.testing.sweep``), counted by kind, with every survivor listed so a person can
+(``testkit.sweep``), counted by kind, with every survivor listed so a person can
 tell an equivalent mutant from a gap.
 
     python benchmarks/mutant_sweep.py [--assignments 01-positional-encoding ...]
@@ -11,8 +11,10 @@ import argparse
 import sys
 from collections import Counter
 
+import _root  # noqa: F401  (testkit: the test support beside the package)
+
 from autograder import course
-from autograder.testing.sweep import sweep
+from testkit.sweep import sweep
 
 
 def main() -> int:

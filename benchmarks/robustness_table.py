@@ -1,4 +1,4 @@
-"""Broken and misbehaving submissions (``autograder.testing.tamper.BROKEN``) through our grader.
+"""Broken and misbehaving submissions (``testkit.tamper.BROKEN``) through our grader.
 
 Prints a markdown table: what each submission does, the points it got, and the reason or
 notes its results carry. The honest submissions graded in the same batch must keep their
@@ -15,8 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import _root  # noqa: F401  (testkit: the test support beside the package)
+
 from autograder import course, engine
-from autograder.testing import tamper
+from testkit import tamper
 
 
 def main() -> int:

@@ -19,6 +19,8 @@ import tempfile
 from collections import Counter, defaultdict
 from pathlib import Path
 
+import _root  # noqa: F401  (testkit: the test support beside the package)
+
 ROOT = Path(__file__).resolve().parent.parent
 
 BUILD = r'''
@@ -27,7 +29,7 @@ from pathlib import Path
 import nbformat
 from autograder import course
 if (Path(course.__file__).parent / "testing").is_dir():
-    from autograder.testing import catalog, tamper
+    from testkit import catalog, program, tamper
 else:  # before the package split
     from autograder import catalog, tamper
 out, kinds = Path(sys.argv[1]), {}
@@ -39,10 +41,10 @@ def put(student, a, nb, kind):
     kinds[f"{student}/{a}"] = kind
 ids = getattr(course, "assignment_ids", None) or course.assignments  # its name before issue 22
 for a in ids():
-    put("solution", a, course.submission(a), "solution")
+    put("solution", a, program.submission(a), "solution")
     put("untouched", a, course.notebook_path(a, released=True).read_bytes(), "untouched")
     for i, case in enumerate(catalog.cases(a)):
-        put(f"case{i:03d}", a, course.submission(a, {case.cell: case.source}), case.name)
+        put(f"case{i:03d}", a, program.submission(a, {case.cell: case.source}), case.name)
     for attack, _ in tamper.chapter_attacks(a):
         put(f"attack_{attack.name}", a, attack.build(), attack.name)
 Path(sys.argv[2]).write_text(json.dumps(kinds))

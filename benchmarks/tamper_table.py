@@ -1,7 +1,7 @@
 """Tampering: the same attack submissions graded by stock nbgrader and by the project's grader.
 
 Table 1: the honest wrong solution of chapter 01 plus an attack on the grading machinery
-(``autograder.testing.tamper.ATTACKS``, the collusion pair, the JSON bomb), and the
+(``testkit.tamper.ATTACKS``, the collusion pair, the JSON bomb), and the
 kernel-object channels and links of issue 18 (the SysV and lock pairs, whose receivers hold
 no implementation, SysV memory left behind, a notebook that links to the instructor's).
 Stock nbgrader grades one student at a time, so its lock receiver has nobody to talk to.
@@ -21,9 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import _root  # noqa: F401  (testkit: the test support beside the package)
+
 from autograder import engine
-from autograder.testing import tamper
-from autograder.testing.stock import StockCourse
+from testkit import program, tamper
+from testkit.stock import StockCourse
 
 # submissions measured against another baseline than the honest wrong solution
 OWN_BASELINE = {"collusion_server": "the solution: its own marks, full",
@@ -121,7 +123,7 @@ def chapters_table(workdir: Path) -> int:
         stock.generate(assignment_id)
         name = course.notebook_path(assignment_id).name
         subjects = {"untouched": course.notebook_path(assignment_id, released=True).read_bytes()}
-        subjects.update({name: nbformat.writes(course.submission(assignment_id, answers)).encode()
+        subjects.update({name: nbformat.writes(program.submission(assignment_id, answers)).encode()
                          for name, answers in tamper.chapter_baselines(assignment_id).items()})
         for attack, baseline in tamper.chapter_attacks(assignment_id):
             subjects[attack.name] = attack.build()

@@ -9,8 +9,13 @@ os.environ["OMP_NUM_THREADS"] = "1"
 
 # An optional dependency of jsonschema whose import costs 1.1 s of CPU in every process that
 # reads a notebook, and that nothing here uses: hidden from the suite (tests/shims).
+# The repository's root holds ``testkit``, the test support that `pip install .` leaves out:
+# importable here (pytest puts the root conftest's folder on sys.path) and in every process
+# the suite starts.
 SHIMS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shims")
-os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [SHIMS, os.environ.get("PYTHONPATH")]))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [SHIMS, ROOT,
+                                                         os.environ.get("PYTHONPATH")]))
 sys.path.insert(0, SHIMS)
 
 import pytest  # noqa: E402
@@ -163,10 +168,10 @@ def assignment_id(request):
 
 @pytest.fixture(scope="session")
 def warm_kernels(tmp_path_factory):
-    """One warm-kernel zygote per test process (``autograder.testing.warm_kernel``): the
+    """One warm-kernel zygote per test process (``testkit.warm_kernel``): the
     kernels that ``nbgrader autograde`` starts for the catalog fork from it with IPython and
     torch already imported."""
-    from autograder.testing.warm_kernel import WarmKernels
+    from testkit.warm_kernel import WarmKernels
 
     kernels = WarmKernels(tmp_path_factory.mktemp("warm-kernels"))
     yield kernels
@@ -183,8 +188,8 @@ def nbgrader_graded(tmp_path_factory, warm_kernels):
     nbgrader does not re-run the lesson once per case (the scores are the same). The kernels
     are warm ones, and every notebook must have had its own: a test in ``test_nbgrader.py``
     shows that stock kernels give the same scores."""
-    from autograder.testing import catalog
-    from autograder.testing.stock import StockCourse
+    from testkit import catalog, program
+    from testkit.stock import StockCourse
 
     cache = {}
 
@@ -193,12 +198,12 @@ def nbgrader_graded(tmp_path_factory, warm_kernels):
             stock = StockCourse(tmp_path_factory.mktemp(f"nbgrader-{assignment_id}"),
                                 kernels=warm_kernels)
             stock.generate(assignment_id)
-            stock.submit("solution", assignment_id, course.submission(assignment_id))
+            stock.submit("solution", assignment_id, program.submission(assignment_id))
             untouched = course.notebook_path(assignment_id, released=True).read_bytes()
             stock.submit("untouched", assignment_id, untouched)
             for case in catalog.cases(assignment_id):
                 stock.submit(case.name, assignment_id, course.graded_cells_only(
-                    course.submission(assignment_id, {case.cell: case.source})))
+                    program.submission(assignment_id, {case.cell: case.source})))
             before = warm_kernels.served
             stock.log = stock.autograde(assignment_id)
             submitted = len(list((stock.dir / "submitted").iterdir()))
@@ -214,10 +219,10 @@ def nbgrader_graded(tmp_path_factory, warm_kernels):
 def judged():
     """``judged(assignment_id, name, secret=None)``: ``{grade_id: failures}`` of the solution
     (``name="solution"``) or of one catalog case, judged in-process with the fixed seeds or the
-    secret's (``autograder.testing.program.failures``), once per session."""
+    secret's (``testkit.program.failures``), once per session."""
     import functools
 
-    from autograder.testing import catalog, program
+    from testkit import catalog, program
 
     @functools.cache
     def judge(assignment_id, name, secret=None):

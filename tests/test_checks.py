@@ -5,7 +5,7 @@ import pytest
 
 from autograder import checks, course, data
 from autograder.checks import Student, Verdict
-from autograder.testing import catalog, program
+from testkit import catalog, program
 
 CASES = [(a, c) for a in course.assignment_ids() for c in catalog.cases(a)]
 

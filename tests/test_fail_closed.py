@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from autograder import checks, data
-from autograder.testing import program
+from testkit import program
 
 ENCODED_NAN = data.encode(np.array([np.nan]))
 

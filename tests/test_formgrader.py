@@ -12,7 +12,7 @@ students added with ``nbgrader db student add`` and two submissions of chapter 0
 4. reads both scores in the gradebook view (``Manual Grading`` > assignment > notebook).
 
 The scores must equal, per student, those of ``nbgrader autograde`` on the command line (a
-separate ``autograder.testing.stock.StockCourse``) and those of ``python -m autograder grade`` run as a
+separate ``testkit.stock.StockCourse``) and those of ``python -m autograder grade`` run as a
 subprocess on the same ``submitted/`` folder (its ``grades.csv``); per grade cell, the
 gradebook Formgrader wrote equals the command line's too. Screenshots of each step go to
 ``$BOOK_PATH_OUTPUT/_build/screenshots/formgrader/`` when set, else to a temporary folder.
@@ -30,16 +30,16 @@ import pytest
 from jupyter_app import LabServer, browser_session, copy_course, screenshot_dir
 
 from autograder import course
-from autograder.testing import catalog
-from autograder.testing.stock import StockCourse
+from testkit import catalog, program
+from testkit.stock import StockCourse
 
 pytestmark = [pytest.mark.nbgrader, pytest.mark.kernel, pytest.mark.sandbox, pytest.mark.browser]
 
 ASSIGNMENT = "01-positional-encoding"
 NOTEBOOK = course.notebook_path(ASSIGNMENT).stem
 BUG = next(c for c in catalog.cases(ASSIGNMENT) if c.name == "cos_uses_pos_minus_1")
-SUBMISSIONS = {"solution": course.submission(ASSIGNMENT),
-               "bug": course.submission(ASSIGNMENT, {BUG.cell: BUG.source})}
+SUBMISSIONS = {"solution": program.submission(ASSIGNMENT),
+               "bug": program.submission(ASSIGNMENT, {BUG.cell: BUG.source})}
 TIMEOUT_MS = 300_000
 
 

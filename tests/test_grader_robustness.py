@@ -14,8 +14,8 @@ import time
 import pytest
 
 from autograder import course, engine, formats, scoring
-from autograder.testing import tamper
-from autograder.testing.stock import StockCourse
+from testkit import tamper
+from testkit.stock import StockCourse
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.nbgrader]
 
@@ -25,7 +25,7 @@ TIMEOUT = 8
 
 def expected_scores():
     """In-process grading (the same checks) of the honest submissions used below."""
-    from autograder.testing.program import failures
+    from testkit.program import failures
 
     points = {c.grade_id: c.points for c in course.grade_cells(course.read(course.notebook_path(A)))}
 

@@ -1,6 +1,6 @@
 """Attacks on the grading machinery earn nothing from the project's grader (chapter 01).
 
-Every attack is the honest wrong solution plus an attack (``autograder.testing.tamper.ATTACKS``);
+Every attack is the honest wrong solution plus an attack (``testkit.tamper.ATTACKS``);
 none may score more than the honest wrong solution alone. A probe submission reports
 what the sandboxed student process can reach. ``benchmarks/tamper_table.py`` runs the
 same attacks through stock nbgrader for comparison.
@@ -13,7 +13,7 @@ import textwrap
 import pytest
 
 from autograder import course, engine, formats
-from autograder.testing import program, tamper
+from testkit import program, tamper
 
 pytestmark = pytest.mark.sandbox
 
@@ -29,7 +29,7 @@ def _try(action):
         return type(exc).__name__[:12]
 
 def _loaded():
-    leaked = [m for m in sys.modules if m.startswith(("autograder.reference", "autograder.testing"))]
+    leaked = [m for m in sys.modules if m.startswith(("autograder.reference", "testkit"))]
     if not leaked:
         raise LookupError("none")
 
@@ -308,7 +308,7 @@ def chapters_graded(tmp_path_factory):
     for assignment_id in course.assignment_ids():
         name = course.notebook_path(assignment_id).name
         baselines = {"untouched": course.notebook_path(assignment_id, released=True).read_bytes()}
-        baselines.update({name: nbformat.writes(course.submission(assignment_id, answers)).encode()
+        baselines.update({name: nbformat.writes(program.submission(assignment_id, answers)).encode()
                           for name, answers in tamper.chapter_baselines(assignment_id).items()})
         items = list(baselines.items()) + [(attack.name, attack.build())
                                            for attack, _ in tamper.chapter_attacks(assignment_id)]

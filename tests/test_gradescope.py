@@ -25,7 +25,7 @@ import nbformat
 import pytest
 
 from autograder import course, gradescope
-from autograder.testing import catalog
+from testkit import catalog, program
 
 ASSIGNMENT = "01-positional-encoding"
 NOTEBOOK = course.notebook_path(ASSIGNMENT).name
@@ -70,7 +70,7 @@ def test_zip_layout(archive, tmp_path):
         assert check.returncode == 0, f"{script}: {check.stderr}"
     # nothing a student must not see, nothing from other chapters' notebooks, no tests, and no
     # development set: setup.sh installs the package's own dependencies, not requirements.txt
-    forbidden = [n for n in names if n.startswith(("autograder/testing/", "tests/", "chapters/",
+    forbidden = [n for n in names if n.startswith(("testkit/", "tests/", "chapters/",
                                                    "benchmarks/"))
                  or "__pycache__" in n or n.endswith(".pyc")
                  or n in ("requirements.txt", "nbgrader_config.py")]
@@ -106,7 +106,7 @@ def test_zip_holds_one_chapter(assignment_id, tmp_path):
     others = [a.split("-", 1)[1].replace("-", "_") for a in course.assignment_ids() if a != assignment_id]
     leaked = [n for n in names for other in others if other in n]
     assert not leaked, f"autograder.zip of {assignment_id} holds other chapters: {leaked}"
-    assert not [n for n in names if n.startswith(("autograder/testing/", "tests/"))]
+    assert not [n for n in names if n.startswith(("testkit/", "tests/"))]
 
 
 def test_unknown_assignment(tmp_path):
@@ -304,7 +304,7 @@ def validate(results: dict) -> None:
 
 
 def submission_bytes(answers=None) -> bytes:
-    return nbformat.writes(course.submission(ASSIGNMENT, answers)).encode()
+    return nbformat.writes(program.submission(ASSIGNMENT, answers)).encode()
 
 
 def sandbox_is_reported(results: dict) -> None:
@@ -450,7 +450,7 @@ def test_without_landlock_the_course_files_stay_hidden(archive, tmp_path):
     import shutil
     import tempfile
 
-    from autograder.testing import tamper
+    from testkit import tamper
 
     steal = next(a for a in tamper.ATTACKS if a.name == "steal_source_notebook")
     root = Path(tempfile.mkdtemp(prefix="gradescope-"))  # as /autograder: anyone may enter it

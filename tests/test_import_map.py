@@ -145,7 +145,7 @@ def rows() -> list[Row]:
 
 def test_the_map_is_read(rows):
     named = {_dotted(entry) for row in rows for entry in row.modules}
-    assert {"engine", "grading", "scoring", "sandbox.protocol", "checks", "testing"} <= named
+    assert {"engine", "grading", "scoring", "sandbox.protocol", "checks"} <= named
     engine = next(r for r in rows if "engine.py" in r.modules)
     assert "sandbox.server" not in engine.allowed and "grading" in engine.allowed
     assert not any("testing" in r.allowed | r.types_only | r.in_function for r in rows)
@@ -202,6 +202,19 @@ def test_no_import_cycles(rows):
         if node not in state:
             visit(node, [])
     assert not cycles, f"import cycles: {cycles}"
+
+
+def test_no_module_of_the_package_imports_the_test_support():
+    """``testkit`` lives beside the package and is not installed with it: an import of it
+    from the grader would work in this repository and fail on Gradescope."""
+    found = []
+    for path in modules():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+            found += [f"{path.relative_to(ROOT)}:{node.lineno}" for name in names
+                      if name.partition(".")[0] in ("testkit", "tests")]
+    assert not found, f"the grader imports its test support: {found}"
 
 
 def test_the_reader_catches_what_the_map_forbids(rows):

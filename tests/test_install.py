@@ -102,3 +102,23 @@ def test_learner_and_grader_resolve_without_development_packages(tmp_path):
     assert not {name for name in grader if name.startswith(("jupyterlab", "ipy", "notebook"))}
     for name, version in gradescope.grader_pins().items():
         assert grader[name].split("+")[0] == version
+
+
+def test_the_graders_package_holds_no_test_support(tmp_path):
+    """What ``python -m pip install .`` installs is the wheel pip builds from this tree: the
+    package ``autograder`` (with its checks and references) and nothing of ``testkit``, the
+    bug catalog or the tests."""
+    import zipfile
+
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
+                            "--no-build-isolation", "--wheel-dir", str(tmp_path), "."],
+                           cwd=course.ROOT, capture_output=True, text=True, timeout=600)
+    assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
+    shutil.rmtree(course.ROOT / "build", ignore_errors=True)
+    [wheel] = tmp_path.glob("attention_from_scratch-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {name.split("/", 1)[0] for name in names if not name.split("/", 1)[0].endswith(
+        (".dist-info", ".data"))}
+    assert tops == {"autograder"}, tops
+    assert "autograder/checks/rope.py" in names and "autograder/reference/rope.py" in names
+    assert not [n for n in names if "testkit" in n or "catalog" in n or "/testing/" in n]

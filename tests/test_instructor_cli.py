@@ -23,7 +23,7 @@ from autograder import course, formats, scoring, submissions
 from autograder.errors import UsageError
 from autograder.records import CellResult, Record
 from autograder.rubric import load_assignments
-from autograder.testing import tamper
+from testkit import tamper
 
 A = tamper.ASSIGNMENT
 NOTEBOOK = course.notebook_path(A).name

@@ -12,7 +12,7 @@ chapter 01 (NumPy), chapter 03 and chapter 08 (PyTorch) the test:
 1. opens the notebook, runs all cells, and sees every visible-test cell fail with the stub's
    ``NotImplementedError`` and its message;
 2. types, through the keyboard into the CodeMirror editor, a wrong solution from the bug
-   catalog (``autograder/testing/catalog``) into one exercise cell and the solutions of ``solutions/``
+   catalog (``testkit/catalog``) into one exercise cell and the solutions of ``solutions/``
    into the others, runs all cells and sees that visible test's own message (computed here by
    running the same cells in-process) and "visible tests passed" for the others; saves; the file
    on disk holds exactly the typed code, is a valid notebook, and ``nbgrader validate`` fails
@@ -42,7 +42,7 @@ import pytest
 from jupyter_app import LabServer, browser_session, learner_folder, screenshot_dir
 
 from autograder import course
-from autograder.testing import catalog
+from testkit import catalog
 
 pytestmark = [pytest.mark.browser, pytest.mark.kernel, pytest.mark.nbgrader]
 

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from autograder.checks import load_weights
 from autograder.checks._common import attention_weights
 from autograder.reference import kv_cache as reference
-from autograder.testing import program
+from testkit import program
 
 # (d_in, num_heads, num_kv_heads, head_dim, tokens, qkv_bias, theta_base)
 CONFIGS = [(12, 4, 2, 4, 9, False, 10000.0), (10, 6, 1, 2, 7, True, 500.0),

@@ -7,7 +7,7 @@ import pytest
 from conftest import ASSIGNMENTS
 
 from autograder import checks, course
-from autograder.testing import catalog
+from testkit import catalog
 
 EXPECTED = ["01-positional-encoding", "02-self-attention", "03-causal-masking",
             "04-stacking-heads", "05-multi-head-attention", "06-rope", "07-numpy-decoder",
@@ -101,7 +101,7 @@ import importlib, json, os, sys
 import numpy, torch  # what the check modules import, as the grader's zygote preloads it
 import autograder.checks, autograder.checks._common
 def leaked():
-    return [m for m in sys.modules if m.startswith(("autograder.reference", "autograder.testing"))]
+    return [m for m in sys.modules if m.startswith(("autograder.reference", "testkit"))]
 found = {"": leaked()}
 for module in sys.argv[1:]:
     read, write = os.pipe()

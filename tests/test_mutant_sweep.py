@@ -1,4 +1,4 @@
-"""The mutant sweep (``autograder.testing.sweep``): every small wrong edit of every solution cell
+"""The mutant sweep (``testkit.sweep``): every small wrong edit of every solution cell
 fails a check of its exercise, except the edits listed here, each equivalent to the solution.
 
 A new survivor is a gap in the hidden checks (or a new equivalent edit: then add it here with the
@@ -8,7 +8,7 @@ reason it cannot change any answer). A listed edit that is now caught means the 
 import pytest
 from conftest import ASSIGNMENTS
 
-from autograder.testing.sweep import Survivor, sweep
+from testkit.sweep import Survivor, sweep
 
 pytestmark = pytest.mark.slow  # about 30 s of hidden checks in-process
 

@@ -10,7 +10,7 @@ import pytest
 from conftest import ASSIGNMENTS
 
 from autograder import checks, course
-from autograder.testing import catalog
+from testkit import catalog
 
 pytestmark = [pytest.mark.nbgrader, pytest.mark.kernel]
 

@@ -12,7 +12,7 @@ import torch
 
 from autograder import course
 from autograder.reference import multi_head_attention as mha_reference
-from autograder.testing.catalog import multi_head_attention as mha_catalog
+from testkit.catalog import multi_head_attention as mha_catalog
 
 CH05 = "05-multi-head-attention"
 CH06 = "06-rope"
@@ -54,7 +54,7 @@ def test_chapter06_setup_is_chapter05_solution():
 
 def test_catalog_base_is_chapter05_solution():
     assert _normalized(mha_catalog.BASE) == _chapter05_solution(), \
-        "autograder/testing/catalog/multi_head_attention.py: BASE differs from chapter 05's solution cell"
+        "testkit/catalog/multi_head_attention.py: BASE differs from chapter 05's solution cell"
     for case in mha_catalog.CASES:
         if case.cell == "MultiHeadAttention":
             assert _normalized(case.source) != _chapter05_solution(), \

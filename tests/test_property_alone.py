@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from autograder import checks, course, data
-from autograder.testing import program
+from testkit import program
 
 # Cases whose float answers are judged for their shape only, beside a required error that
 # earns the point (the error is compared with the contract, the answer only shows that the

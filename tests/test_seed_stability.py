@@ -12,7 +12,7 @@ the feedback already says to fix the earlier exercise first.
 import pytest
 
 from autograder import checks
-from autograder.testing import catalog
+from testkit import catalog
 
 pytestmark = pytest.mark.slow
 

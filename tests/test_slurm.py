@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from autograder import course, formats, scoring
-from autograder.testing import catalog, tamper
+from testkit import catalog, tamper
 
 pytestmark = [pytest.mark.slurm, pytest.mark.sandbox]
 

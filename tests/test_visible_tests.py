@@ -27,7 +27,7 @@ from autograder import checks, course, scoring
 from autograder.outcome import Outcome
 from autograder.rubric import load_assignments
 from autograder.sandbox import protocol
-from autograder.testing import catalog, program
+from testkit import catalog, program
 
 # every module exercise, scaled_dot_product_attention, and every exercise of chapters 01 and 03
 MODULE_EXERCISES = [

@@ -1,5 +1,5 @@
 """The warm kernels that the suite's stock ``nbgrader autograde`` runs use
-(``autograder.testing.warm_kernel``): a real IPython kernel that behaves as a stock one, dies
+(``testkit.warm_kernel``): a real IPython kernel that behaves as a stock one, dies
 with its launcher, and gives nbgrader the same scores as stock kernels."""
 
 import os
@@ -9,8 +9,8 @@ import pytest
 from conftest import ASSIGNMENTS
 
 from autograder import course
-from autograder.testing import catalog
-from autograder.testing.stock import StockCourse
+from testkit import catalog
+from testkit.stock import StockCourse
 
 pytestmark = [pytest.mark.kernel]
 
@@ -96,7 +96,7 @@ def test_the_zygote_ends_with_the_process_that_started_it(tmp_path):
 
     starter = subprocess.Popen(
         [sys.executable, "-c", "import sys, time\n"
-         "from autograder.testing.warm_kernel import WarmKernels\n"
+         "from testkit.warm_kernel import WarmKernels\n"
          f"kernels = WarmKernels({str(tmp_path)!r})\n"
          "print(kernels.process.pid, flush=True)\n"
          "time.sleep(120)"], stdout=subprocess.PIPE, text=True)
@@ -115,7 +115,7 @@ def test_the_zygote_refuses_to_fork_a_threaded_process(tmp_path):
 
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     result = subprocess.run(
-        [sys.executable, "-c", "from autograder.testing.warm_kernel import WarmKernels\n"
+        [sys.executable, "-c", "from testkit.warm_kernel import WarmKernels\n"
          f"WarmKernels({str(tmp_path)!r})"], env=env, capture_output=True, text=True)
     assert result.returncode != 0
     assert "the warm-kernel zygote did not start" in result.stderr

@@ -4,7 +4,7 @@ The grader (``autograder.engine``, through ``sandbox.client``) never runs studen
 starts this module as a separate process (``python -m autograder.sandbox``), the zygote,
 which imports what every submission shares once (NumPy, PyTorch with one thread,
 Matplotlib with the Agg backend, every ``autograder.checks`` module; never
-``autograder.reference`` or ``autograder.testing``, which it refuses to import) and then
+``autograder.reference``, which it refuses to import) and then
 waits for jobs. Messages and limits: ``sandbox.protocol``; confinement: ``sandbox.confine``.
 
 For each job the zygote forks a *supervisor* (still trusted: it never runs student code),
@@ -54,10 +54,10 @@ import traceback
 
 from autograder.sandbox import confine, protocol
 
-# What the fork server must never import: the judges' references and the test support (the
-# bug catalog's solutions, the tamper suite), which student code could otherwise read from
-# memory. ``preload`` refuses to serve once any of them is loaded.
-FORBIDDEN = ("autograder.reference", "autograder.testing")
+# What the fork server must never import: the judges' references, which student code could
+# otherwise read from memory. ``preload`` refuses to serve once one is loaded. (The test
+# support is no part of the package: ``testkit``, which nothing of the grader imports.)
+FORBIDDEN = ("autograder.reference",)
 
 
 def forbidden(name: str) -> bool:
@@ -65,7 +65,7 @@ def forbidden(name: str) -> bool:
 
 
 class _Refuse(importlib.abc.MetaPathFinder):
-    """Makes ``import autograder.testing`` (or a reference) fail in the fork server."""
+    """Makes ``import autograder.reference...`` fail in the fork server."""
 
     def find_spec(self, name, path=None, target=None):
         if forbidden(name):

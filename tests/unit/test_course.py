@@ -1,13 +1,13 @@
 """``course``: what grading runs of a notebook (``exercise_program``)."""
 
 from autograder import course
-from autograder.testing import tamper
+from testkit import program, tamper
 
 A = tamper.ASSIGNMENT
 
 
 def test_program_is_instructor_setup_plus_learner_solutions(assignments):
-    nb = course.submission(A, {tamper.ADD: "def add_positional_encoding(x, base=1.0):\n    return x"})
+    nb = program.submission(A, {tamper.ADD: "def add_positional_encoding(x, base=1.0):\n    return x"})
     for cell in nb.cells:
         meta = course.nbgrader_meta(cell)
         if meta.get("grade_id", "").startswith("setup"):
@@ -17,8 +17,8 @@ def test_program_is_instructor_setup_plus_learner_solutions(assignments):
             meta["points"] = 1000
         elif meta.get("grade_id") == tamper.REL:
             cell.cell_type = "markdown"
-    program = course.exercise_program(assignments[A].source, nb)
-    cells, notes = program.cells, program.notes
+    built = course.exercise_program(assignments[A].source, nb)
+    cells, notes = built.cells, built.notes
     source = course.read(course.notebook_path(A))
     setup = [c.source for c in source.cells if course.is_setup(c)]
     assert [code for label, code in cells if label.startswith("setup")] == setup

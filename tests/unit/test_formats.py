@@ -6,7 +6,7 @@ import io
 
 from autograder import formats
 from autograder.records import CellResult, Record
-from autograder.testing import tamper
+from testkit import tamper
 
 A = tamper.ASSIGNMENT
 

@@ -9,7 +9,7 @@ import nbformat
 from autograder import checks, course, grading, scoring
 from autograder.sandbox import protocol
 from autograder.submissions import Submission
-from autograder.testing import tamper
+from testkit import program, tamper
 
 A = tamper.ASSIGNMENT
 WRONG_ADD = "def add_positional_encoding(x, base=1.0):\n    return x"
@@ -44,7 +44,7 @@ class InProcess:
 
 
 def _submission(student: str, answers: dict | None = None) -> Submission:
-    notebook = course.submission(A, answers)
+    notebook = program.submission(A, answers)
     return Submission(student, notebook, hashlib.sha256(nbformat.writes(notebook).encode()).hexdigest())
 
 
@@ -69,8 +69,8 @@ def test_the_payload_is_the_program_and_the_runs_seeds(assignments):
     run = scoring.Grading(assignments[A], "s3cret")
     grading.grade_one(run, _submission("ada"), sandbox)
     payload = sandbox.payloads[0]
-    program = course.exercise_program(assignments[A].source, course.submission(A))
-    assert [tuple(cell) for cell in payload["program"]] == program.cells
+    built = course.exercise_program(assignments[A].source, program.submission(A))
+    assert [tuple(cell) for cell in payload["program"]] == built.cells
     assert list(payload["checks"]) == [c.grade_id for c in assignments[A].cells]
     assert payload["checks"] == {g: assignments[A].checks[g].seeds("s3cret")
                                  for g in payload["checks"]}

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from autograder import course, rubric
-from autograder.testing import tamper
+from testkit import tamper
 
 A = tamper.ASSIGNMENT
 

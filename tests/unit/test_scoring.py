@@ -11,7 +11,7 @@ from autograder.outcome import Outcome
 from autograder.records import CellResult
 from autograder.rubric import Assignment
 from autograder.submissions import Submission
-from autograder.testing import tamper
+from testkit import tamper
 
 A = tamper.ASSIGNMENT
 

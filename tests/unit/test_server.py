@@ -1,4 +1,4 @@
-"""``sandbox.server``: the fork server never holds test support or the references."""
+"""``sandbox.server``: the fork server never holds the judges' references."""
 
 import subprocess
 import sys
@@ -9,16 +9,18 @@ from autograder import course
 
 
 @pytest.mark.parametrize("order", ["imported before", "imported after"])
-def test_the_fork_server_refuses_test_support(order):
-    """``autograder.testing`` (the catalog's solutions, the tamper suite) never enters the fork
-    server: loaded before ``preload`` it stops the server, imported after it fails."""
+def test_the_fork_server_refuses_the_references(order):
+    """The judges' references never enter the fork server: loaded before ``preload`` one
+    stops the server, imported after it fails."""
     if order == "imported before":
-        code = "import autograder.testing.catalog\nfrom autograder.sandbox import server\nserver.preload()"
+        code = ("import autograder.reference.rope\nfrom autograder.sandbox import server\n"
+                "server.preload()")
     else:
         code = ("from autograder.sandbox import server\nserver.refuse_forbidden()\n"
-                "import autograder.testing.tamper")
+                "import autograder.reference.rope")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=course.ROOT, timeout=300)
     assert result.returncode != 0
-    expected = "refusing to serve" if order == "imported before" else "does not import autograder.testing"
+    expected = ("refusing to serve" if order == "imported before"
+                else "does not import autograder.reference")
     assert expected in result.stderr, result.stderr[-2000:]

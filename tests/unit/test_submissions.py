@@ -7,7 +7,7 @@ import nbformat
 import pytest
 
 from autograder import course, submissions
-from autograder.testing import tamper
+from testkit import program, tamper
 
 A = tamper.ASSIGNMENT
 
@@ -47,13 +47,13 @@ def test_unreadable_submissions_get_a_reason(tmp_path, assignments, content, rea
 
 
 def test_nbformat_3_is_converted(tmp_path, assignments):
-    v3 = json.dumps(nbformat.convert(course.submission(A), 3)).encode()
+    v3 = json.dumps(nbformat.convert(program.submission(A), 3)).encode()
     submission = submissions.read_submission(_submit(tmp_path, v3), assignments[A])
     assert submission.notebook is not None and not submission.reason
     assert any("format 3 converted" in n for n in submission.notes)
-    program = course.exercise_program(assignments[A].source, submission.notebook)
-    assert [label for label, _ in program.cells] == [label for label, _ in course.exercise_program(
-        assignments[A].source, course.submission(A)).cells]
+    built = course.exercise_program(assignments[A].source, submission.notebook)
+    assert [label for label, _ in built.cells] == [label for label, _ in course.exercise_program(
+        assignments[A].source, program.submission(A)).cells]
 
 
 # --- read_bounded: the one reader of a submitted file's bytes ---------------------------------

@@ -1,6 +1,6 @@
 """Bug catalog for 03-causal-masking."""
 
-from autograder.testing.catalog import compiled, correct, wrong
+from testkit.catalog import compiled, correct, wrong
 
 ASSIGNMENT = "03-causal-masking"
 

@@ -1,6 +1,6 @@
 """Bug catalog for 07-numpy-decoder."""
 
-from autograder.testing.catalog import correct, wrong
+from testkit.catalog import correct, wrong
 
 ASSIGNMENT = "07-numpy-decoder"
 

@@ -8,7 +8,7 @@ cache growing past ``context_length``) and others seen in real code.
 """
 
 from autograder import course
-from autograder.testing.catalog import compiled, correct, wrong
+from testkit.catalog import compiled, correct, wrong
 
 ASSIGNMENT = "08-kv-cache"
 

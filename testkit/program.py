@@ -1,14 +1,37 @@
 """The grading program of a submission, run in-process: the instructor's setup cells, then the
 solution cells (the reference solution's, except ``answers``), in one fresh namespace, as
 ``course.exercise_program`` builds them for the sandbox; and every hidden check observed and
-judged on it. For tests and benchmarks that judge checks without a student process."""
+judged on it. For tests and benchmarks that judge checks without a student process.
+``submission`` is a learner's notebook with every exercise completed (or given answers)."""
 
 from __future__ import annotations
 
 import contextlib
 import io
+from pathlib import Path
+
+import nbformat
 
 from autograder import checks, course
+
+
+def submission(assignment_id: str, answers: dict[str, str] | None = None,
+               root: Path = course.ROOT) -> nbformat.NotebookNode:
+    """A learner's notebook: the released one with every exercise completed.
+
+    Each solution cell gets the reference solution, except those named in ``answers``
+    (grade_id -> the whole cell source), which get the given code instead.
+    """
+    answers = dict(answers or {})
+    released = course.read(course.notebook_path(assignment_id, root, released=True))
+    reference = course.solution_cells(course.read(course.notebook_path(assignment_id, root)))
+    for grade_id, cell in course.solution_cells(released).items():
+        cell.source = answers.pop(grade_id) if grade_id in answers \
+            else course.strip_markers(reference[grade_id].source)
+    if answers:
+        raise KeyError(f"{assignment_id} has no solution cell named {sorted(answers)}")
+    return released
+
 
 
 def run(assignment_id: str, answers: dict[str, str] | None = None, *, submitted=None,
@@ -17,7 +40,7 @@ def run(assignment_id: str, answers: dict[str, str] | None = None, *, submitted=
     ``answers``. ``tolerate``: a cell that raises (the student's error) is skipped, and the
     checks then see what is missing; otherwise it propagates."""
     source = course.read(course.notebook_path(assignment_id))
-    notebook = submitted if submitted is not None else course.submission(assignment_id, answers)
+    notebook = submitted if submitted is not None else submission(assignment_id, answers)
     namespace = {"__name__": "__main__"}
     for code in course.exercise_program(source, notebook).code:
         with contextlib.suppress(Exception) if tolerate else contextlib.nullcontext(), \

@@ -19,7 +19,7 @@ from typing import Callable
 import nbformat
 
 from autograder import course
-from autograder.testing import catalog
+from testkit import catalog, program
 
 ASSIGNMENT = "01-positional-encoding"
 PE, ADD, REL = "sinusoidal_positional_encoding", "add_positional_encoding", "relative_position_matrix"
@@ -39,7 +39,7 @@ class Submission:
 
 
 def notebook(answers: dict[str, str] | None = None, edit: Callable | None = None) -> bytes:
-    nb = course.submission(ASSIGNMENT, answers)
+    nb = program.submission(ASSIGNMENT, answers)
     if edit is not None:
         edit(nb)
     return nbformat.writes(nb).encode()
@@ -280,7 +280,7 @@ def honest_wrong() -> bytes:
 # --- broken and misbehaving submissions ------------------------------------------------------
 
 def _solution() -> nbformat.NotebookNode:
-    return course.submission(ASSIGNMENT)
+    return program.submission(ASSIGNMENT)
 
 
 def with_cell_code(code: str, cell: str = ADD) -> bytes:
@@ -456,7 +456,7 @@ def chapter_notebook(assignment_id: str, answers: dict[str, str] | None = None,
     if untouched:
         nb = course.read(course.notebook_path(assignment_id, released=True))
     else:
-        nb = course.submission(assignment_id, answers)
+        nb = program.submission(assignment_id, answers)
     solutions = [c for c in nb.cells if course.nbgrader_meta(c).get("solution")]
     solutions[0].source = textwrap.dedent(before).strip("\n") + "\n" + solutions[0].source
     solutions[-1].source += "\n" + textwrap.dedent(after).strip("\n")
@@ -520,7 +520,6 @@ def lookup_table(assignment_id: str) -> str:
     solution, keyed on the check's seeds as the check module in memory computes them: it
     knows every answer wherever the seeds are the fixed ones (the nbgrader path)."""
     from autograder import checks
-    from autograder.testing import program
 
     namespace = program.run(assignment_id)
     table = {gid: {"seeds": check.seeds(), "answers": check.observe_in(namespace)}

@@ -1,6 +1,6 @@
 """Bug catalog for 04-stacking-heads."""
 
-from autograder.testing.catalog import compiled, correct, wrong
+from testkit.catalog import compiled, correct, wrong
 
 ASSIGNMENT = "04-stacking-heads"
 

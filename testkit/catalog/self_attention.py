@@ -1,6 +1,6 @@
 """Bug catalog for 02-self-attention."""
 
-from autograder.testing.catalog import compiled, correct, wrong
+from testkit.catalog import compiled, correct, wrong
 
 ASSIGNMENT = "02-self-attention"
 

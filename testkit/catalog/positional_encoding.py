@@ -1,6 +1,6 @@
 """Bug catalog for 01-positional-encoding."""
 
-from autograder.testing.catalog import correct, wrong
+from testkit.catalog import correct, wrong
 
 ASSIGNMENT = "01-positional-encoding"
 

@@ -9,7 +9,7 @@ cases are one small edit of it.
 import inspect
 
 from autograder.reference import multi_head_attention as reference
-from autograder.testing.catalog import compiled, correct, wrong
+from testkit.catalog import compiled, correct, wrong
 
 ASSIGNMENT = "05-multi-head-attention"
 

@@ -16,7 +16,7 @@ import copy
 from typing import NamedTuple
 
 from autograder import checks, course
-from autograder.testing import program
+from testkit import program
 
 FLIP = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt,
         ast.Eq: ast.NotEq, ast.NotEq: ast.Eq}

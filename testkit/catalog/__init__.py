@@ -63,6 +63,6 @@ def written(assignment_id: str) -> list[Case]:
 
 def cases(assignment_id: str) -> list[Case]:
     """Every case for an assignment: the written ones, then the generated mutants."""
-    from autograder.testing.catalog.mutants import generated
+    from testkit.catalog.mutants import generated
 
     return written(assignment_id) + generated(assignment_id)

@@ -125,7 +125,7 @@ def mutants(exercise: str, source: str) -> list[tuple[str, str, str]]:
 
 def generated(assignment_id: str) -> list:
     """Catalog cases (wrong) for every mutant of every exercise of the assignment."""
-    from autograder.testing.catalog import Case
+    from testkit.catalog import Case
 
     source = course.read(course.notebook_path(assignment_id))
     cases = []

@@ -1,6 +1,6 @@
 """Bug catalog for 06-rope."""
 
-from autograder.testing.catalog import compiled, correct, wrong
+from testkit.catalog import compiled, correct, wrong
 
 ASSIGNMENT = "06-rope"
 
