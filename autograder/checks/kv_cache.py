@@ -10,7 +10,9 @@ the contract's attribute paths and fed through ``GraderCache``, the grader's own
 contract's ``update``/``seq_len`` only), so the module is judged apart from the learner's
 ``KVCache``; the visible configuration of ``gqa_basics`` runs the learner's module with the
 learner's cache, as the visible cell does. ``KVCache`` is judged through its contract alone:
-the grader's tensors in, everything cached so far out, ``seq_len``.
+the grader's tensors in, everything cached so far out, ``seq_len``. ``GroupedQueryAttention``
+needs ``repeat_kv`` and ``cached_causal_mask`` (it may call them; ``gqa_basics`` also runs the
+learner's ``KVCache``); the checks of errors and of the contract do not blame (``blame=False``).
 
 Points and claims (spec section 6): every point rests on answers compared with the reference
 on the grader's inputs, with tolerances fixed here or computed from the reference (each chunk
