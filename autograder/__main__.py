@@ -116,10 +116,10 @@ def release(args) -> int:
     from autograder import course
     from autograder.release import generate
 
-    unknown = [a for a in args.assignments if a not in course.assignments()]
+    unknown = [a for a in args.assignments if a not in course.assignment_ids()]
     if unknown:
         raise UsageError(f"{', '.join(unknown)}: not an assignment of this course (one of: "
-                         f"{', '.join(course.assignments())})")
+                         f"{', '.join(course.assignment_ids())})")
     try:
         released = generate(only=args.assignments or None)
     except RuntimeError as exc:  # nbgrader generate_assignment failed: its output says why
@@ -143,7 +143,7 @@ def grade(args) -> int:
 
 def merge(args) -> int:
     from autograder import formats, report
-    from autograder.assignments import load_assignments
+    from autograder.rubric import load_assignments
 
     for source in args.results:
         existing_folder(source, "a results folder of python -m autograder grade")
@@ -160,7 +160,7 @@ def merge(args) -> int:
 
 def import_grades(args) -> int:
     from autograder import formats
-    from autograder.assignments import load_assignments
+    from autograder.rubric import load_assignments
 
     existing_folder(args.results, "a results folder of python -m autograder grade or merge")
     if args.db.startswith("sqlite:///"):

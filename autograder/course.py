@@ -24,7 +24,7 @@ class GradeCell:
     points: float
 
 
-def assignments(root: Path = ROOT) -> list[str]:
+def assignment_ids(root: Path = ROOT) -> list[str]:
     """Assignment ids in course order: the folders of ``solutions/``."""
     return sorted(p.name for p in (root / "solutions").iterdir()
                   if p.is_dir() and re.fullmatch(r"\d\d-[a-z0-9-]+", p.name))

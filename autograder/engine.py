@@ -12,15 +12,17 @@ its own (CONTRIBUTING.md, "The grader's map"):
    lone browser-renamed notebook (``name (2).ipynb``).
 3. ``submissions.read`` (``read_submission``): bytes -> UTF-8 -> JSON -> nbformat 4; each
    failure is a clear reason and zero points.
-4. ``sandbox.client.Zygote.run``: the grading program (``course.exercise_program``: setup
-   cells, then the learner's solution cells matched by ``grade_id``) runs in a sandboxed
-   process forked from a fork server that imported NumPy, PyTorch, Matplotlib and the
-   check modules once (``sandbox.server``); each check's ``observe`` returns JSON.
-5. ``scoring.judge``: here, in a process that never ran student code, the observations
-   become a ``records.Record``.
-6. ``formats``: one ``results.json`` per pair, written atomically (a re-run skips pairs
-   whose results match the same submission), then ``grades.csv``, ``totals.csv`` and
-   feedback; ``report``: the progress bar, the summary, and what was not graded.
+4. ``grading.grade_one``: one submission to its ``records.Record`` (a re-run keeps the
+   record of a pair whose submission, scoring and seeds are unchanged). The grading program
+   (``course.exercise_program``: setup cells, then the learner's solution cells matched by
+   ``grade_id``) runs in a sandboxed process forked from a fork server that imported NumPy,
+   PyTorch, Matplotlib and the check modules once (``sandbox.server``, reached through
+   ``sandbox.client.Zygote`` and this module's job slots); its messages become an
+   ``outcome.Outcome`` that ``scoring.judge``, in a process that never ran student code,
+   turns into the record.
+5. ``formats``: one ``results.json`` per pair, written atomically, then ``grades.csv``,
+   ``totals.csv`` and feedback; ``report``: the progress bar, the summary, and what was not
+   graded.
 """
 
 from __future__ import annotations
@@ -31,10 +33,10 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from autograder import course, formats, report, scoring, submissions
-from autograder.assignments import Assignment, load_assignments
+from autograder import course, formats, grading, report, scoring, submissions
 from autograder.errors import GraderError, UsageError
 from autograder.records import Record
+from autograder.rubric import Assignment, load_assignments
 from autograder.sandbox import client, protocol
 from autograder.submissions import Pair
 
@@ -123,9 +125,9 @@ def grade(submitted: Path, out: Path, jobs: int | None = None, timeout: float = 
     check_arguments(submitted, out, jobs, timeout, memory_mb, shard_spec, seed_file, secret,
                     fixed_seeds)
     out.mkdir(parents=True, exist_ok=True)
-    hidden = sorted({str(root.resolve()), str(Path(course.__file__).resolve().parent),
-                     str(submitted), str(out)} | ({str(seed_file)} if seed_file else set()))
-    zygote = client.Zygote(hidden)  # starts importing while this process loads the assignments
+    private = sorted({str(root.resolve()), str(Path(course.__file__).resolve().parent),
+                      str(submitted), str(out)} | ({str(seed_file)} if seed_file else set()))
+    zygote = client.Zygote(private)  # starts importing while this process loads the assignments
     try:
         assignments = load_assignments(root)
         _load_references()
@@ -156,45 +158,25 @@ def grade(submitted: Path, out: Path, jobs: int | None = None, timeout: float = 
         zygote.close()
         raise GraderError(NO_LANDLOCK + " Use --without-landlock to grade anyway.")
 
+    gradings = {a.id: scoring.Grading(a, secret) for a in assignments.values()}
+    sandbox = _Slots(zygote, jobs, timeout, memory_mb)
+    # what an earlier run into ``out`` graded: grade_one keeps it when nothing changed
+    earlier = {p: formats.load_record(out, p.student_id, p.assignment_id) for p in pairs}
     records: dict[tuple[str, str], Record] = {}
-    todo = []
-    for pair in pairs:
-        assignment = assignments[pair.assignment_id]
-        previous = formats.load_record(out, pair.student_id, pair.assignment_id)
-        if previous is not None:
-            submission = submissions.read(pair, assignment)
-            if previous.fingerprint == scoring.fingerprint(assignment, submission, secret):
-                records[(pair.student_id, pair.assignment_id)] = previous
-                continue
-        todo.append(pair)
-
-    bar = report.Progress(len(pairs), done=len(records), enabled=progress)
-    slots: queue.Queue = queue.Queue()
-    for uid in client.slot_uids(jobs):
-        slots.put(uid)
-    nproc = client.nproc_limit()
+    bar = report.Progress(len(pairs), resumed=sum(r is not None for r in earlier.values()),
+                          enabled=progress)
     failures: list[str] = []
 
     def one(pair: Pair) -> None:
-        assignment = assignments[pair.assignment_id]
-        submission = submissions.read(pair, assignment)
-        records_in = None
-        notes: list[str] = []
-        if submission.notebook is not None:
-            program = course.exercise_program(assignment.source, submission.notebook)
-            notes = program.notes
-            payload = protocol.payload(assignment.id, program.cells,
-                                       {c.grade_id: assignment.checks[c.grade_id].seeds(secret)
-                                        for c in assignment.cells if c.grade_id in assignment.checks})
-            uid = slots.get()
-            try:
-                records_in = zygote.run(protocol.job(uid, timeout, memory_mb, nproc), payload, timeout)
-            finally:
-                slots.put(uid)
-        record = scoring.judge(assignment, pair, submission, records_in, notes, timeout, secret)
-        formats.write_record(out, record)
+        scored_as = gradings[pair.assignment_id]
+        submission = submissions.read(pair, scored_as.assignment)
+        record = grading.grade_one(scored_as, submission, sandbox, earlier[pair])
+        if record is earlier[pair]:
+            bar.advance(kept=True)
+        else:
+            formats.write_record(out, record)
+            bar.advance(error=not record.graded)
         records[(pair.student_id, pair.assignment_id)] = record
-        bar.advance(error=not record.graded)
 
     def guarded(pair: Pair) -> None:
         try:
@@ -205,7 +187,7 @@ def grade(submitted: Path, out: Path, jobs: int | None = None, timeout: float = 
 
     try:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            list(pool.map(guarded, todo))
+            list(pool.map(guarded, pairs))
     finally:
         zygote.close()
         bar.finish()
@@ -225,3 +207,24 @@ def grade(submitted: Path, out: Path, jobs: int | None = None, timeout: float = 
     if failures:
         raise GraderError(f"{len(failures)} submission(s) could not be graded; run again to retry")
     return ordered
+
+
+class _Slots:
+    """The engine's sandbox for ``grading.grade_one``: each run takes a job slot (its uid,
+    when the grader runs as root) and the fork server runs the payload under the run's
+    limits."""
+
+    def __init__(self, zygote: client.Zygote, jobs: int, timeout: float, memory_mb: int):
+        self.zygote, self.timeout, self.memory_mb = zygote, timeout, memory_mb
+        self.nproc = client.nproc_limit()
+        self.slots: queue.Queue = queue.Queue()
+        for uid in client.slot_uids(jobs):
+            self.slots.put(uid)
+
+    def run(self, payload: bytes) -> list[protocol.Message]:
+        uid = self.slots.get()
+        try:
+            return self.zygote.run(protocol.job(uid, self.timeout, self.memory_mb, self.nproc),
+                                   payload, self.timeout)
+        finally:
+            self.slots.put(uid)

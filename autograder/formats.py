@@ -282,26 +282,16 @@ def feedback(records: list[Record]) -> str:
 
 
 def write_outputs(out: Path, records: list[Record]) -> None:
-    """grades.csv and totals.csv for ``records``, and each student's feedback (from all of
-    their records)."""
+    """grades.csv and totals.csv for ``records``, and each student's feedback (from their
+    records among them)."""
     out = Path(out)
     write_atomic(out / "grades.csv", grades_csv(records))
     write_atomic(out / "totals.csv", totals_csv(records))
-    students = sorted({r.student_id for r in records})
-    for student in students:
-        mine = [r for r in load_records_for(out, student)]
-        if mine:
-            write_atomic(out / student / "feedback.md", feedback(mine))
-
-
-def load_records_for(out: Path, student: str) -> list[Record]:
-    """The valid records of one student in a results folder (for their feedback)."""
-    records = []
-    for path in sorted((Path(out) / student).glob("*/results.json")):
-        record, _ = read_results(path)
-        if record is not None:
-            records.append(record)
-    return records
+    by_student: dict[str, list[Record]] = {}
+    for record in sorted(records, key=lambda r: (r.student_id, r.assignment_id)):
+        by_student.setdefault(record.student_id, []).append(record)
+    for student, mine in by_student.items():
+        write_atomic(out / student / "feedback.md", feedback(mine))
 
 
 def _secret_name(seed: str | None) -> str:
@@ -335,9 +325,11 @@ def merge(sources: list[Path], out: Path, assignments: dict | None = None) -> li
                          ". Grade every shard of a class with the same --seed-file")
     out.mkdir(parents=True, exist_ok=True)
     seen: dict[tuple[str, str], Path] = {}
+    merged = {(r.student_id, r.assignment_id): r for _, r in found.get(out, [])}
     for source in sources:
-        for path, _ in found[source]:
+        for path, record in found[source]:
             key = (path.parent.parent.name, path.parent.name)
+            merged[key] = record
             if key in seen and seen[key] != source:
                 print(f"merge: {key[0]}/{key[1]} appears in {seen[key]} and {source}; "
                       f"keeping {source}", file=sys.stderr)
@@ -346,7 +338,7 @@ def merge(sources: list[Path], out: Path, assignments: dict | None = None) -> li
             if path.resolve() != target.resolve():
                 with open(path, "rb") as stream:          # bounded, as it was when validated
                     write_atomic(target, stream.read(RECORD_LIMIT).decode("utf-8"))
-    records = load_records(out)
+    records = [merged[key] for key in sorted(merged)]
     write_outputs(out, records)
     return records
 

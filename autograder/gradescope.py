@@ -212,9 +212,9 @@ def _add_text(archive: zipfile.ZipFile, name: str, text: str, executable: bool =
 
 def build(assignment_id: str, out: Path, root: Path = course.ROOT) -> Path:
     """Write ``out/autograder.zip`` for one assignment; return its path."""
-    if assignment_id not in course.assignments(root):
+    if assignment_id not in course.assignment_ids(root):
         raise ValueError(f"{assignment_id!r} is not an assignment of this course "
-                         f"(one of: {', '.join(course.assignments(root))})")
+                         f"(one of: {', '.join(course.assignment_ids(root))})")
     notebook = course.notebook_path(assignment_id, root)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -235,8 +235,8 @@ def build(assignment_id: str, out: Path, root: Path = course.ROOT) -> Path:
 
 def _failed(meta: dict, output: str) -> dict:
     """A valid results.json with score 0: one test per grade cell, none graded."""
-    from autograder.assignments import load_assignments
     from autograder.formats import cell_title
+    from autograder.rubric import load_assignments
 
     tests = []
     try:

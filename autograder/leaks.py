@@ -88,4 +88,4 @@ def leaks(secrets: set[str], folder: Path, skip: tuple[str, ...] = ()) -> list[s
 
 def course_secrets(root: Path = course.ROOT) -> set[str]:
     """The secret lines of every source notebook under ``root/solutions``."""
-    return secret_lines([course.read(course.notebook_path(a, root)) for a in course.assignments(root)])
+    return secret_lines([course.read(course.notebook_path(a, root)) for a in course.assignment_ids(root)])

@@ -7,7 +7,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from autograder.course import ROOT, assignments
+from autograder.course import ROOT, assignment_ids
 
 
 def generate(root: Path = ROOT, only: list[str] | None = None) -> list[str]:
@@ -16,7 +16,7 @@ def generate(root: Path = ROOT, only: list[str] | None = None) -> list[str]:
     The gradebook used for this lives in a temporary folder: releasing never touches
     the instructor's real gradebook.
     """
-    ids = only or assignments(root)
+    ids = only or assignment_ids(root)
     with tempfile.TemporaryDirectory() as tmp:
         db = f"sqlite:///{Path(tmp) / 'release.db'}"
         for assignment_id in ids:

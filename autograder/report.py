@@ -36,22 +36,25 @@ def summary_table(records: list[Record], assignments: dict | None = None) -> str
 class Progress:
     """A one-line progress bar with rate and ETA on stderr (plain lines when not a tty)."""
 
-    def __init__(self, total: int, done: int = 0, enabled: bool = True, stream=None):
-        self.total, self.done, self.errors = total, done, 0
-        self.skipped = done
+    def __init__(self, total: int, resumed: int = 0, enabled: bool = True, stream=None):
+        self.total, self.done, self.errors = total, 0, 0
+        self.skipped = 0  # results of an earlier run, kept
         self.stream = stream or sys.stderr
         self.enabled = enabled and total > 0
         self.tty = self.enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
         self.start = time.monotonic()
         self.last = 0.0
         self.shown = -1
-        if self.enabled and done:
-            print(f"resuming: {done} of {total} already graded", file=self.stream)
+        if self.enabled and resumed:
+            print(f"resuming: {resumed} of {total} already graded (kept where unchanged)",
+                  file=self.stream)
         self._show(force=True)
 
-    def advance(self, error: bool = False) -> None:
+    def advance(self, error: bool = False, kept: bool = False) -> None:
+        """One more pair: graded (``error``: not graded), or ``kept`` from an earlier run."""
         self.done += 1
         self.errors += bool(error)
+        self.skipped += bool(kept)
         self._show()
 
     def _show(self, force: bool = False) -> None:

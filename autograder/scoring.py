@@ -1,117 +1,27 @@
-"""Judging: what the sandbox reported for one pair becomes its ``Record``.
+"""Judging: one submission's ``Outcome`` becomes its ``Record``.
 
-Runs in the grader's process, which never ran student code: ``check.judge_seen`` compares
-the observations with the references; a grade cell scores its points when its check has
-no failure. Also the run's secret (``run_secret``) and what a record remembers of it.
+Runs in the grader's process, which never ran student code. ``Grading`` is an assignment
+as one run scores it (its checks' seeds under the run's secret, computed once); ``judge``
+takes an outcome through three steps: ``judge_cells`` (each check's ``judge_seen`` compares
+the answers with the references; a grade cell scores its points when its check has no
+failure), ``blame`` (a failing exercise that calls a failing one is told to fix that one
+first) and ``record``. Also the run's secret (``run_secret``, ``shared_secret``) and what a
+record remembers of it (``seed_id``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import signal
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder import checks
-from autograder.assignments import Assignment
 from autograder.errors import GraderError, UsageError
+from autograder.outcome import Outcome
 from autograder.records import ERROR, GRADED, CellResult, Record
-from autograder.sandbox import protocol
-from autograder.submissions import Pair, Submission
-
-SIGNALS = {int(s): s.name for s in signal.Signals}
-
-
-def judge(assignment: Assignment, pair: Pair, submission: Submission,
-          records: list[dict] | None, notes: list[str], timeout: float,
-          secret: str | None = None) -> Record:
-    """Turn the messages of one run (``protocol``; None: nothing was run) into the pair's record.
-
-    Raises ``GraderError`` when a judge fails on answers that passed validation (a grader
-    bug): the pair is then reported as a grader error and graded again on the next run.
-    """
-    seen, observe_errors, cell_errors = {}, {}, []
-    notes = list(notes)
-    reason = submission.reason
-    isolation = {}
-    status = protocol.status(False, None, 0, None)
-    where = "before running any cell"
-    observing = None
-    overflow = False
-    for record in records or []:
-        kind = record.get("type")
-        if kind == protocol.SANDBOX and not isolation:  # the first one: written before student code ran
-            isolation = {k: v for k, v in record.items() if k != "type"}
-        elif kind == protocol.CELL:
-            where = f"while running cell {str(record.get('label'))[:100]}"
-        elif kind == protocol.CELL_ERROR:
-            cell_errors.append(f"cell {str(record.get('label'))[:100]}: "
-                               f"{str(record.get('error'))[:2000]}")
-        elif kind == protocol.OBSERVING and isinstance(record.get("grade_id"), str):
-            observing = record["grade_id"]
-            where = f"while checking {observing[:100]}"
-        elif kind == protocol.SEEN and isinstance(record.get("grade_id"), str):
-            if "seen" in record:
-                seen[record["grade_id"]] = record["seen"]
-            else:
-                observe_errors[record["grade_id"]] = str(record.get("error"))[:2000]
-        elif kind == protocol.OVERSIZE:
-            problem = (f"more than {protocol.human(protocol.LINE_LIMIT)} in one line or more than "
-                       f"{protocol.CONTAINER_LIMIT} nested lists and objects")
-            if observing is not None:
-                observe_errors[observing] = f"the answers to {observing} were not read: {problem}"
-            else:
-                notes.append(f"the student process wrote a record that was not read ({problem})")
-        elif kind == protocol.OVERFLOW:
-            overflow = True
-        elif kind == protocol.STATUS:
-            status = record
-    done = any(r.get("type") == protocol.DONE for r in records or [])
-    if records is not None and not done:
-        if overflow:
-            reason = f"sent more than {protocol.human(protocol.TOTAL_LIMIT)} of results {where}"
-        elif status.get("timed_out"):
-            reason = (f"timed out after {timeout:g} s {where} (an infinite loop, a call that never "
-                      "returns, or a fork bomb?)")
-        elif status.get("signal"):
-            name = SIGNALS.get(status["signal"], f"signal {status['signal']}")
-            hint = " (out of memory?)" if name in ("SIGKILL", "SIGABRT") else ""
-            reason = f"the student process crashed with {name}{hint} {where}"
-        else:
-            reason = (f"the student process exited with code {status.get('exit')} {where} "
-                      "(sys.exit/os._exit in a solution cell?)")
-    elif overflow:
-        reason = f"sent more than {protocol.human(protocol.TOTAL_LIMIT)} of results"
-    cells = []
-    for cell in assignment.cells:
-        gid = cell.grade_id
-        check = assignment.checks.get(gid)
-        if check is None:
-            failures = [f"no hidden check is registered for grade cell {gid}"]
-        elif gid in seen:
-            try:
-                failures = check.judge_seen(seen[gid], check.seeds(secret))
-            except checks.JudgeError as exc:
-                raise GraderError(str(exc)) from exc
-        elif gid in observe_errors:
-            failures = [observe_errors[gid]]
-        else:
-            failures = [f"not graded: {reason or 'no result'}"]
-        cells.append(CellResult(gid, assignment.exercise.get(gid, ""),
-                                0.0 if failures else cell.points, cell.points,
-                                assignment.hidden.get(gid, True), failures))
-    failed = {c.exercise for c in cells if c.failures and c.grade_id in assignment.checks
-              and assignment.checks[c.grade_id].blame}
-    for c in cells:
-        if c.grade_id in assignment.checks:
-            c.failures = checks.blame_earlier(assignment.checks[c.grade_id], c.failures, failed)
-    return Record(
-        student_id=pair.student_id, assignment_id=assignment.id, notebook=assignment.notebook,
-        status=ERROR if reason else GRADED, reason=reason,
-        notes=submission.notes + notes, cell_errors=cell_errors,
-        score=sum(c.score for c in cells), max_score=assignment.max_score,
-        cells=cells, sandbox=isolation, wall=status.get("wall"), seed=seed_id(secret),
-        fingerprint=fingerprint(assignment, submission, secret))
+from autograder.rubric import Assignment
+from autograder.submissions import Submission
 
 
 def seed_id(secret: str | None) -> str:
@@ -119,8 +29,84 @@ def seed_id(secret: str | None) -> str:
     return "fixed" if secret is None else hashlib.sha256(secret.encode()).hexdigest()[:16]
 
 
-def fingerprint(assignment: Assignment, submission: Submission, secret: str | None = None) -> str:
-    return f"{assignment.digest[:16]}:{seed_id(secret)}:{submission.digest[:32]}"
+@dataclass
+class Grading:
+    """An assignment as one run scores it: every check's seeds under the run's ``secret``
+    (None: the nbgrader path's fixed seeds) and what the records say of the secret, computed
+    once for every submission."""
+
+    assignment: Assignment
+    secret: str | None = None
+    seeds: dict[str, list[int]] = field(init=False)
+    seed: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.seeds = {gid: check.seeds(self.secret) for gid, check in self.assignment.checks.items()}
+        self.seed = seed_id(self.secret)
+
+    def fingerprint(self, submission: Submission) -> str:
+        """What a re-run compares to keep a record: the scoring, the seeds, the submission."""
+        return f"{self.assignment.digest[:16]}:{self.seed}:{submission.digest[:32]}"
+
+
+def judge(grading: Grading, outcome: Outcome) -> Record:
+    """The record of one outcome.
+
+    Raises ``GraderError`` when a judge fails on answers that passed validation (a grader
+    bug): the pair is then reported as a grader error and graded again on the next run.
+    """
+    cells = judge_cells(grading, outcome)
+    judged = {gid for gid in outcome.seen if gid in grading.assignment.checks}
+    return record(grading, outcome, blame(grading.assignment, cells, judged))
+
+
+def judge_cells(grading: Grading, outcome: Outcome) -> list[CellResult]:
+    """Every grade cell of the assignment, judged on the outcome's answers."""
+    assignment = grading.assignment
+    cells = []
+    for cell in assignment.cells:
+        gid = cell.grade_id
+        check = assignment.checks.get(gid)
+        if check is None:
+            failures = [f"no hidden check is registered for grade cell {gid}"]
+        elif gid in outcome.seen:
+            try:
+                failures = check.judge_seen(outcome.seen[gid], grading.seeds[gid])
+            except checks.JudgeError as exc:
+                raise GraderError(str(exc)) from exc
+        elif gid in outcome.errors:
+            failures = [outcome.errors[gid]]
+        else:
+            failures = [f"not graded: {outcome.reason or 'no result'}"]
+        cells.append(CellResult(gid, assignment.exercise.get(gid, ""),
+                                0.0 if failures else cell.points, cell.points,
+                                assignment.hidden.get(gid, True), failures))
+    return cells
+
+
+def blame(assignment: Assignment, cells: list[CellResult], judged: set[str]) -> list[CellResult]:
+    """The cells, with the failures of an exercise that calls a failing one
+    (``checks.blame_earlier``) led by "fix that one first". Only a judged cell (its answers
+    came back: ``judged``) whose check has ``blame`` (it judges values) makes its exercise a
+    culprit, and only a judged cell is told: a run that died is not an earlier bug."""
+    failed = {c.exercise for c in cells if c.failures and c.grade_id in judged
+              and assignment.checks[c.grade_id].blame}
+    for c in cells:
+        if c.grade_id in judged:
+            c.failures = checks.blame_earlier(assignment.checks[c.grade_id], c.failures, failed)
+    return cells
+
+
+def record(grading: Grading, outcome: Outcome, cells: list[CellResult]) -> Record:
+    """The judged cells and the outcome, as the pair's ``Record``."""
+    assignment = grading.assignment
+    return Record(
+        student_id=outcome.student_id, assignment_id=assignment.id,
+        notebook=assignment.notebook, status=ERROR if outcome.reason else GRADED,
+        reason=outcome.reason, notes=outcome.notes, cell_errors=outcome.cell_errors,
+        score=sum(c.score for c in cells), max_score=assignment.max_score, cells=cells,
+        sandbox=outcome.sandbox, wall=outcome.wall, seed=grading.seed,
+        fingerprint=outcome.fingerprint)
 
 
 SECRET_FILE = "grading-secret"

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import nbformat
 
 if TYPE_CHECKING:
-    from autograder.assignments import Assignment
+    from autograder.rubric import Assignment
 
 
 @dataclass(frozen=True)
@@ -150,6 +150,10 @@ MAX_CODE = 4 * 1024 * 1024
 
 @dataclass
 class Submission:
+    """One student's notebook for one assignment, as read (``notebook`` None: ``reason``
+    says why it cannot be graded); ``digest`` names its bytes."""
+
+    student_id: str
     notebook: nbformat.NotebookNode | None
     digest: str
     reason: str = ""
@@ -224,39 +228,43 @@ def read_submission(pair: Pair, assignment: Assignment) -> Submission:
     path = pair.folder / assignment.notebook
     others = sorted(p.name for p in pair.folder.glob("*.ipynb") if p.name != assignment.notebook)
     notes = [f"extra notebook(s) ignored: {', '.join(others)}"] if others else []
+
+    def refused(digest: str, reason: str, notes: list[str]) -> Submission:
+        return Submission(pair.student_id, None, digest, reason, notes)
+
     if not path.is_file() and not path.is_symlink():
         found = f" (found {', '.join(others)})" if others else ""
-        return Submission(None, "missing", f"missing notebook {assignment.notebook}{found}", notes)
+        return refused("missing", f"missing notebook {assignment.notebook}{found}", notes)
     raw = read_bounded(path, pair.folder, assignment.notebook)
     if isinstance(raw, str):
-        return Submission(None, "refused " + hashlib.sha256(raw.encode()).hexdigest(), raw, notes)
+        return refused("refused " + hashlib.sha256(raw.encode()).hexdigest(), raw, notes)
     digest = hashlib.sha256(raw).hexdigest()
     containers = raw.count(b"[") + raw.count(b"{")
     if containers > MAX_CONTAINERS:
-        return Submission(None, digest, f"{assignment.notebook} holds {containers:,} JSON lists "
-                          f"and objects, over the limit of {MAX_CONTAINERS:,}: clear the outputs "
-                          "and remove large metadata, save and submit again", notes)
+        return refused(digest, f"{assignment.notebook} holds {containers:,} JSON lists "
+                       f"and objects, over the limit of {MAX_CONTAINERS:,}: clear the outputs "
+                       "and remove large metadata, save and submit again", notes)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return Submission(None, digest, f"{assignment.notebook} is not valid UTF-8 "
-                          f"(byte {exc.start}): re-save the notebook from Jupyter", notes)
+        return refused(digest, f"{assignment.notebook} is not valid UTF-8 "
+                       f"(byte {exc.start}): re-save the notebook from Jupyter", notes)
     del raw
     try:
         data = json.loads(text)
     except (ValueError, RecursionError) as exc:
-        return Submission(None, digest, f"{assignment.notebook} is not valid JSON ({exc}): "
-                          "the file is damaged; re-save it from Jupyter", notes)
+        return refused(digest, f"{assignment.notebook} is not valid JSON ({exc}): "
+                       "the file is damaged; re-save it from Jupyter", notes)
     del text
     depth = _depth(data)
     if depth > MAX_DEPTH:
-        return Submission(None, digest, f"{assignment.notebook} nests JSON {depth} deep, over "
-                          f"the limit of {MAX_DEPTH}: the file is damaged; re-save it from "
-                          "Jupyter", notes)
+        return refused(digest, f"{assignment.notebook} nests JSON {depth} deep, over "
+                       f"the limit of {MAX_DEPTH}: the file is damaged; re-save it from "
+                       "Jupyter", notes)
     if isinstance(data, dict) and _drop_outputs(data) > MAX_CODE:
-        return Submission(None, digest, f"{assignment.notebook} holds more than "
-                          f"{MAX_CODE / 2**20:.0f} MiB of code: remove what is not needed, save "
-                          "and submit again", notes)
+        return refused(digest, f"{assignment.notebook} holds more than "
+                       f"{MAX_CODE / 2**20:.0f} MiB of code: remove what is not needed, save "
+                       "and submit again", notes)
     try:
         if not isinstance(data, dict) or "nbformat" not in data:
             raise ValueError("no 'nbformat' field")
@@ -271,6 +279,6 @@ def read_submission(pair: Pair, assignment: Assignment) -> Submission:
         if not isinstance(nb.get("cells"), list):
             raise ValueError("no cells")
     except Exception as exc:
-        return Submission(None, digest, f"{assignment.notebook} is not a Jupyter notebook "
-                          f"({type(exc).__name__}: {str(exc)[:200]})", notes)
-    return Submission(nb, digest, "", notes)
+        return refused(digest, f"{assignment.notebook} is not a Jupyter notebook "
+                       f"({type(exc).__name__}: {str(exc)[:200]})", notes)
+    return Submission(pair.student_id, nb, digest, "", notes)

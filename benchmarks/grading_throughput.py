@@ -54,7 +54,7 @@ def main() -> int:
                         help="our grader with the nbgrader path's fixed seeds (default: a secret, "
                         "as in real grading; the work is the same)")
     args = parser.parse_args()
-    assignments = args.assignments or course.assignments()
+    assignments = args.assignments or course.assignment_ids()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="throughput-"))
     stock = StockCourse(workdir / "stock")
     for assignment_id in assignments:

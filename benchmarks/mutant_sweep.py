@@ -21,7 +21,7 @@ def main() -> int:
     args = parser.parse_args()
     totals, caught = Counter(), Counter()
     survivors = []
-    for assignment_id in args.assignments or course.assignments():
+    for assignment_id in args.assignments or course.assignment_ids():
         results, lived = sweep(assignment_id)
         for kind, was_caught in results:
             totals[kind] += 1

@@ -117,7 +117,7 @@ def chapters_table(workdir: Path) -> int:
     stock = StockCourse(workdir / "chapters-stock")
     ours_dir = workdir / "chapters-ours" / "submitted"
     rows = []
-    for assignment_id in course.assignments():
+    for assignment_id in course.assignment_ids():
         stock.generate(assignment_id)
         name = course.notebook_path(assignment_id).name
         subjects = {"untouched": course.notebook_path(assignment_id, released=True).read_bytes()}
@@ -131,7 +131,7 @@ def chapters_table(workdir: Path) -> int:
             (ours_dir / student / assignment_id).mkdir(parents=True, exist_ok=True)
             (ours_dir / student / assignment_id / name).write_bytes(content)
     stock_scores = {}
-    for assignment_id in course.assignments():
+    for assignment_id in course.assignment_ids():
         stock.autograde(assignment_id)
         for student in {"untouched", *tamper.chapter_baselines(assignment_id)} | {
                 a.name for a, b in tamper.chapter_attacks(assignment_id)}:

@@ -17,7 +17,7 @@ import pytest  # noqa: E402
 
 from autograder import course  # noqa: E402
 
-ASSIGNMENTS = course.assignments()
+ASSIGNMENTS = course.assignment_ids()
 
 # What a test needs (registered in pyproject.toml); a test that needs any of them is slow.
 NEEDS = ("nbgrader", "kernel", "sandbox", "book", "browser", "slurm", "registry")

@@ -7,7 +7,7 @@ from autograder import checks, course, data
 from autograder.checks import Student, Verdict
 from autograder.testing import catalog, program
 
-CASES = [(a, c) for a in course.assignments() for c in catalog.cases(a)]
+CASES = [(a, c) for a in course.assignment_ids() for c in catalog.cases(a)]
 
 
 def test_reference_solution_passes_every_check(assignment_id, judged):
@@ -51,19 +51,18 @@ def test_missing_definition_is_reported_not_raised():
 
 def test_a_case_passes_only_on_evidence():
     """A judge that reads nothing, or reads an answer and neither passes nor fails it, fails."""
-    from autograder.checks import Check
+    from autograder.checks import Case, Check
 
-    lazy = Check("lazy", exercise="f")
-    lazy.observe(lambda student, case, seed: {"out": student.call("f")})
-    lazy.judge(lambda verdict, case, seed: None)
+    def made(name, judge):
+        return Check(name, exercise="f", cases=[Case("only")], inputs=lambda case, seed: None,
+                     observe=lambda student, case, inputs: {"out": student.call("f")},
+                     judge=judge)
+
+    lazy = made("lazy", lambda verdict, case, inputs: None)
     assert lazy.judge_seen(lazy.observe_in({"f": lambda: 1}))
-    reader = Check("reader", exercise="f")
-    reader.observe(lambda student, case, seed: {"out": student.call("f")})
-    reader.judge(lambda verdict, case, seed: verdict.value("out", "f()"))
+    reader = made("reader", lambda verdict, case, inputs: verdict.value("out", "f()"))
     assert reader.judge_seen(reader.observe_in({"f": lambda: 1}))
-    honest = Check("honest", exercise="f")
-    honest.observe(lambda student, case, seed: {"out": student.call("f")})
-    honest.judge(lambda verdict, case, seed: verdict.equal("out", 1, "f()"))
+    honest = made("honest", lambda verdict, case, inputs: verdict.equal("out", 1, "f()"))
     assert not honest.judge_seen(honest.observe_in({"f": lambda: 1}))
     assert honest.judge_seen(honest.observe_in({"f": lambda: None})) == \
         ["f() returned None: is a `return` missing?"]

@@ -129,9 +129,9 @@ def test_instructor_flow(browser, tmp_path, tmp_path_factory, monkeypatch):
         # 1. the seven assignments
         frame.wait_for_url("**/formgrader/manage_assignments", timeout=60_000)
         frame.wait_for_function(f"() => document.querySelectorAll('td.name').length == "
-                                f"{len(course.assignments())}", timeout=60_000)
+                                f"{len(course.assignment_ids())}", timeout=60_000)
         names = [t.strip() for t in frame.locator("td.name").all_inner_texts()]
-        assert sorted(names) == course.assignments(), names
+        assert sorted(names) == course.assignment_ids(), names
         page.screenshot(path=str(shots / "1-assignments.png"))
 
         # 2. Generate the student version of chapter 01

@@ -2,6 +2,7 @@
 19): nothing a function or a module remembers crosses from one to the next, and a case
 whose fork dies fails instead of being observed in place."""
 
+import json
 import os
 
 import numpy as np
@@ -24,9 +25,10 @@ def _namespace(behaviour):
 
 
 def _observe(check, namespace):
+    """The answers as the student process sends them (JSON, encoded once, in the fork)."""
     out = os.open(os.devnull, os.O_WRONLY)
     try:
-        return server.observe_fresh(check, namespace, check.seeds(), out)
+        return json.loads(server.observe_fresh(check, namespace, check.seeds(), out))
     finally:
         os.close(out)
 

@@ -293,7 +293,7 @@ def test_json_bomb_is_bounded(graded):
     assert bomb.status == "graded" or bomb.reason.startswith("sent more than"), bomb.reason
 
 
-CHAPTER_ATTACKS = [(a, attack, baseline) for a in course.assignments()
+CHAPTER_ATTACKS = [(a, attack, baseline) for a in course.assignment_ids()
                    for attack, baseline in tamper.chapter_attacks(a)]
 
 
@@ -305,7 +305,7 @@ def chapters_graded(tmp_path_factory):
 
     submitted = tmp_path_factory.mktemp("chapters") / "submitted"
     results = submitted.parent / "results"
-    for assignment_id in course.assignments():
+    for assignment_id in course.assignment_ids():
         name = course.notebook_path(assignment_id).name
         baselines = {"untouched": course.notebook_path(assignment_id, released=True).read_bytes()}
         baselines.update({name: nbformat.writes(course.submission(assignment_id, answers)).encode()
@@ -333,7 +333,7 @@ def test_chapter_attack_earns_nothing(chapters_graded, assignment_id, attack, ba
         assert 0 < base.score < base.max_score, "the honest wrong baseline must be partial"
 
 
-@pytest.mark.parametrize("assignment_id", course.assignments())
+@pytest.mark.parametrize("assignment_id", course.assignment_ids())
 def test_the_lookup_table_knows_every_fixed_seed_answer(assignment_id):
     """Proof that the lookup-table attack can fail a grader: with the fixed seeds of the
     nbgrader path it passes every check of the chapter on top of the honest wrong solution."""

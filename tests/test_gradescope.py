@@ -87,7 +87,7 @@ def test_zip_layout(archive, tmp_path):
         course.notebook_path(ASSIGNMENT).read_bytes()
 
 
-@pytest.mark.parametrize("assignment_id", [course.assignments()[0], course.assignments()[-1]])
+@pytest.mark.parametrize("assignment_id", [course.assignment_ids()[0], course.assignment_ids()[-1]])
 def test_zip_holds_one_chapter(assignment_id, tmp_path):
     """The checks and reference of the graded chapter only (and the modules they share), its
     instructor notebook only; nothing of the test support."""
@@ -103,7 +103,7 @@ def test_zip_holds_one_chapter(assignment_id, tmp_path):
     notebook = course.notebook_path(assignment_id)
     assert {n for n in names if n.startswith("solutions/")} == \
         {f"solutions/{assignment_id}/{notebook.name}"}
-    others = [a.split("-", 1)[1].replace("-", "_") for a in course.assignments() if a != assignment_id]
+    others = [a.split("-", 1)[1].replace("-", "_") for a in course.assignment_ids() if a != assignment_id]
     leaked = [n for n in names for other in others if other in n]
     assert not leaked, f"autograder.zip of {assignment_id} holds other chapters: {leaked}"
     assert not [n for n in names if n.startswith(("autograder/testing/", "tests/"))]

@@ -20,9 +20,9 @@ import sys
 import pytest
 
 from autograder import course, formats, scoring, submissions
-from autograder.assignments import load_assignments
 from autograder.errors import UsageError
 from autograder.records import CellResult, Record
+from autograder.rubric import load_assignments
 from autograder.testing import tamper
 
 A = tamper.ASSIGNMENT

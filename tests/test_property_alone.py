@@ -45,7 +45,7 @@ def _has_float_array(answer) -> bool:
     return False
 
 
-@pytest.mark.parametrize("assignment_id", course.assignments())
+@pytest.mark.parametrize("assignment_id", course.assignment_ids())
 def test_shifted_answers_fail_every_case(assignment_id):
     namespace = program.run(assignment_id)
     tried = 0

@@ -70,7 +70,7 @@ def test_the_copy_holds_what_learners_need_and_nothing_else(learners_copy):
     assert {p.name for p in learners_copy.iterdir()} == WRITTEN
     found = [p for p in learners_copy.rglob("*") if NEVER & set(p.relative_to(learners_copy).parts)]
     assert not found, f"the learners' copy holds instructor material: {found}"
-    for assignment_id in course.assignments():
+    for assignment_id in course.assignment_ids():
         released = course.notebook_path(assignment_id, released=True)
         copy = learners_copy / released.relative_to(course.ROOT)
         assert copy.read_bytes() == released.read_bytes(), f"{copy} is not the release notebook"
@@ -96,7 +96,7 @@ def test_the_copy_points_at_the_learners_repository_and_hub(learners_copy):
 
 def test_the_copy_has_the_introduction_and_the_chapters_only(learners_copy):
     chapters = [str(course.notebook_path(a, released=True).relative_to(course.ROOT).with_suffix(""))
-                for a in course.assignments()]
+                for a in course.assignment_ids()]
     assert toc_pages(learners_copy) == ["intro", *chapters]
     intro = (learners_copy / "intro.md").read_text()
     assert "solutions/" not in intro and "instructors-only" not in intro, intro
@@ -112,7 +112,7 @@ def test_an_instructors_part_of_the_toc_is_left_out():
 
 def test_the_readme_says_how_to_work_on_a_chapter(learners_copy):
     readme = (learners_copy / "README.md").read_text()
-    first = course.notebook_path(course.assignments()[0], released=True)
+    first = course.notebook_path(course.assignment_ids()[0], released=True)
     [torch] = [line for line in (course.ROOT / "requirements-learner.txt").read_text().splitlines()
                if line.startswith("torch==")]
     for line in (f"git clone {REPOSITORY} && cd attention-learners",
@@ -201,7 +201,7 @@ def test_a_missing_source_is_refused(tmp_path):
 def test_a_copy_that_would_leak_is_removed(tmp_path):
     """publish's own leak check can fail: a solution line planted in a release notebook."""
     root = course_checkout(tmp_path / "course")
-    assignment_id = course.assignments(root)[0]
+    assignment_id = course.assignment_ids(root)[0]
     source = course.read(course.notebook_path(assignment_id, root))
     # what publish looks for: all chapters (a line of chapter 1 may be shown in chapter 7)
     secrets = leaks.course_secrets(root)
@@ -287,7 +287,7 @@ def learners_browser(tmp_path_factory, playwright_driver):
 
 def learner_pages() -> list[str]:
     return ["intro", *(str(course.notebook_path(a, released=True).relative_to(course.ROOT)
-                           .with_suffix("")) for a in course.assignments())]
+                           .with_suffix("")) for a in course.assignment_ids())]
 
 
 @pytest.mark.book

@@ -34,6 +34,7 @@ __all__ = ["Case", "Check", "CheckFailed", "JudgeError", "Missing", "Student", "
            "blame_earlier", "case_seeds", "checks_for", "load_weights", "run"]
 
 RAISED = "raised"  # the key under which a case records an exception its calls raised
+STUB = "raised NotImplementedError"  # how a failure reports the learner's unwritten stub
 
 
 class CheckFailed(AssertionError):
@@ -397,7 +398,7 @@ class Check:
         failures: list[str] = []
         for index, (case, seed) in enumerate(zip(self.cases, seeds, strict=True)):
             answers = seen.get(str(index)) if isinstance(seen, dict) else None
-            verdict = Verdict(answers, case.label)
+            verdict = Verdict(answers, f"{self.exercise} [{case.label}]")
             try:
                 self._judge(verdict, case, self._inputs(case, seed))
             except Missing:
@@ -467,8 +468,8 @@ def blame_earlier(check: Check, failures: list[str], failed_exercises: set[str])
     (``failed_exercises``: the exercises with a failing check whose ``blame`` is true), say to
     fix that one first, and drop the guesses at a cause inside this exercise."""
     culprits = [name for name in check.needs if name in failed_exercises]
-    if not failures or not culprits:
-        return failures
+    if not failures or not culprits or all(STUB in f for f in failures):
+        return failures  # a stub is not written yet: nothing of it comes from elsewhere
     names = " and ".join(f"`{name}`" for name in culprits)
     head = (f"fix {names} first: {check.exercise} calls {'them' if len(culprits) > 1 else 'it'}, "
             f"and {'they fail their' if len(culprits) > 1 else 'it fails its'} own checks; "

@@ -265,7 +265,7 @@ def swapped_mask_forward(module, x, window: int):
             buffers[leaf] = old
 
 
-# --- shared by rope, kv_cache, ... ---
+# --- the attention modules of chapters 05, 06 and 08 ------------------------------------------
 # The attention modules of chapters 05, 06 and 08 (MultiHeadAttention, RoPEMultiHeadAttention,
 # GroupedQueryAttention) share their projections' names, the grader's weights for them, and
 # the way a call is shown in messages.
@@ -304,3 +304,138 @@ def call_text(name: str, args: tuple = (), kwargs: dict | None = None) -> str:
     """A call as messages show it: ``name(6, 12, qkv_bias=True)``."""
     shown = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in (kwargs or {}).items()]
     return f"{name}({', '.join(shown)})"
+
+
+# --- shared by the attention chapters (02 to 07) ------------------------------------------
+
+Size = int | tuple  # a fixed size, or (low, high) drawn from the seed
+
+QKV = ATTENTION_LAYERS[:3]
+
+
+def exact_integers(seed: int, shape: tuple[int, ...], stream: int, scale: float = 1.0):
+    """Integers in [-3, 3] times ``scale`` as a float32 tensor: sums of their products stay
+    exact, so scores around 1e4 still have exact expected weights."""
+    import torch
+
+    values = rng(seed, 6000 + stream).integers(-3, 4, shape) * scale
+    return torch.from_numpy(values.astype(np.float32))
+
+
+def qkv_weights(seed: int, d_in: int, d_out: int, bias: bool, extreme: bool = False) -> dict:
+    """The grader's weights for ``W_query``, ``W_key``, ``W_value`` (``linear``'s streams 0 to
+    2), each ``nn.Linear(d_in, d_out, bias)``. ``extreme``: integer ``W_query`` (times 100)
+    and ``W_key`` (and biases), so that with integer inputs and ``d_out = 4`` the scaled
+    scores are exact and around 1e4: a softmax without max-subtraction overflows."""
+    weights: dict = {}
+    for stream, name in enumerate(QKV):
+        weights.update(linear(seed, name, d_in, d_out, bias, stream=stream))
+    if extreme:
+        weights["W_query.weight"] = exact_integers(seed, (d_out, d_in), 10, 100.0)
+        weights["W_key.weight"] = exact_integers(seed, (d_out, d_in), 11)
+        if bias:
+            weights["W_query.bias"] = exact_integers(seed, (d_out,), 12, 100.0)
+            weights["W_key.bias"] = exact_integers(seed, (d_out,), 13)
+    return weights
+
+
+def token_input(seed: int, shape: tuple[int, ...], index: int, kind: str):
+    """The ``index``-th input of a case whose weights are of ``kind``: normal values
+    (``randn``'s stream ``30 + index``), integers for "extreme" scores, float64 for a
+    "float64" module."""
+    import torch
+
+    if kind == "extreme":
+        return exact_integers(seed, shape, 30 + index)
+    x = randn(seed, shape, 30 + index)
+    return x.to(torch.float64) if kind == "float64" else x
+
+
+def expect(verdict, field: str, expected, what: str, *, raised: str = "", nonfinite: str = "",
+           shape: str = "", **compare) -> bool:
+    """``verdict.array`` with a likely cause when the call raised (``raised``), gave another
+    shape (``shape``) or gave NaN/inf (``nonfinite``)."""
+    from autograder import data
+
+    found = verdict.raw(field, what)
+    if raised and type(found) is data.Raised and found.type != "NotImplementedError":
+        verdict.fail(f"{what} raised {found.type}: {found.message}. Likely cause: {raised}")
+        return False
+    if shape and isinstance(found, data.Array) and found.shape != expected.shape:
+        verdict.fail(f"{what} has shape {found.shape}; expected {expected.shape}: {shape}")
+        return False
+    if nonfinite and isinstance(found, data.Array) and found.values is not None and \
+            found.shape == expected.shape and found.values.dtype.kind == "f" and \
+            not np.isfinite(found.values).all():
+        verdict.fail(f"{what} contains NaN or inf: {nonfinite}")
+        return False
+    return verdict.array(field, expected, what, **compare)
+
+
+def probe_module(module, x, probes: tuple, *, window: int = 0, future=None,
+                 train_seed: int | None = None, long=None, attributes: tuple = ()) -> dict:
+    """Observe (with student code) the ``probes`` of one built module, each answer recorded:
+    "out" (or "shape") ``module(x)``; "meta": first the forward with the grader's mask of
+    ``window`` swapped into its ``mask`` buffers ("swapped"); "future": ``module(future)``;
+    "train": train mode under ``torch.manual_seed(train_seed)``; "long": ``module(long)``
+    (too many tokens); each of ``attributes`` that ``probes`` names; "params": the parameter
+    count (unbound ``nn.Module.parameters``); then the two that move the module, "f64"
+    (``.to(torch.float64)``) and "meta" (``meta_forward``)."""
+    import torch
+
+    from autograder.checks import Student
+
+    found = {}
+    if "out" in probes or "shape" in probes:
+        found["out"] = Student.attempt(lambda: forward(module, x))
+    if "meta" in probes:  # the mask through behaviour: before .to() moves the module
+        found["swapped"] = Student.attempt(lambda: swapped_mask_forward(module, x, window))
+    if "future" in probes and future is not None:
+        found["future"] = Student.attempt(lambda: forward(module, future))
+    if "train" in probes:
+        found["train"] = Student.attempt(lambda: forward(module, x, train_seed=train_seed))
+    if "long" in probes:
+        found["long"] = Student.attempt(lambda: forward(module, long))
+    for name in attributes:
+        if name in probes:
+            found[name] = Student.attempt(lambda name=name: getattr(module, name))
+    if "params" in probes:
+        found["params"] = Student.attempt(lambda: sum(
+            p.numel() for p in torch.nn.Module.parameters(module)))
+    if "f64" in probes:  # these two move the module: last
+        found["f64"] = Student.attempt(lambda: forward(module.to(torch.float64), x.double()))
+    if "meta" in probes:
+        found["meta"] = Student.attempt(lambda: meta_forward(module, tuple(x.shape)))
+    return found
+
+
+def judge_float64(verdict, expected, call: str, x_shape: tuple, input_scale: float,
+                  **hints) -> bool:
+    """Judge ``probe_module``'s "f64" against the float64 reference ``expected``, to a
+    tolerance from the reference's largest value; ``hints``: ``hint``, ``raised``,
+    ``nonfinite``, ``shape`` as for ``expect``."""
+    scale = max(1.0, float(np.max(np.abs(expected))))
+    extreme = f", inputs scaled by {input_scale:g}" if input_scale != 1.0 else ""
+    return expect(verdict, "f64", expected, f"{call}.to(torch.float64)(x) for float64 x of "
+                  f"shape {x_shape}{extreme}", atol=1e-10 * scale, rtol=1e-9, dtype="float64",
+                  library="torch", **hints)
+
+
+def judge_mask_buffer(verdict, swapped, call: str, x_shape: tuple, out_shape: tuple,
+                      window: int, meta_hint: str,
+                      buffers: str = "its registered 'mask' buffer") -> None:
+    """Judge ``probe_module``'s "meta" probe: the output with the grader's mask of ``window``
+    swapped into the ``buffers`` against the reference under that mask (``swapped``), then
+    (a claim) a forward on the meta device after ``.to('meta')``."""
+    from autograder import data
+
+    expect(verdict, "swapped", swapped, f"{call}(x) for x of shape {x_shape} with the grader's "
+           f"mask (each query sees itself and the {window} keys before it) swapped into "
+           f"{buffers}", atol=1e-5, rtol=1e-4, dtype="float32", library="torch",
+           hint=MASK_FOLLOWS_HINT)
+    found = verdict.raw("meta", call)
+    meta = f"{call}.to('meta') then a forward on a meta tensor"
+    if type(found) is data.Raised and found.type != "NotImplementedError":
+        verdict.fail(f"{meta} raised {found.type}: {found.message}. Likely cause: {meta_hint}")
+    else:
+        verdict.equal("meta", ["meta", *out_shape], f"{meta}: [device, *shape]", hint=meta_hint)

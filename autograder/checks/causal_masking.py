@@ -1,8 +1,8 @@
 """Hidden checks for 03-causal-masking (PyTorch).
 
-Every size, input and weight is a pure function of the case and its seed (``_common``). The
-grader loads its own weights into the student's ``CausalAttention`` by the contract's
-attribute paths; the judge rebuilds them and compares the answers with
+Every size, input and weight is built by the check's ``inputs`` from the case and its seed
+(``_common``), once on each side. The grader loads its own weights into the student's
+``CausalAttention`` by the contract's attribute paths; the judge compares the answers with
 ``autograder.reference.causal_masking``. Structure is tested through behaviour: the mask
 buffer by a forward pass after ``module.to("meta")``, registered parameters by a float64
 forward after ``module.to(torch.float64)``, dropout by a train-mode forward under a seed.
@@ -24,28 +24,37 @@ dtype, that it is not a parameter, ``self.dropout.p`` and the meta-device forwar
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import partial
+
 import numpy as np
 import torch
 from torch import nn
 
 from autograder import data
-from autograder.checks import Check, Student, Verdict
+from autograder.checks import Case, Check, Student, Verdict
 from autograder.checks._common import (
     EXTREME_TOLERANCE,
     MASK_FOLLOWS_HINT,
+    QKV,
     STABLE_HINT,
+    Size,
+    call_text,
+    forward,
     future_changed,
     integer,
     judge_causal,
     judge_no_bias,
-    linear,
     mask_window,
+    meta_forward,
     no_bias,
+    qkv_weights,
     randn,
-    rng,
+    rate,
     size,
     swapped_mask_forward,
-    uniform,
+    token_input,
+    tokens,
     window_hidden,
 )
 
@@ -53,27 +62,30 @@ ASSIGNMENT = "03-causal-masking"
 
 CM = "causal_mask"
 CA = "CausalAttention"
-PROJ = ("W_query", "W_key", "W_value")
 
 MASK_HINT = "True strictly above the diagonal (torch.triu(..., diagonal=1))"
 
 
-
-
 # --- causal_mask ----------------------------------------------------------------------------
 
-def _mask_size(case: tuple, seed: int) -> int:
-    return size(seed, case[1], 0)
+@dataclass(frozen=True)
+class Mask(Case):
+    """``causal_mask(num_tokens)``: a size, or a ``(low, high)`` range drawn from the seed."""
+
+    num_tokens: Size
 
 
-def _observe_mask(student: Student, case: tuple, seed: int) -> dict:
-    return {"mask": student.call(CM, _mask_size(case, seed))}
+def _num_tokens(case: Mask, seed: int) -> int:
+    return size(seed, case.num_tokens, 0)
 
 
-def _judge_mask(verdict: Verdict, case: tuple, seed: int) -> None:
+def _observe_mask(student: Student, case: Mask, n: int) -> dict:
+    return {"mask": student.call(CM, n)}
+
+
+def _judge_mask(verdict: Verdict, case: Mask, n: int) -> None:
     from autograder.reference.causal_masking import reference_mask
 
-    n = _mask_size(case, seed)
     expected = reference_mask(n)
     verdict.array("mask", expected, f"{CM}({n})", dtype="bool", library="torch",
                   variants={"torch.tril (True on and below the diagonal): True must mean hidden, "
@@ -83,103 +95,108 @@ def _judge_mask(verdict: Verdict, case: tuple, seed: int) -> None:
                   hint=MASK_HINT)
 
 
-def _mask_check(grade_id: str, cases: list[tuple]) -> Check:
-    check = Check(grade_id, exercise=CM, cases=cases)
-    check.observe(_observe_mask)
-    check.judge(_judge_mask)
-    return check
+mask_check = partial(Check, exercise=CM, inputs=_num_tokens, observe=_observe_mask,
+                     judge=_judge_mask)
 
-
-causal_mask_basics = _mask_check("causal_mask_basics", [
-    ("causal_mask(3), the visible call", 3), ("causal_mask(4)", 4),
-    ("causal_mask of a size drawn from the seed", (2, 12)),
+causal_mask_basics = mask_check("causal_mask_basics", cases=[
+    Mask("causal_mask(3), the visible call", 3), Mask("causal_mask(4)", 4),
+    Mask("causal_mask of a size drawn from the seed", (2, 12)),
 ])
 
-causal_mask_sizes = _mask_check("causal_mask_sizes", [
-    ("causal_mask(1)", 1), ("causal_mask(2)", 2), ("a small seeded size", (3, 9)),
-    ("a larger seeded size", (10, 40)),
+causal_mask_sizes = mask_check("causal_mask_sizes", cases=[
+    Mask("causal_mask(1)", 1), Mask("causal_mask(2)", 2), Mask("a small seeded size", (3, 9)),
+    Mask("a larger seeded size", (10, 40)),
 ])
 
 
 # --- CausalAttention ------------------------------------------------------------------------
-#
-# A case: (label, kind, d_in, d_out, context_length, dropout, qkv_bias, sizes). Sizes are
-# ints or (low, high) ranges drawn from the seed; dropout is a float or a (low, high) range;
-# qkv_bias None leaves it to the default; sizes are [(batch, num_tokens), ...] where
-# num_tokens "ctx" is context_length, "short" is drawn below it, and larger draws are capped
-# at it. Kinds:
-#   "visible"  the visible cell's calls (keyword arguments, shorter input, future, too long,
-#              and its structure asserts as claims),
-#   "eval"     outputs in eval mode,       "extreme"  integer weights, scores around 1e4,
-#   "float64"  after .to(torch.float64),    "meta"     after .to("meta"), plus claims,
-#   "errors"   too many tokens (and one valid call), "future" causality,
-#   "dropout"  train mode under torch.manual_seed.
 
-def _ca_setup(case: tuple, seed: int) -> dict:
-    _, kind, d_in, d_out, ctx, dropout, bias, sizes = case
-    d_in, d_out, ctx = size(seed, d_in, 1), size(seed, d_out, 2), size(seed, ctx, 3)
-    if kind == "extreme":
-        d_out = 4  # sqrt(d_out) = 2: the scaled scores stay exact
-    p = dropout if isinstance(dropout, float) else round(uniform(seed, *dropout), 2)
-    weights = {}
-    for stream, name in enumerate(PROJ):
-        weights.update(linear(seed, name, d_in, d_out, bool(bias), stream=stream))
-    if kind == "extreme":
-        weights["W_query.weight"] = _integers(seed, (d_out, d_in), 10, 100.0)
-        weights["W_key.weight"] = _integers(seed, (d_out, d_in), 11)
-        if bias:
-            weights["W_query.bias"] = _integers(seed, (d_out,), 12, 100.0)
-            weights["W_key.bias"] = _integers(seed, (d_out,), 13)
+@dataclass(frozen=True)
+class Causal(Case):
+    """A ``CausalAttention(d_in, d_out, context_length, dropout, qkv_bias)`` holding the
+    grader's weights, probed as ``kind`` says on an input of each ``(batch, num_tokens)`` of
+    ``sizes``. Sizes are ints or ``(low, high)`` ranges drawn from the seed; num_tokens is
+    capped at context_length ("context": exactly it, "short": fewer); ``dropout`` is a rate or
+    a range; ``bias`` None leaves ``qkv_bias`` to its default. Kinds:
+
+    - "visible": the visible cell's calls (keyword arguments, a shorter input, the future,
+      one token too many, and its structure asserts as claims);
+    - "eval": outputs in eval mode; "extreme": integer weights, scores around 1e4;
+      "float64": after ``.to(torch.float64)``;
+    - "meta": the mask buffer swapped, then ``.to("meta")``, with the structure claims;
+    - "errors": too many tokens (and a valid call); "future": causality;
+      "dropout": train mode under ``torch.manual_seed``.
+    """
+
+    kind: str
+    d_in: Size
+    d_out: Size
+    context: Size
+    dropout: float | tuple[float, float]
+    bias: bool | None
+    sizes: tuple[tuple[Size, Size | str], ...]
+
+
+@dataclass(frozen=True)
+class CausalCall:
+    args: tuple
+    kwargs: dict
+    seed: int  # torch.manual_seed before the module is built
+    d_in: int
+    d_out: int
+    context: int
+    p: float
+    weights: dict
+    xs: list
+    what: str
+    t: int | None = None  # the future probe changes the tokens after t ...
+    changed: torch.Tensor | None = None  # ... of xs[0], into this
+    too_long: tuple = ()  # inputs of more than context_length tokens
+    window: int | None = None  # the swapped mask's window (kind "meta")
+    train_seeds: tuple = ()  # torch.manual_seed before each train-mode forward
+
+
+NOTES = {"extreme": " with integer weights (scores around 1e4)",
+         "float64": ".to(torch.float64) on float64 input", "dropout": " in train mode",
+         "meta": ".to('meta')"}
+
+
+def _causal(case: Causal, seed: int) -> CausalCall:
+    d_in, ctx = size(seed, case.d_in, 1), size(seed, case.context, 3)
+    d_out = 4 if case.kind == "extreme" else size(seed, case.d_out, 2)  # sqrt(4): exact scores
+    p = rate(seed, case.dropout, stream=0)
     xs = []
-    for i, (b, n) in enumerate(sizes):
-        if n == "short":  # strictly fewer tokens than context_length: the mask must be sliced
-            n = integer(seed, 1, ctx - 1, 21 + 2 * i)
-        else:
-            n = ctx if n == "ctx" else min(ctx, size(seed, n, 21 + 2 * i))
-        shape = (size(seed, b, 20 + 2 * i), n, d_in)
-        x = _integers(seed, shape, 30 + i) if kind == "extreme" else randn(seed, shape, 30 + i)
-        xs.append(x.to(torch.float64) if kind == "float64" else x)
-    setup = {"d_in": d_in, "d_out": d_out, "ctx": ctx, "p": p, "bias": bias,
-             "weights": weights, "xs": xs}
-    if kind == "visible":
-        x = xs[0]
-        setup["t"] = 2
-        setup["changed"] = future_changed(x, 2, seed)
-        setup["too long"] = randn(seed, (1, ctx + 1, d_in), 40)
-    if kind == "errors":
-        setup["too long"] = [randn(seed, (1, ctx + 1, d_in), 40),
-                             randn(seed, (2, ctx + integer(seed, 2, 9, 4), d_in), 41)]
-    if kind == "future":
-        n = xs[0].shape[1]
-        setup["t"] = integer(seed, 0, n - 2, 5)
-        setup["changed"] = future_changed(xs[0], setup["t"], seed)
-    return setup
-
-
-def _integers(seed: int, shape: tuple[int, ...], stream: int, scale: float = 1.0):
-    """Integers in [-3, 3] times ``scale`` as float32: sums of products stay exact."""
-    values = rng(seed, 6000 + stream).integers(-3, 4, shape) * scale
-    return torch.from_numpy(values.astype(np.float32))
-
-
-def _ca_what(case: tuple, s: dict) -> str:
-    if case[1] == "visible":
-        args = f"{s['d_in']}, {s['d_out']}, context_length={s['ctx']}, dropout={s['p']}"
+    for i, (b, n) in enumerate(case.sizes):
+        n = tokens(seed, (1, ctx - 1) if n == "short" else n, ctx, 21 + 2 * i)
+        xs.append(token_input(seed, (size(seed, b, 20 + 2 * i), n, d_in), i, case.kind))
+    kwargs = {} if case.bias is None else {"qkv_bias": case.bias}
+    if case.kind == "visible":
+        args, kwargs = (d_in, d_out), {"context_length": ctx, "dropout": p, **kwargs}
     else:
-        args = f"{s['d_in']}, {s['d_out']}, {s['ctx']}, {s['p']}"
-    if s["bias"] is not None:
-        args += f", qkv_bias={s['bias']}"
-    notes = {"extreme": " with integer weights (scores around 1e4)",
-             "float64": ".to(torch.float64) on float64 input",
-             "dropout": " in train mode", "meta": ".to('meta')"}
-    return f"{CA}({args})" + notes.get(case[1], " in eval mode")
+        args = (d_in, d_out, ctx, p)
+    t, changed, too_long, window, train_seeds = None, None, (), None, ()
+    if case.kind in ("visible", "future"):
+        t = 2 if case.kind == "visible" else integer(seed, 0, xs[0].shape[1] - 2, 5)
+        changed = future_changed(xs[0], t, seed)
+    if case.kind in ("visible", "errors"):
+        too_long = (randn(seed, (1, ctx + 1, d_in), 40),)
+    if case.kind == "errors":
+        too_long += (randn(seed, (2, ctx + integer(seed, 2, 9, 4), d_in), 41),)
+    if case.kind == "meta":
+        window = mask_window(seed, xs[0].shape[1])
+    if case.kind == "dropout":
+        train_seeds = tuple(seed + 1 + i for i in range(len(xs)))
+    return CausalCall(args, kwargs, seed, d_in, d_out, ctx, p,
+                      qkv_weights(seed, d_in, d_out, bool(case.bias), case.kind == "extreme"), xs,
+                      call_text(CA, args, kwargs) + NOTES.get(case.kind, " in eval mode"),
+                      t, changed, too_long, window, train_seeds)
 
 
-def _claims_no_bias(kind: str, s: dict) -> bool:
+def _claims_no_bias(case: Causal) -> bool:
     """Whether a case asks that no projection has a bias: a key bias adds the same amount to
     every score of a query's row, so no output shows it and only this claim, judged next to
     the outputs, does."""
-    return kind in ("visible", "eval") and not s["bias"]
+    return case.kind in ("visible", "eval") and not case.bias
 
 
 def _buffers(module) -> dict:
@@ -188,66 +205,38 @@ def _buffers(module) -> dict:
     return dict(nn.Module.named_buffers(module))
 
 
-def _train_seed(seed: int) -> int:
-    return seed + 1
-
-
-def _forward(module, x):
-    with torch.no_grad():
-        return module(x)
-
-
-def _observe_ca(student: Student, case: tuple, seed: int) -> dict:
-    kind = case[1]
-    s = _ca_setup(case, seed)
-    kwargs = {} if s["bias"] is None else {"qkv_bias": s["bias"]}
-    if kind == "visible":
-        args = (s["d_in"], s["d_out"])
-        kwargs.update(context_length=s["ctx"], dropout=s["p"])
-    else:
-        args = (s["d_in"], s["d_out"], s["ctx"], s["p"])
-    module = student.build(CA, args, kwargs, weights=s["weights"], seed=seed)
+def _observe_ca(student: Student, case: Causal, call: CausalCall) -> dict:
+    module = student.build(CA, call.args, call.kwargs, weights=call.weights, seed=call.seed)
     seen = {}
-    if kind == "dropout":
-        module.train()
-        for i, x in enumerate(s["xs"]):
-            torch.manual_seed(_train_seed(seed) + i)
-            seen[f"out {i}"] = Student.attempt(lambda x=x: _forward(module, x))
+    if case.kind == "dropout":
+        for i, (x, train_seed) in enumerate(zip(call.xs, call.train_seeds, strict=True)):
+            seen[f"out {i}"] = Student.attempt(lambda x=x, s=train_seed: forward(module, x, s))
         return seen
     module.eval()
-    if _claims_no_bias(kind, s):
-        seen["no bias"] = Student.attempt(lambda: no_bias(module, PROJ))
-    if kind in ("visible", "meta"):  # structure facts, judged with behaviour in this case
+    if _claims_no_bias(case):
+        seen["no bias"] = Student.attempt(lambda: no_bias(module, QKV))
+    if case.kind in ("visible", "meta"):  # structure facts, judged with behaviour in this case
         seen["mask buffer"] = Student.attempt(lambda: "mask" in _buffers(module))
         seen["dropout"] = Student.attempt(lambda: type(module.dropout).__name__)
-    if kind == "meta":
+    if case.kind == "meta":
+        x = call.xs[0]
         seen["mask parameter"] = Student.attempt(
             lambda: "mask" in dict(nn.Module.named_parameters(module)))
         seen["mask shape"] = Student.attempt(lambda: list(_buffers(module)["mask"].shape))
         seen["mask dtype"] = Student.attempt(
             lambda: str(_buffers(module)["mask"].dtype).replace("torch.", ""))
-        x = s["xs"][0]
-        seen["swapped"] = Student.attempt(
-            lambda: swapped_mask_forward(module, x, mask_window(seed, x.shape[1])))
+        seen["swapped"] = Student.attempt(lambda: swapped_mask_forward(module, x, call.window))
         seen["dropout p"] = Student.attempt(lambda: module.dropout.p)
-
-        def on_meta(x):
-            out = _forward(module.to("meta"), torch.empty(x.shape, device="meta"))
-            return [str(out.device), *(int(n) for n in out.shape)]
-
-        seen["meta"] = Student.attempt(lambda: on_meta(s["xs"][0]))
+        seen["meta"] = Student.attempt(lambda: meta_forward(module, tuple(x.shape)))
         return seen
-    if kind == "float64":
+    if case.kind == "float64":
         module.to(torch.float64)
-    for i, x in enumerate(s["xs"]):
-        seen[f"out {i}"] = Student.attempt(lambda x=x: _forward(module, x))
-    if "changed" in s:
-        seen["changed"] = Student.attempt(lambda: _forward(module, s["changed"]))
-    if kind == "visible":
-        seen["too long"] = Student.attempt(lambda: _forward(module, s["too long"]))
-    if kind == "errors":
-        for i, x in enumerate(s["too long"]):
-            seen[f"too long {i}"] = Student.attempt(lambda x=x: _forward(module, x))
+    for i, x in enumerate(call.xs):
+        seen[f"out {i}"] = Student.attempt(lambda x=x: forward(module, x))
+    if call.changed is not None:
+        seen["changed"] = Student.attempt(lambda: forward(module, call.changed))
+    for i, x in enumerate(call.too_long):
+        seen[f"too long {i}"] = Student.attempt(lambda x=x: forward(module, x))
     return seen
 
 
@@ -273,7 +262,7 @@ def _explain(verdict: Verdict, field: str, what: str, num_tokens: int, ctx: int)
                      "or exp overflowed (subtract the row max)")
 
 
-def _judge_outputs(verdict: Verdict, case: tuple, seed: int, s: dict, what: str) -> None:
+def _judge_outputs(verdict: Verdict, case: Causal, call: CausalCall) -> None:
     from autograder.reference.causal_masking import (
         eval_bugs,
         reference_causal_attention,
@@ -281,94 +270,87 @@ def _judge_outputs(verdict: Verdict, case: tuple, seed: int, s: dict, what: str)
         train_bugs,
     )
 
-    kind = case[1]
-    float64 = kind == "float64"
-    tolerance = EXTREME_TOLERANCE if kind == "extreme" else 2e-5
-    for i, x in enumerate(s["xs"]):
+    float64 = case.kind == "float64"
+    tolerance = EXTREME_TOLERANCE if case.kind == "extreme" else 2e-5
+    weights, p = call.weights, call.p
+    for i, x in enumerate(call.xs):
         n = x.shape[1]
         hint = ("weights = softmax(masked scores / sqrt(d_out)), hidden scores set to -inf, "
                 "with the loaded W_query, W_key, W_value")
-        if n < s["ctx"]:
-            hint += (f"; with {n} < context_length = {s['ctx']} tokens, slice the mask to "
+        if n < call.context:
+            hint += (f"; with {n} < context_length = {call.context} tokens, slice the mask to "
                      "[:num_tokens, :num_tokens]")
-        if kind == "dropout":
-            train_seed = _train_seed(seed) + i
-            expected = reference_train_output(x, s["weights"], s["p"], train_seed)
-            variants = lambda x=x, t=train_seed: train_bugs(x, s["weights"], s["p"], t)  # noqa: E731
+        if case.kind == "dropout":
+            train_seed = call.train_seeds[i]
+            expected = reference_train_output(x, weights, p, train_seed)
+            variants = lambda x=x, t=train_seed: train_bugs(x, weights, p, t)  # noqa: E731
             hint = ("apply self.dropout once, to the attention weights right after the softmax, "
                     "and to nothing else (self.dropout = nn.Dropout(dropout))")
-            call = f"{what} after torch.manual_seed({train_seed})"
+            what = f"{call.what} after torch.manual_seed({train_seed})"
         else:
-            expected = reference_causal_attention(x, s["weights"])
-            variants = lambda x=x: eval_bugs(x, s["weights"])  # noqa: E731
-            if s["p"] > 0:
+            expected = reference_causal_attention(x, weights)
+            variants = lambda x=x: eval_bugs(x, weights)  # noqa: E731
+            if p > 0:
                 hint += ("; in eval mode self.dropout must do nothing (use nn.Dropout, not "
                          "F.dropout with training=True)")
             if float64:
                 hint = ("after module.to(torch.float64) every parameter and buffer is float64: "
                         "are W_query, W_key, W_value registered nn.Linear modules, and is "
                         "nothing cast to float32?")
-            if kind == "extreme":
+            if case.kind == "extreme":
                 hint = STABLE_HINT
-            if s["bias"] is None:
+            if case.bias is None:
                 hint += "; qkv_bias defaults to False: no projection has a bias"
-            call = what
-        call = f"{call} on x of shape {tuple(x.shape)}"
-        if not verdict.array(f"out {i}", expected, call, atol=1e-10 if float64 else tolerance,
+            what = call.what
+        what = f"{what} on x of shape {tuple(x.shape)}"
+        if not verdict.array(f"out {i}", expected, what, atol=1e-10 if float64 else tolerance,
                              rtol=1e-9 if float64 else max(tolerance, 1e-4),
                              dtype="float64" if float64 else "float32", library="torch",
                              variants=variants, hint=hint):
-            _explain(verdict, f"out {i}", call, n, s["ctx"])
+            _explain(verdict, f"out {i}", what, n, call.context)
 
 
-def _judge_ca(verdict: Verdict, case: tuple, seed: int) -> None:
-    kind = case[1]
-    s = _ca_setup(case, seed)
-    what = _ca_what(case, s)
-    if kind == "meta":
-        _judge_meta(verdict, s, what, seed)
+def _judge_ca(verdict: Verdict, case: Causal, call: CausalCall) -> None:
+    from autograder.reference.causal_masking import reference_causal_attention
+
+    if case.kind == "meta":
+        _judge_meta(verdict, call)
         return
-    _judge_outputs(verdict, case, seed, s, what)
-    if "changed" in s:
-        from autograder.reference.causal_masking import reference_causal_attention
-
+    _judge_outputs(verdict, case, call)
+    if call.changed is not None:
         judge_causal(verdict, "out 0", "changed",
-                     reference_causal_attention(s["changed"], s["weights"]), s["t"], what,
+                     reference_causal_attention(call.changed, call.weights), call.t, call.what,
                      atol=2e-5, rtol=1e-4, dtype="float32", library="torch")
-    if _claims_no_bias(kind, s):
-        judge_no_bias(verdict, what, PROJ)
-    if kind == "visible":
-        verdict.raises("too long", f"{what} on {s['ctx'] + 1} tokens", "ValueError",
+    if _claims_no_bias(case):
+        judge_no_bias(verdict, call.what, QKV)
+    for i, x in enumerate(call.too_long):
+        verdict.raises(f"too long {i}", f"{call.what} on {x.shape[1]} tokens", "ValueError",
                        mentions="context_length")
-        verdict.equal("mask buffer", True, f"{what}: 'mask' is among named_buffers()",
+    if case.kind == "visible":
+        verdict.equal("mask buffer", True, f"{call.what}: 'mask' is among named_buffers()",
                       hint="register it with self.register_buffer('mask', ...)")
-        verdict.equal("dropout", "Dropout", f"{what}: the type of self.dropout",
+        verdict.equal("dropout", "Dropout", f"{call.what}: the type of self.dropout",
                       hint="self.dropout = nn.Dropout(dropout)")
-    if kind == "errors":
-        for i, x in enumerate(s["too long"]):
-            verdict.raises(f"too long {i}", f"{what} on {x.shape[1]} tokens", "ValueError",
-                           mentions="context_length")
 
 
-def _judge_meta(verdict: Verdict, s: dict, what: str, seed: int) -> None:
+def _judge_meta(verdict: Verdict, call: CausalCall) -> None:
     """The point rests on ``swapped``: the forward with the grader's mask swapped into the
     registered buffer, against the reference under that mask. The rest are claims the
     student's process reports (forgeable by code that recognises the probe: a forward that
     answers meta tensors on meta input, a fake buffer), judged only beside it."""
     from autograder.reference.causal_masking import reference_causal_attention
 
-    x = s["xs"][0]
+    x, what, window = call.xs[0], call.what, call.window
     b, n = x.shape[:2]
-    window = mask_window(seed, n)
-    verdict.array("swapped", reference_causal_attention(x, s["weights"],
+    verdict.array("swapped", reference_causal_attention(x, call.weights,
                                                         hidden=window_hidden(n, window)),
                   f"{what} with the grader's mask (each query sees itself and the {window} "
                   "keys before it) swapped into its registered 'mask' buffer, on x of shape "
                   f"{tuple(x.shape)}", atol=2e-5, rtol=1e-4, dtype="float32", library="torch",
                   hint=MASK_FOLLOWS_HINT)
-    verdict.equal("meta", ["meta", b, n, s["d_out"]],
+    verdict.equal("meta", ["meta", b, n, call.d_out],
                   f"{what}: the device and shape of the output on a meta input of shape "
-                  f"({b}, {n}, {s['d_in']}) (a registered buffer moves with .to('meta'); a "
+                  f"({b}, {n}, {call.d_in}) (a registered buffer moves with .to('meta'); a "
                   "plain tensor attribute, or a mask built on the CPU in forward, stays behind)",
                   hint="a registered buffer moves with the module; a plain tensor attribute (or "
                        "a mask built in forward on the CPU) stays behind: use "
@@ -379,7 +361,8 @@ def _judge_meta(verdict: Verdict, s: dict, what: str, seed: int) -> None:
     verdict.equal("mask parameter", False, f"{what}: 'mask' is among named_parameters()",
                   hint="the mask is a buffer (self.register_buffer), not an nn.Parameter: the "
                        "optimizer must never see it")
-    verdict.equal("mask shape", [s["ctx"], s["ctx"]], f"{what}: the shape of the mask buffer",
+    verdict.equal("mask shape", [call.context, call.context],
+                  f"{what}: the shape of the mask buffer",
                   hint="the buffer is (context_length, context_length); forward slices it")
     dtype = verdict.value("mask dtype", f"{what}: the dtype of the mask buffer", str)
     if dtype == "bool" or dtype.startswith(("float", "bfloat")):
@@ -388,69 +371,66 @@ def _judge_meta(verdict: Verdict, s: dict, what: str, seed: int) -> None:
         verdict.fail(f"{what}: the mask buffer has dtype {dtype}; expected bool (or float 0/1)")
     verdict.equal("dropout", "Dropout", f"{what}: the type of self.dropout",
                   hint="self.dropout = nn.Dropout(dropout)")
-    verdict.equal("dropout p", s["p"], f"{what}: self.dropout.p",
+    verdict.equal("dropout p", call.p, f"{what}: self.dropout.p",
                   hint="self.dropout = nn.Dropout(dropout)")
 
 
-def _ca_check(grade_id: str, cases: list[tuple]) -> Check:
-    check = Check(grade_id, exercise=CA, cases=cases)
-    check.observe(_observe_ca)
-    check.judge(_judge_ca)
-    return check
+# CausalAttention may build its mask with causal_mask
+causal_check = partial(Check, exercise=CA, inputs=_causal, observe=_observe_ca, judge=_judge_ca,
+                       needs=(CM,))
 
-
-causal_attention_basics = _ca_check("causal_attention_basics", [
-    ("CausalAttention(3, 2, context_length=6, dropout=0.0), the visible calls", "visible", 3, 2,
-     6, 0.0, None, [(2, "ctx"), (2, 4)]),
-    ("CausalAttention of sizes drawn from the seed", "eval", (2, 6), (1, 6), (3, 9), 0.0, None,
-     [((1, 3), "ctx"), ((1, 3), (1, 8))]),
+causal_attention_basics = causal_check("causal_attention_basics", cases=[
+    Causal("CausalAttention(3, 2, context_length=6, dropout=0.0), the visible calls",
+           "visible", 3, 2, 6, 0.0, None, ((2, "context"), (2, 4))),
+    Causal("CausalAttention of sizes drawn from the seed", "eval", (2, 6), (1, 6), (3, 9), 0.0,
+           None, (((1, 3), "context"), ((1, 3), (1, 8)))),
     # what the visible cell also asserts: qkv_bias both ways, dropout off in eval mode,
     # scores around 1e4
-    ("CausalAttention with qkv_bias=True and dropout, in eval mode", "eval", (3, 7), (2, 6),
-     (5, 9), (0.2, 0.6), True, [((2, 3), "ctx"), ((1, 3), (2, 8))]),
-    ("CausalAttention with qkv_bias=False", "eval", (2, 5), (5, 9), (4, 7), (0.3, 0.7), False,
-     [(1, "ctx"), (1, (1, 3))]),
-    ("CausalAttention with extreme scores", "extreme", (3, 6), 4, (4, 8), 0.0, True,
-     [((1, 3), "ctx"), (1, (2, 8))]),
+    Causal("CausalAttention with qkv_bias=True and dropout, in eval mode", "eval", (3, 7),
+           (2, 6), (5, 9), (0.2, 0.6), True, (((2, 3), "context"), ((1, 3), (2, 8)))),
+    Causal("CausalAttention with qkv_bias=False", "eval", (2, 5), (5, 9), (4, 7), (0.3, 0.7),
+           False, ((1, "context"), (1, (1, 3)))),
+    Causal("CausalAttention with extreme scores", "extreme", (3, 6), 4, (4, 8), 0.0, True,
+           (((1, 3), "context"), (1, (2, 8)))),
 ])
 
-causal_attention_values = _ca_check("causal_attention_values", [
-    ("CausalAttention with qkv_bias=True and dropout, in eval mode", "eval", (3, 7), (2, 6),
-     (5, 9), (0.2, 0.6), True, [((2, 3), "ctx"), ((1, 3), (2, 8))]),
-    ("CausalAttention with qkv_bias=False", "eval", (2, 5), (5, 9), (4, 7), (0.3, 0.7), False,
-     [(1, "ctx"), (1, (1, 3))]),
-    ("CausalAttention, default qkv_bias, one token", "eval", (2, 6), (2, 6), (2, 6), 0.0, None,
-     [((1, 3), 1), ((1, 2), (2, 6))]),
-    ("CausalAttention with extreme scores", "extreme", (3, 6), 4, (4, 8), 0.0, True,
-     [((1, 3), "ctx"), (1, (2, 8))]),
-    ("CausalAttention in float64", "float64", (2, 5), (2, 6), (3, 7), 0.0, True,
-     [((1, 3), "ctx"), (1, (1, 6))]),
+causal_attention_values = causal_check("causal_attention_values", cases=[
+    Causal("CausalAttention with qkv_bias=True and dropout, in eval mode", "eval", (3, 7),
+           (2, 6), (5, 9), (0.2, 0.6), True, (((2, 3), "context"), ((1, 3), (2, 8)))),
+    Causal("CausalAttention with qkv_bias=False", "eval", (2, 5), (5, 9), (4, 7), (0.3, 0.7),
+           False, ((1, "context"), (1, (1, 3)))),
+    Causal("CausalAttention, default qkv_bias, one token", "eval", (2, 6), (2, 6), (2, 6), 0.0,
+           None, (((1, 3), 1), ((1, 2), (2, 6)))),
+    Causal("CausalAttention with extreme scores", "extreme", (3, 6), 4, (4, 8), 0.0, True,
+           (((1, 3), "context"), (1, (2, 8)))),
+    Causal("CausalAttention in float64", "float64", (2, 5), (2, 6), (3, 7), 0.0, True,
+           (((1, 3), "context"), (1, (1, 6)))),
 ])
 
-causal_attention_buffer = _ca_check("causal_attention_buffer", [
-    ("CausalAttention.to('meta') on context_length tokens", "meta", (2, 6), (2, 6), (3, 9),
-     (0.05, 0.5), None, [((1, 3), "ctx")]),
-    ("CausalAttention.to('meta') on fewer tokens", "meta", (2, 6), (2, 6), (5, 10),
-     (0.05, 0.5), True, [((1, 3), (1, 4))]),
+causal_attention_buffer = causal_check("causal_attention_buffer", blame=False, cases=[
+    Causal("CausalAttention.to('meta') on context_length tokens", "meta", (2, 6), (2, 6),
+           (3, 9), (0.05, 0.5), None, (((1, 3), "context"),)),
+    Causal("CausalAttention.to('meta') on fewer tokens", "meta", (2, 6), (2, 6), (5, 10),
+           (0.05, 0.5), True, (((1, 3), (1, 4)),)),
 ])
 
-causal_attention_errors = _ca_check("causal_attention_errors", [
-    ("CausalAttention on too many tokens", "errors", (2, 5), (2, 5), (2, 8), 0.0, None,
-     [(1, "ctx")]),
-    ("CausalAttention with qkv_bias on too many tokens", "errors", (2, 5), (2, 5), (1, 4),
-     (0.1, 0.5), True, [((1, 2), "ctx")]),
+causal_attention_errors = causal_check("causal_attention_errors", blame=False, cases=[
+    Causal("CausalAttention on too many tokens", "errors", (2, 5), (2, 5), (2, 8), 0.0, None,
+           ((1, "context"),)),
+    Causal("CausalAttention with qkv_bias on too many tokens", "errors", (2, 5), (2, 5), (1, 4),
+           (0.1, 0.5), True, (((1, 2), "context"),)),
 ])
 
-causal_attention_future = _ca_check("causal_attention_future", [
-    ("CausalAttention: the future must not leak", "future", (2, 6), (2, 6), (6, 12), 0.0, None,
-     [((1, 3), "ctx")]),
-    ("CausalAttention on fewer tokens than context_length", "future", (2, 6), (2, 6), (8, 12),
-     0.0, True, [(1, (3, 7))]),
+causal_attention_future = causal_check("causal_attention_future", cases=[
+    Causal("CausalAttention: the future must not leak", "future", (2, 6), (2, 6), (6, 12), 0.0,
+           None, (((1, 3), "context"),)),
+    Causal("CausalAttention on fewer tokens than context_length", "future", (2, 6), (2, 6),
+           (8, 12), 0.0, True, ((1, (3, 7)),)),
 ])
 
-causal_attention_dropout = _ca_check("causal_attention_dropout", [
-    ("CausalAttention with dropout", "dropout", (2, 5), (2, 6), (4, 8), (0.2, 0.6), None,
-     [((1, 3), "ctx")]),
-    ("CausalAttention with dropout and qkv_bias=True", "dropout", (2, 5), (2, 6), (4, 8),
-     (0.1, 0.5), True, [(1, "short"), ((2, 3), "ctx")]),
+causal_attention_dropout = causal_check("causal_attention_dropout", cases=[
+    Causal("CausalAttention with dropout", "dropout", (2, 5), (2, 6), (4, 8), (0.2, 0.6), None,
+           (((1, 3), "context"),)),
+    Causal("CausalAttention with dropout and qkv_bias=True", "dropout", (2, 5), (2, 6), (4, 8),
+           (0.1, 0.5), True, ((1, "short"), ((2, 3), "context"))),
 ])

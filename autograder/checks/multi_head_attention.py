@@ -1,11 +1,13 @@
 """Hidden checks for 05-multi-head-attention (split_heads, merge_heads, MultiHeadAttention).
 
-Every input, size and weight is a pure function of (case, seed). ``MultiHeadAttention`` is
-built with the grader's weights, loaded by the contract's attribute paths (``W_query.weight``,
-``W_key.bias``, ``out_proj.bias``, ...); the judge rebuilds the same weights and computes the
-expected outputs with ``F.scaled_dot_product_attention(is_causal=True)`` in float64
-(cross-checked with ``nn.MultiheadAttention`` holding the same weights). Nothing the student
-process reports about its weights or state_dict is used.
+A table of typed cases per exercise; one ``inputs`` per exercise builds a case's sizes,
+tensors and weights from the case and its seed (once with the student's code, once with the
+reference). ``MultiHeadAttention`` is built with the grader's weights, loaded by the
+contract's attribute paths (``W_query.weight``, ``W_key.bias``, ``out_proj.bias``, ...); the
+judge computes the expected outputs with ``F.scaled_dot_product_attention(is_causal=True)``
+in float64 (cross-checked with ``nn.MultiheadAttention`` holding the same weights). Nothing
+the student process reports about its weights or state_dict is used. ``MultiHeadAttention``
+may call ``split_heads`` and ``merge_heads`` (the exercise allows it): it ``needs`` them.
 
 Structure is judged through behaviour: ``.to(torch.float64)`` must give the float64 reference
 (W_query, W_key, W_value, out_proj registered), ``.to("meta")`` must keep a forward on the
@@ -27,26 +29,27 @@ judged too; ``mha_basics``' visible case judges ``head_dim``) and the meta-devic
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Union
+from functools import partial
+from typing import Any
 
-import numpy as np
 import torch
 
-from autograder import data
-from autograder.checks import Check, Student, Verdict
+from autograder.checks import Case, Check, Student, Verdict
 from autograder.checks._common import (
-    MASK_FOLLOWS_HINT,
-    forward,
+    Size,
+    attention_weights,
+    call_text,
+    expect,
     future_changed,
     integer,
     judge_causal,
-    linear,
+    judge_float64,
+    judge_mask_buffer,
     mask_window,
-    meta_forward,
+    probe_module,
     randn,
     rate,
     size,
-    swapped_mask_forward,
     tokens,
     window_hidden,
 )
@@ -56,39 +59,17 @@ MHA = "MultiHeadAttention"
 SPLIT = "split_heads"
 MERGE = "merge_heads"
 GPT2_PARAMETERS = 2_360_064
-PROJECTIONS = ("W_query", "W_key", "W_value", "out_proj")
-
-Size = Union[int, tuple]  # a fixed size, or (low, high) drawn from the seed
-
-
-def _expect(verdict: Verdict, field: str, expected: np.ndarray, what: str, *, raised: str = "",
-            nonfinite: str = "", shape: str = "", **compare: Any) -> bool:
-    """``verdict.array`` with a likely cause when the call raised, gave another shape
-    (``shape``) or gave NaN/inf."""
-    found = verdict.raw(field, what)
-    if raised and type(found) is data.Raised and found.type != "NotImplementedError":
-        verdict.fail(f"{what} raised {found.type}: {found.message}. Likely cause: {raised}")
-        return False
-    if shape and isinstance(found, data.Array) and found.shape != expected.shape:
-        verdict.fail(f"{what} has shape {found.shape}; expected {expected.shape}: {shape}")
-        return False
-    if nonfinite and isinstance(found, data.Array) and found.values is not None and \
-            found.shape == expected.shape and found.values.dtype.kind == "f" and \
-            not np.isfinite(found.values).all():
-        verdict.fail(f"{what} contains NaN or inf: {nonfinite}")
-        return False
-    return verdict.array(field, expected, what, **compare)
 
 
 # --- split_heads and merge_heads -----------------------------------------------------------
 
 @dataclass(frozen=True)
-class Heads:
-    """``split_heads``/``merge_heads`` on a (b, n, num_heads * head_dim) tensor. ``toy``: the
-    visible cell's tensor (token t, feature f -> 10t + f). ``error``: a last dim that
-    ``num_heads`` does not divide (a valid call is made in the same case)."""
+class Heads(Case):
+    """``split_heads``/``merge_heads`` on a (b, n, num_heads * head_dim) tensor of sizes drawn
+    from the seed. ``toy``: the visible cell's tensor (token t, feature f -> 10t + f).
+    ``error``: also a last dim that ``num_heads`` does not divide (split). ``roundtrip``: the
+    input is ``split_heads(x)`` by the formula, a non-contiguous view (merge)."""
 
-    label: str
     batch: Size = (1, 3)
     tokens: Size = (1, 6)
     heads: Size = (1, 5)
@@ -98,44 +79,48 @@ class Heads:
     roundtrip: bool = False
 
 
-def _heads_sizes(case: Heads, seed: int) -> tuple[int, int, int, int]:
+def _sizes(case: Heads, seed: int) -> tuple[int, int, int, int]:
     return (size(seed, case.batch, 1), size(seed, case.tokens, 2), size(seed, case.heads, 3),
             size(seed, case.head_dim, 4))
 
 
-def _split_input(case: Heads, seed: int) -> tuple[torch.Tensor, int]:
-    """(x of shape (b, n, h * hd), h)."""
-    b, n, h, hd = _heads_sizes(case, seed)
+@dataclass(frozen=True)
+class SplitCall:
+    x: torch.Tensor
+    heads: int
+    bad: torch.Tensor | None  # error cases: a last dim that bad_heads does not divide
+    bad_heads: int = 0
+
+
+def _split(case: Heads, seed: int) -> SplitCall:
     if case.toy:
-        b, n, h, hd = 1, 3, 2, 2
-        return (10 * torch.arange(n)[:, None] + torch.arange(h * hd))[None].float(), h
-    return randn(seed, (b, n, h * hd), stream=1), h
-
-
-def _bad_split(seed: int) -> tuple[torch.Tensor, int]:
-    """An input whose last dim ``h`` does not divide."""
-    h = integer(seed, 2, 5, 10)
-    d = h * integer(seed, 1, 3, 11) + integer(seed, 1, h - 1, 12)
-    return randn(seed, (integer(seed, 1, 2, 13), integer(seed, 1, 4, 14), d), stream=2), h
+        x, h = (10 * torch.arange(3)[:, None] + torch.arange(4))[None].float(), 2
+    else:
+        b, n, h, hd = _sizes(case, seed)
+        x = randn(seed, (b, n, h * hd), stream=1)
+    if not case.error:
+        return SplitCall(x, h, None)
+    bad_heads = integer(seed, 2, 5, 10)
+    d = bad_heads * integer(seed, 1, 3, 11) + integer(seed, 1, bad_heads - 1, 12)
+    bad = randn(seed, (integer(seed, 1, 2, 13), integer(seed, 1, 4, 14), d), stream=2)
+    return SplitCall(x, h, bad, bad_heads)
 
 
 SPLIT_HINT = ("view as (b, n, num_heads, head_dim), then transpose(1, 2): viewing straight as "
               "(b, num_heads, n, head_dim) mixes tokens and features")
 
 
-def _observe_split(student: Student, case: Heads, seed: int) -> dict:
-    x, h = _split_input(case, seed)
-    found = {"out": student.call(SPLIT, x, h)}
-    if case.error:
-        bad, h = _bad_split(seed)
-        found["error"] = student.call(SPLIT, bad, h)
+def _observe_split(student: Student, case: Heads, call: SplitCall) -> dict:
+    found = {"out": student.call(SPLIT, call.x, call.heads)}
+    if call.bad is not None:
+        found["error"] = student.call(SPLIT, call.bad, call.bad_heads)
     return found
 
 
-def _judge_split(verdict: Verdict, case: Heads, seed: int) -> None:
+def _judge_split(verdict: Verdict, case: Heads, call: SplitCall) -> None:
     from autograder.reference.multi_head_attention import split_heads
 
-    x, h = _split_input(case, seed)
+    x, h = call.x, call.heads
     b, n, d = x.shape
     verdict.array("out", split_heads(x, h).numpy(), f"{SPLIT}(x, {h}) for x of shape "
                   f"{tuple(x.shape)}", atol=0, rtol=0, dtype="float32", library="torch",
@@ -143,25 +128,23 @@ def _judge_split(verdict: Verdict, case: Heads, seed: int) -> None:
                             x.reshape(b, h, n, d // h).numpy(),
                             "x.view(b, n, num_heads, head_dim) (the transpose is missing)":
                             x.reshape(b, n, h, d // h).numpy()}, hint=SPLIT_HINT)
-    if case.error:
-        bad, h = _bad_split(seed)
+    if call.bad is not None:
+        bad, h = call.bad, call.bad_heads
         verdict.raises("error", f"{SPLIT}(x, {h}) for x of shape {tuple(bad.shape)} "
                        f"({bad.shape[-1]} % {h} != 0)", "ValueError")
 
 
-def _split_check(grade_id: str, cases: list[Heads]) -> Check:
-    check = Check(grade_id, exercise=SPLIT, cases=cases, label=lambda case: case.label)
-    check.observe(_observe_split)
-    check.judge(_judge_split)
-    return check
+split_check = partial(Check, exercise=SPLIT, inputs=_split, observe=_observe_split,
+                      judge=_judge_split)
 
-
-split_basics = _split_check("split_basics", [
+split_basics = split_check("split_basics", cases=[
     Heads("the visible cell's toy tensor (1, 3, 4), 2 heads", toy=True),
     Heads("seeded sizes"),
 ])
 
-split_contract = _split_check("split_contract", [
+# blame=False: its values at these sizes are split_basics' too, and failing it alone is most
+# often the missing ValueError, which says nothing of what MultiHeadAttention computes with it
+split_contract = split_check("split_contract", blame=False, cases=[
     Heads("seeded sizes", batch=(2, 3), tokens=(2, 7), heads=(2, 4), head_dim=(2, 4)),
     Heads("one token", tokens=1, heads=(2, 4)),
     Heads("one head", heads=1, tokens=(2, 6)),
@@ -172,33 +155,39 @@ split_contract = _split_check("split_contract", [
 ])
 
 
+@dataclass(frozen=True)
+class MergeCall:
+    x: torch.Tensor                 # (b, h, n, hd)
+    original: torch.Tensor | None   # round trip: x is split_heads(original) by the formula
+
+
+def _merge(case: Heads, seed: int) -> MergeCall:
+    if case.toy:
+        return MergeCall(torch.tensor([[[[0.0, 1.0], [10.0, 11.0]], [[2.0, 3.0], [12.0, 13.0]]]]),
+                         None)
+    b, n, h, hd = _sizes(case, seed)
+    if case.roundtrip:
+        original = randn(seed, (b, n, h * hd), stream=3)
+        return MergeCall(original.view(b, n, h, hd).transpose(1, 2), original)
+    return MergeCall(randn(seed, (b, h, n, hd), stream=3), None)
+
+
 MERGE_HINT = ("transpose back to (b, n, num_heads, head_dim) before reshaping to "
               "(b, n, num_heads * head_dim)")
 
 
-def _merge_input(case: Heads, seed: int) -> torch.Tensor:
-    """(b, h, n, hd); for a round trip, split_heads(x) by the formula (a non-contiguous view)."""
-    if case.toy:
-        return torch.tensor([[[[0.0, 1.0], [10.0, 11.0]], [[2.0, 3.0], [12.0, 13.0]]]])
-    b, n, h, hd = _heads_sizes(case, seed)
-    if case.roundtrip:
-        return randn(seed, (b, n, h * hd), stream=3).view(b, n, h, hd).transpose(1, 2)
-    return randn(seed, (b, h, n, hd), stream=3)
+def _observe_merge(student: Student, case: Heads, call: MergeCall) -> dict:
+    return {"out": student.call(MERGE, call.x)}
 
 
-def _observe_merge(student: Student, case: Heads, seed: int) -> dict:
-    return {"out": student.call(MERGE, _merge_input(case, seed))}
-
-
-def _judge_merge(verdict: Verdict, case: Heads, seed: int) -> None:
+def _judge_merge(verdict: Verdict, case: Heads, call: MergeCall) -> None:
     from autograder.reference.multi_head_attention import merge_heads
 
-    x = _merge_input(case, seed)
+    x = call.x
     b, h, n, hd = x.shape
-    if case.roundtrip:
-        original = randn(seed, (b, n, h * hd), stream=3)
-        verdict.array("out", original.numpy(), f"{MERGE}(split_heads(x, {h})) for x of shape "
-                      f"{tuple(original.shape)}", atol=0, rtol=0, dtype="float32",
+    if call.original is not None:  # against the original x: the round trip only names it
+        verdict.array("out", call.original.numpy(), f"{MERGE}(split_heads(x, {h})) for x of "
+                      f"shape {tuple(call.original.shape)}", atol=0, rtol=0, dtype="float32",
                       library="torch", hint="merge_heads must undo split_heads exactly (its "
                       "input is a non-contiguous view: use reshape, or contiguous() before view)")
         return
@@ -211,19 +200,15 @@ def _judge_merge(verdict: Verdict, case: Heads, seed: int) -> None:
                   hint=MERGE_HINT)
 
 
-def _merge_check(grade_id: str, cases: list[Heads]) -> Check:
-    check = Check(grade_id, exercise=MERGE, cases=cases, label=lambda case: case.label)
-    check.observe(_observe_merge)
-    check.judge(_judge_merge)
-    return check
+merge_check = partial(Check, exercise=MERGE, inputs=_merge, observe=_observe_merge,
+                      judge=_judge_merge)
 
-
-merge_basics = _merge_check("merge_basics", [
+merge_basics = merge_check("merge_basics", cases=[
     Heads("the visible cell's (1, 2, 2, 2) heads", toy=True),
     Heads("seeded sizes", heads=(2, 4)),
 ])
 
-merge_contract = _merge_check("merge_contract", [
+merge_contract = merge_check("merge_contract", cases=[
     Heads("seeded sizes", batch=(2, 3), tokens=(2, 6), heads=(2, 4), head_dim=(2, 5)),
     Heads("one token", tokens=1, heads=(2, 4)),
     Heads("head_dim 1", heads=(2, 6), head_dim=1, tokens=(2, 5)),
@@ -238,12 +223,13 @@ merge_contract = _merge_check("merge_contract", [
 # --- MultiHeadAttention ---------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class Case:
-    """One MultiHeadAttention built and probed. ``bias`` ``None``: qkv_bias omitted (its
-    default is exercised); a ``(low, high)`` dropout is drawn from the seed; ``tokens``:
-    "any" (1..context_length), "context" (== context_length), or a size (clipped)."""
+class Attention(Case):
+    """One MultiHeadAttention built and probed (``probes``: what ``probe_module`` asks, and
+    "indivisible": a ``d_out`` that ``num_heads`` does not divide). ``bias`` ``None``:
+    qkv_bias omitted (its default is exercised); a ``(low, high)`` dropout is drawn from the
+    seed; ``tokens``: "any" (1..context_length), "context" (== context_length), or a size
+    (clipped)."""
 
-    label: str
     d_in: Size = (2, 9)
     heads: Size = (1, 4)
     head_dim: Size = (1, 4)
@@ -259,6 +245,9 @@ class Case:
 
 @dataclass(frozen=True)
 class Built:
+    """A case resolved for one seed: the module's arguments, the grader's weights, the
+    inputs of every probe."""
+
     args: tuple
     kwargs: dict
     d_in: int
@@ -267,21 +256,29 @@ class Built:
     context: int
     dropout: float
     bias: bool
-    x_shape: tuple
+    seed: int                 # torch.manual_seed of the build and of train mode
+    weights: dict             # by attribute path; out_proj always has a bias
+    x: torch.Tensor
     t: int | None             # the causality probe keeps positions 0..t
-    bad: tuple                # sizes that num_heads does not divide
+    future: torch.Tensor | None  # x with the tokens after t changed
+    long: torch.Tensor | None  # context_length + 1 tokens
+    window: int               # of the grader's mask swapped into the buffer
+    bad: tuple                # arguments whose d_out num_heads does not divide
 
     @property
     def call(self) -> str:
-        shown = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
-        return f"{MHA}({', '.join(shown)})"
+        return call_text(MHA, self.args, self.kwargs)
+
+    @property
+    def x_shape(self) -> tuple:
+        return tuple(self.x.shape)
 
     @property
     def out_shape(self) -> tuple:
         return (*self.x_shape[:2], self.d_out)
 
 
-def _resolve(case: Case, seed: int) -> Built:
+def _attention(case: Attention, seed: int) -> Built:
     context = size(seed, case.context, 1)
     d_in = size(seed, case.d_in, 2)
     heads = size(seed, case.heads, 3)
@@ -289,63 +286,28 @@ def _resolve(case: Case, seed: int) -> Built:
     batch = size(seed, case.batch, 5)
     num_tokens = tokens(seed, case.tokens, context)
     dropout = rate(seed, case.dropout)
-    kwargs = {} if case.bias is None else {"qkv_bias": case.bias}
     t = integer(seed, 0, num_tokens - 2, 8) if num_tokens >= 2 else None
     bad_heads = integer(seed, 2, 5, 9)
     bad_d_out = bad_heads * integer(seed, 1, 3, 10) + integer(seed, 1, bad_heads - 1, 11)
     bad = (integer(seed, 2, 8, 12), bad_d_out, integer(seed, 3, 9, 13), 0.0, bad_heads)
-    return Built((d_in, d_out, context, dropout, heads), kwargs, d_in, d_out, heads, context,
-                 dropout, bool(case.bias), (batch, num_tokens, d_in), t, bad)
+    weights = attention_weights(seed, d_in, d_out, case.bias)
+    x = randn(seed, (batch, num_tokens, d_in), stream=1, scale=case.scale)
+    return Built((d_in, d_out, context, dropout, heads),
+                 {} if case.bias is None else {"qkv_bias": case.bias}, d_in, d_out, heads,
+                 context, dropout, bool(case.bias), seed, weights, x, t,
+                 future_changed(x, t, seed) if t is not None and "future" in case.probes else None,
+                 randn(seed, (1, context + 1, d_in), stream=9) if "long" in case.probes else None,
+                 mask_window(seed, num_tokens), bad)
 
 
-def _weights(built: Built, seed: int) -> dict:
-    """The grader's weights by attribute path; out_proj always has a bias."""
-    weights: dict = {}
-    for stream, name in enumerate(PROJECTIONS):
-        d_in = built.d_out if name == "out_proj" else built.d_in
-        weights.update(linear(seed, name, d_in, built.d_out,
-                              built.bias or name == "out_proj", stream=stream))
-    return weights
-
-
-def _input(built: Built, case: Case, seed: int) -> torch.Tensor:
-    return randn(seed, built.x_shape, stream=1, scale=case.scale)
-
-
-
-
-
-def _observe_mha(student: Student, case: Case, seed: int) -> dict:
-    built = _resolve(case, seed)
-    probes, found = case.probes, {}
-    if "indivisible" in probes:  # before the valid build: an exception there ends the case
+def _observe_mha(student: Student, case: Attention, built: Built) -> dict:
+    found = {}
+    if "indivisible" in case.probes:  # before the valid build: an exception there ends the case
         found["indivisible"] = Student.attempt(lambda: student.get(MHA)(*built.bad))
-    module = student.build(MHA, built.args, built.kwargs, weights=_weights(built, seed),
-                           seed=seed)
-    x = _input(built, case, seed)
-    if "out" in probes or "shape" in probes:
-        found["out"] = Student.attempt(lambda: forward(module, x))
-    if "meta" in probes:  # the mask through behaviour: before .to() moves the module
-        found["swapped"] = Student.attempt(lambda: swapped_mask_forward(
-            module, x, mask_window(seed, built.x_shape[1])))
-    if "future" in probes and built.t is not None:
-        found["future"] = Student.attempt(lambda: forward(module, future_changed(x, built.t, seed)))
-    if "train" in probes:
-        found["train"] = Student.attempt(lambda: forward(module, x, train_seed=seed))
-    if "long" in probes:
-        long = randn(seed, (1, built.context + 1, built.d_in), stream=9)
-        found["long"] = Student.attempt(lambda: forward(module, long))
-    for name in ("d_out", "num_heads", "head_dim"):
-        if name in probes:
-            found[name] = Student.attempt(lambda name=name: getattr(module, name))
-    if "params" in probes:
-        found["params"] = Student.attempt(lambda: sum(
-                p.numel() for p in torch.nn.Module.parameters(module)))
-    if "f64" in probes:  # these two move the module: last
-        found["f64"] = Student.attempt(lambda: forward(module.to(torch.float64), x.double()))
-    if "meta" in probes:
-        found["meta"] = Student.attempt(lambda: meta_forward(module, built.x_shape))
-    return found
+    module = student.build(MHA, built.args, built.kwargs, weights=built.weights, seed=built.seed)
+    return found | probe_module(module, built.x, case.probes, window=built.window,
+                                future=built.future, train_seed=built.seed, long=built.long,
+                                attributes=("d_out", "num_heads", "head_dim"))
 
 
 SHAPE_HINT = ("is head_dim = d_out // num_heads? Each head must get d_out // num_heads "
@@ -373,153 +335,135 @@ GPT2_CAUSES = {
 }
 
 
-def _judge_mha(verdict: Verdict, case: Case, seed: int) -> None:
+def _judge_params(verdict: Verdict, built: Built) -> None:
+    """A claim (the unbound ``nn.Module.parameters``), judged beside the case's outputs."""
+    what, d_in, d_out = built.call, built.d_in, built.d_out
+    count = 3 * d_in * d_out + (3 * d_out if built.bias else 0) + d_out * d_out + d_out
+    found = verdict.value("params", f"the number of parameters of {what}", int)
+    if found == count:
+        verdict.ok("params")
+        return
+    cause = GPT2_CAUSES.get(found, "") if count == GPT2_PARAMETERS else ""
+    verdict.fail(f"{what} has {found:,} parameters; expected {count:,} (3 x {d_in} x {d_out} "
+                 "for W_query, W_key, W_value" + (f" + 3 x {d_out} biases" if built.bias else "")
+                 + f" + {d_out} x {d_out} + {d_out} for out_proj)"
+                 + (f". Likely cause: {cause}" if cause else ""))
+
+
+def _judge_mha(verdict: Verdict, case: Attention, built: Built) -> None:
     from autograder.reference.multi_head_attention import mha_bugs, mha_forward, mha_torch
 
-    built = _resolve(case, seed)
-    probes, what = case.probes, built.call
+    probes, what, x, heads = case.probes, built.call, built.x, built.heads
+    on_x = f"{what}(x) for x of shape {built.x_shape}"
     if "indivisible" in probes:
         bad = built.bad
         verdict.raises("indivisible", f"{MHA}{bad} ({bad[1]} % {bad[4]} != 0)", "ValueError")
-    weights = _weights(built, seed)
-    double = {k: v.double() for k, v in weights.items()}
-    x = _input(built, case, seed)
+    double = {k: v.double() for k, v in built.weights.items()}
     if "out" in probes:
-        expected = mha_forward(x.double(), double, built.heads)
+        expected = mha_forward(x.double(), double, heads)
         if built.d_in == built.d_out and case.scale == 1.0:  # two references must agree
-            independent = mha_torch(x, weights, built.heads).double()
+            independent = mha_torch(x, built.weights, heads).double()
             assert torch.allclose(expected, independent, atol=1e-4), "references disagree"
-        variants = lambda x=x, double=double: {  # noqa: E731  (computed on failure only)
-            k: v.numpy() for k, v in mha_bugs(x.double(), double, built.heads).items()}
-        _expect(verdict, "out", expected.numpy(), f"{what}(x) for x of shape "
-                     f"{built.x_shape}", atol=1e-5, rtol=1e-4, dtype="float32", library="torch",
-                     variants=variants, hint=VALUE_HINT, shape=SHAPE_HINT, nonfinite=NAN_HINT)
+        variants = lambda: {  # noqa: E731  (computed on failure only)
+            k: v.numpy() for k, v in mha_bugs(x.double(), double, heads).items()}
+        expect(verdict, "out", expected.numpy(), on_x, atol=1e-5, rtol=1e-4, dtype="float32",
+               library="torch", variants=variants, hint=VALUE_HINT, shape=SHAPE_HINT,
+               nonfinite=NAN_HINT)
         if "future" in probes and built.t is not None:
-            changed = future_changed(x, built.t, seed)
             judge_causal(verdict, "out", "future",
-                         mha_forward(changed.double(), double, built.heads).numpy(), built.t,
+                         mha_forward(built.future.double(), double, heads).numpy(), built.t,
                          what, atol=1e-5, rtol=1e-4, dtype="float32", library="torch")
     if "shape" in probes:  # beside a required error: only that the module works at all
-        verdict.array_of("out", built.out_shape, f"{what}(x) for x of shape {built.x_shape}",
-                         hint=SHAPE_HINT)
+        verdict.array_of("out", built.out_shape, on_x, hint=SHAPE_HINT)
         verdict.ok("out")
     if "train" in probes:
-        expected = mha_forward(x, weights, built.heads, built.dropout, seed=seed)
-        _expect(verdict, "train", expected.numpy(), f"{what} in train mode under "
-                f"torch.manual_seed(seed) for x of shape {built.x_shape}", atol=1e-5,
-                rtol=1e-4, dtype="float32", library="torch",
-                hint="apply self.dropout once, to the attention weights of shape (b, "
-                "num_heads, n, n) right after the softmax; nothing else draws random numbers")
+        expected = mha_forward(x, built.weights, heads, built.dropout, seed=built.seed)
+        expect(verdict, "train", expected.numpy(), f"{what} in train mode under "
+               f"torch.manual_seed(seed) for x of shape {built.x_shape}", atol=1e-5, rtol=1e-4,
+               dtype="float32", library="torch",
+               hint="apply self.dropout once, to the attention weights of shape (b, "
+               "num_heads, n, n) right after the softmax; nothing else draws random numbers")
     if "long" in probes:
         verdict.raises("long", f"{what} on {built.context + 1} tokens (context_length="
                        f"{built.context})", "ValueError")
     # claims: judged only beside the behaviour of the same case
-    expected_attributes = {"d_out": built.d_out, "num_heads": built.heads,
-                           "head_dim": built.d_out // built.heads}
-    for name, value in expected_attributes.items():
+    for name, value in (("d_out", built.d_out), ("num_heads", heads),
+                        ("head_dim", built.d_out // heads)):
         if name in probes:
             verdict.equal(name, value, f"{what}.{name}",
                           hint="head_dim = d_out // num_heads" if name == "head_dim" else "")
     if "params" in probes:
-        bias = 3 * built.d_out if built.bias else 0
-        count = 3 * built.d_in * built.d_out + bias + built.d_out * built.d_out + built.d_out
-        found = verdict.value("params", f"the number of parameters of {what}", int)
-        if found == count:
-            verdict.ok("params")
-        else:
-            cause = GPT2_CAUSES.get(found, "") if count == GPT2_PARAMETERS else ""
-            verdict.fail(f"{what} has {found:,} parameters; expected {count:,} (3 x {built.d_in}"
-                         f" x {built.d_out} for W_query, W_key, W_value"
-                         + (f" + 3 x {built.d_out} biases" if built.bias else "")
-                         + f" + {built.d_out} x {built.d_out} + {built.d_out} for out_proj)"
-                         + (f". Likely cause: {cause}" if cause else ""))
+        _judge_params(verdict, built)
     if "f64" in probes:
-        expected = mha_forward(x.double(), double, built.heads).numpy()
-        scale = max(1.0, float(np.max(np.abs(expected))))
-        extreme = f", inputs scaled by {case.scale:g}" if case.scale != 1.0 else ""
-        _expect(verdict, "f64", expected, f"{what}.to(torch.float64)(x) for float64 x of shape "
-                f"{built.x_shape}{extreme}", atol=1e-10 * scale, rtol=1e-9, dtype="float64",
-                library="torch", hint=VALUE_HINT, shape=SHAPE_HINT, raised=REGISTERED_HINT,
-                nonfinite="with scores around +-1e4 a softmax must subtract the row maximum "
-                "before exp (torch.softmax does), and " + NAN_HINT)
+        judge_float64(verdict, mha_forward(x.double(), double, heads).numpy(), what,
+                      built.x_shape, case.scale, hint=VALUE_HINT, shape=SHAPE_HINT,
+                      raised=REGISTERED_HINT, nonfinite="with scores around +-1e4 a softmax "
+                      "must subtract the row maximum before exp (torch.softmax does), and "
+                      + NAN_HINT)
     if "meta" in probes:
-        n = built.x_shape[1]
-        window = mask_window(seed, n)
-        expected = mha_forward(x.double(), double, built.heads, hidden=window_hidden(n, window))
-        _expect(verdict, "swapped", expected.numpy(), f"{what}(x) for x of shape "
-                f"{built.x_shape} with the grader's mask (each query sees itself and the "
-                f"{window} keys before it) swapped into its registered 'mask' buffer",
-                atol=1e-5, rtol=1e-4, dtype="float32", library="torch", hint=MASK_FOLLOWS_HINT)
-        found = verdict.raw("meta", what)
-        meta_what = f"{what}.to('meta') then a forward on a meta tensor"
-        if type(found) is data.Raised and found.type != "NotImplementedError":
-            verdict.fail(f"{meta_what} raised {found.type}: {found.message}. Likely cause: "
-                         f"{MASK_HINT}")
-        else:
-            verdict.equal("meta", ["meta", *built.out_shape], f"{meta_what}: [device, *shape]",
-                          hint=MASK_HINT)
+        hidden = window_hidden(built.x_shape[1], built.window)
+        judge_mask_buffer(verdict, mha_forward(x.double(), double, heads, hidden=hidden).numpy(),
+                          what, built.x_shape, built.out_shape, built.window, MASK_HINT)
 
 
-def _mha_check(grade_id: str, cases: list[Case]) -> Check:
-    check = Check(grade_id, exercise=MHA, cases=cases, label=lambda case: case.label)
-    check.observe(_observe_mha)
-    check.judge(_judge_mha)
-    return check
+# blame: nothing in this chapter calls MultiHeadAttention; mha_attributes and mha_errors
+# judge claims and errors, not values
+mha_check = partial(Check, exercise=MHA, inputs=_attention, observe=_observe_mha,
+                    judge=_judge_mha, needs=(SPLIT, MERGE))
 
+GPT2 = Attention("GPT-2 small: MultiHeadAttention(768, 768, 1024, 0.0, 12)", d_in=768,
+                 heads=12, d_out=768, context=1024, batch=1, tokens=(2, 6), bias=False,
+                 probes=("out", "head_dim", "params"))
 
-GPT2 = Case("GPT-2 small: MultiHeadAttention(768, 768, 1024, 0.0, 12)", d_in=768, heads=12,
-            d_out=768, context=1024, batch=1, tokens=(2, 6), bias=False,
-            probes=("out", "head_dim", "params"))
-
-mha_basics = _mha_check("mha_basics", [
-    Case("the visible cell's MultiHeadAttention(6, 4, 8, 0.0, 2) on (2, 5, 6)", d_in=6, heads=2,
-         d_out=4, context=8, batch=2, tokens=5, probes=("out", "future", "head_dim")),
-    Case("seeded sizes", tokens=(2, 10)),
+mha_basics = mha_check("mha_basics", cases=[
+    Attention("the visible cell's MultiHeadAttention(6, 4, 8, 0.0, 2) on (2, 5, 6)", d_in=6,
+              heads=2, d_out=4, context=8, batch=2, tokens=5, probes=("out", "future", "head_dim")),
+    Attention("seeded sizes", tokens=(2, 10)),
     # what the visible cell also asserts: qkv_bias both ways, out_proj's bias, the mask
     # buffer, and large scores
-    Case("registered weights and mask, qkv_bias=False", d_in=(3, 8), heads=(2, 3),
-         head_dim=(2, 3), context=(4, 9), tokens=(2, 9), dropout=(0.05, 0.3), bias=False,
-         probes=("out", "f64", "meta")),
-    Case("registered weights and mask, qkv_bias=True", d_in=(2, 7), heads=(1, 3),
-         head_dim=(1, 3), bias=True, probes=("out", "f64", "meta")),
-    Case("scores around +-1e4 (inputs scaled by 60, float64)", d_in=(3, 6), heads=(2, 3),
-         head_dim=(2, 3), context=(4, 8), bias=True, scale=60.0, probes=("f64",)),
+    Attention("registered weights and mask, qkv_bias=False", d_in=(3, 8), heads=(2, 3),
+              head_dim=(2, 3), context=(4, 9), tokens=(2, 9), dropout=(0.05, 0.3), bias=False,
+              probes=("out", "f64", "meta")),
+    Attention("registered weights and mask, qkv_bias=True", d_in=(2, 7), heads=(1, 3),
+              head_dim=(1, 3), bias=True, probes=("out", "f64", "meta")),
+    Attention("scores around +-1e4 (inputs scaled by 60, float64)", d_in=(3, 6), heads=(2, 3),
+              head_dim=(2, 3), context=(4, 8), bias=True, scale=60.0, probes=("f64",)),
 ])
 
-mha_attributes = _mha_check("mha_attributes", [
-    Case("registered weights and mask, qkv_bias=False", d_in=(3, 8), heads=(2, 3),
-         head_dim=(2, 3), context=(4, 9), tokens="context", dropout=(0.05, 0.3), bias=False,
-         probes=("out", "d_out", "num_heads", "head_dim", "params", "f64", "meta")),
-    Case("registered weights and mask, qkv_bias=True", d_in=(2, 7), heads=(1, 3),
-         head_dim=(1, 3), bias=True,
-         probes=("out", "d_out", "num_heads", "head_dim", "params", "f64", "meta")),
+mha_attributes = mha_check("mha_attributes", blame=False, cases=[
+    Attention("registered weights and mask, qkv_bias=False", d_in=(3, 8), heads=(2, 3),
+              head_dim=(2, 3), context=(4, 9), tokens="context", dropout=(0.05, 0.3), bias=False,
+              probes=("out", "d_out", "num_heads", "head_dim", "params", "f64", "meta")),
+    Attention("registered weights and mask, qkv_bias=True", d_in=(2, 7), heads=(1, 3),
+              head_dim=(1, 3), bias=True,
+              probes=("out", "d_out", "num_heads", "head_dim", "params", "f64", "meta")),
     GPT2,
 ])
 
-mha_values = _mha_check("mha_values", [
-    Case("d_in == d_out, num_tokens == context_length", d_in=8, heads=2, d_out=8,
-         context=(5, 9), batch=(2, 3), tokens="context"),
-    Case("qkv_bias=True, num_tokens < context_length", d_in=8, heads=4, d_out=8,
-         context=(7, 10), batch=3, tokens=(2, 6), bias=True),
-    Case("d_in != d_out, batch of one", d_in=(3, 6), heads=3, head_dim=(2, 3), batch=1,
-         tokens=(2, 10)),
-    Case("one head, qkv_bias=True, odd sizes", d_in=(5, 9), heads=1, head_dim=(3, 9),
-         tokens=(2, 10), bias=True),
-    Case("one token, head_dim 1", d_in=(3, 6), heads=(4, 6), head_dim=1, tokens=1,
-         probes=("out",)),
-    Case("many heads of width 1 and 2", d_in=(4, 8), heads=(4, 6), head_dim=(1, 2),
-         tokens=(2, 10)),
-    Case("scores around +-1e4 (inputs scaled by 60, float64)", d_in=(3, 6), heads=(2, 3),
-         head_dim=(2, 3), context=(4, 8), bias=True, scale=60.0, probes=("f64",)),
+mha_values = mha_check("mha_values", cases=[
+    Attention("d_in == d_out, num_tokens == context_length", d_in=8, heads=2, d_out=8,
+              context=(5, 9), batch=(2, 3), tokens="context"),
+    Attention("qkv_bias=True, num_tokens < context_length", d_in=8, heads=4, d_out=8,
+              context=(7, 10), batch=3, tokens=(2, 6), bias=True),
+    Attention("d_in != d_out, batch of one", d_in=(3, 6), heads=3, head_dim=(2, 3), batch=1,
+              tokens=(2, 10)),
+    Attention("one head, qkv_bias=True, odd sizes", d_in=(5, 9), heads=1, head_dim=(3, 9),
+              tokens=(2, 10), bias=True),
+    Attention("one token, head_dim 1", d_in=(3, 6), heads=(4, 6), head_dim=1, tokens=1,
+              probes=("out",)),
+    Attention("many heads of width 1 and 2", d_in=(4, 8), heads=(4, 6), head_dim=(1, 2),
+              tokens=(2, 10)),
+    Attention("scores around +-1e4 (inputs scaled by 60, float64)", d_in=(3, 6), heads=(2, 3),
+              head_dim=(2, 3), context=(4, 8), bias=True, scale=60.0, probes=("f64",)),
 ])
 
-mha_dropout = _mha_check("mha_dropout", [
-    Case("train-mode dropout on the attention weights", d_in=(4, 7), heads=(2, 3),
-         head_dim=(2, 3), context=(5, 8), batch=2, tokens="context", dropout=(0.2, 0.7),
-         probes=("out", "train")),
+mha_dropout = mha_check("mha_dropout", cases=[
+    Attention("train-mode dropout on the attention weights", d_in=(4, 7), heads=(2, 3),
+              head_dim=(2, 3), context=(5, 8), batch=2, tokens="context", dropout=(0.2, 0.7),
+              probes=("out", "train")),
 ])
 
-mha_errors = _mha_check("mha_errors", [
-    Case("d_out % num_heads != 0 raises ValueError", probes=("indivisible", "shape")),
-    Case("num_tokens > context_length raises ValueError", probes=("shape", "long")),
+mha_errors = mha_check("mha_errors", blame=False, cases=[
+    Attention("d_out % num_heads != 0 raises ValueError", probes=("indivisible", "shape")),
+    Attention("num_tokens > context_length raises ValueError", probes=("shape", "long")),
 ])

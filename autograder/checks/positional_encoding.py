@@ -33,11 +33,12 @@ def _call(name: str, *args: object, base: float | None = None) -> str:
 @dataclass(frozen=True)
 class Encoding(Case):
     """An encoding of ``positions`` rows and ``2 * halves`` columns: fixed numbers, or
-    ``(low, high)`` ranges drawn from the seed; ``bases`` a range, or None for the default."""
+    ``(low, high)`` ranges drawn from the seed; ``bases`` a fixed base, a range, or None for
+    the default."""
 
     positions: int | tuple[int, int]
     halves: int | tuple[int, int]
-    bases: tuple[float, float] | None = None
+    bases: float | tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,8 @@ class EncodingCall:
 
 
 def _encoding(case: Encoding, seed: int) -> EncodingCall:
-    base = None if case.bases is None else round(uniform(seed, *case.bases), 3)
+    base = case.bases if case.bases is None or isinstance(case.bases, float) \
+        else round(uniform(seed, *case.bases), 3)
     return EncodingCall(size(seed, case.positions, 0), 2 * size(seed, case.halves, 1), base)
 
 
@@ -77,7 +79,8 @@ encoding_check = partial(Check, exercise=PE, inputs=_encoding, observe=_observe_
 
 sinusoidal_basics = encoding_check(  # what the visible cell asserts, plus a seeded size
     "sinusoidal_basics",
-    cases=[Encoding("fixed", 4, 3), Encoding("seeded", (2, 12), (1, 6))])
+    cases=[Encoding("fixed", 4, 3), Encoding("fixed, base 100", 3, 2, 100.0),
+           Encoding("seeded", (2, 12), (1, 6))])
 
 sinusoidal_values = encoding_check(
     "sinusoidal_values",
@@ -135,12 +138,14 @@ ADD_HINT = "the encoding must broadcast over the batch (one row per position) an
 @dataclass(frozen=True)
 class Addition(Case):
     """``x`` of ones or zeros of a fixed ``shape``, or normal values of rank ``shape`` with
-    sizes drawn from the seed; ``with_base``: pass a base drawn from the seed (seeded x only)."""
+    sizes drawn from the seed; ``with_base``: pass a base drawn from the seed (seeded x only);
+    ``base``: pass this fixed base."""
 
     fill: str  # "ones", "zeros" or "seeded"
     shape: tuple[int, ...] | int
     dtype: type
     with_base: bool = False
+    base: float | None = None
 
 
 @dataclass(frozen=True)
@@ -163,7 +168,8 @@ def _addition(case: Addition, seed: int) -> AdditionCall:
         dims = (integer(seed, 1, 3, 2),) if case.shape == 3 else ()
         x = normal(seed, dims + (integer(seed, 1, 12), 2 * integer(seed, 1, 6, 1)), case.dtype,
                    scale=3.0)
-    base = round(uniform(seed, 3.0, 5000.0), 2) if case.with_base and case.fill == "seeded" else None
+    base = round(uniform(seed, 3.0, 5000.0), 2) if case.with_base and case.fill == "seeded" \
+        else case.base
     return AdditionCall(x, base)
 
 
@@ -206,6 +212,7 @@ add_basics = addition_check(
     "add_basics",
     cases=[Addition("ones", "ones", (3, 4), np.float64),
            Addition("zeros, batched", "zeros", (2, 3, 4), np.float32),
+           Addition("zeros, base 100", "zeros", (2, 4), np.float64, base=100.0),
            Addition("seeded", "seeded", 2, np.float64)])
 
 add_contract = addition_check(
@@ -222,11 +229,13 @@ add_contract = addition_check(
 @dataclass(frozen=True)
 class Shift(Case):
     """``M`` for an ``offset`` and ``2 * halves`` dimensions: fixed, or ``(low, high)``
-    ranges drawn from the seed; ``with_base``: a base drawn from the seed."""
+    ranges drawn from the seed; ``with_base``: a base drawn from the seed; ``base``: this
+    fixed base."""
 
     offset: int | tuple[int, int]
     halves: int | tuple[int, int]
     with_base: bool = False
+    base: float | None = None
 
 
 @dataclass(frozen=True)
@@ -241,7 +250,7 @@ class ShiftCall:
 
 
 def _shift(case: Shift, seed: int) -> ShiftCall:
-    base = round(uniform(seed, 20.0, 20000.0), 2) if case.with_base else None
+    base = round(uniform(seed, 20.0, 20000.0), 2) if case.with_base else case.base
     return ShiftCall(size(seed, case.offset, 0), 2 * size(seed, case.halves, 1), base)
 
 
@@ -280,7 +289,9 @@ shift_check = partial(Check, exercise=REL, inputs=_shift, observe=_observe_relat
                       judge=_judge_relative)
 
 relative_basics = shift_check(
-    "relative_basics", cases=[Shift("fixed", 1, 2), Shift("seeded", (1, 9), (1, 4))])
+    "relative_basics",
+    cases=[Shift("fixed", 1, 2), Shift("fixed, base 100", 1, 2, base=100.0),
+           Shift("fixed, base 100", -2, 2, base=100.0), Shift("seeded", (1, 9), (1, 4))])
 
 relative_property = shift_check(
     "relative_property",

@@ -4,7 +4,7 @@
 - ``confine``: Landlock, seccomp, the network namespace, dropping root, resource limits;
 - ``server``: the fork server, the supervisor and the student process
   (``python -m autograder.sandbox``);
-- ``client``: the grader's side: ``Zygote``, ``RecordReader``, job slots.
+- ``client``: the grader's side: ``Zygote``, ``StreamReader``, job slots.
 
 This file imports nothing: the fork server starts from it.
 """

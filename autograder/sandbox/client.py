@@ -1,13 +1,12 @@
 """The grader's side of the sandbox: start the fork server, send jobs, read what comes back.
 
 ``Zygote`` starts ``python -m autograder.sandbox`` (``sandbox.server``) and sends it one job
-per submission; ``RecordReader`` splits the result stream into messages at a bounded cost;
+per submission; ``StreamReader`` splits the result stream into messages at a bounded cost;
 ``slot_uids`` and ``nproc_limit`` are the policy for job slots and processes.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import select
 import socket
@@ -39,12 +38,12 @@ BOOT = ("import json, socket, sys; sock = socket.socket(fileno=int(sys.argv[1]))
 class Zygote:
     """The fork server process (``autograder.sandbox``) and the protocol to use it.
 
-    ``hidden``: the folders no student process may read or write; the fork server never
+    ``private``: the folders no student process may read or write; the fork server never
     learns them, only the folders a student process may read (``confine.allowed_paths``).
     """
 
-    def __init__(self, hidden: list[str]):
-        self.readable = confine.allowed_paths(hidden)
+    def __init__(self, private: list[str]):
+        self.readable = confine.allowed_paths(private)
         self.landlock = not os.environ.get(NO_LANDLOCK)
         self.lock = threading.Lock()
         self.info: dict | None = None
@@ -85,9 +84,9 @@ class Zygote:
                 self.process.kill()
 
     def run(self, job: bytes, payload: bytes, timeout: float,
-            limit: int = protocol.TOTAL_LIMIT) -> list[dict]:
+            limit: int = protocol.TOTAL_LIMIT) -> list[protocol.Message]:
         """Send one job (``protocol.job``, ``protocol.payload``); return the messages it wrote
-        (the supervisor's status last). ``timeout``: the job's, the supervisor enforces it."""
+        (the supervisor's ``Status`` last). ``timeout``: the job's, the supervisor enforces it."""
         payload_r, payload_w = os.pipe()
         result_r, result_w = os.pipe()
         try:
@@ -107,7 +106,7 @@ class Zygote:
                 stream.write(payload)
         except BrokenPipeError:
             pass
-        reader = RecordReader(limit)
+        reader = StreamReader(limit)
         deadline = time.monotonic() + float(timeout) + 120
         try:
             while True:
@@ -124,27 +123,28 @@ class Zygote:
         finally:
             os.close(result_r)
         reader.feed(b"\n")
-        records = reader.records
-        status = [r for r in records if r["type"] == protocol.STATUS]
+        messages = reader.messages
+        status = [m for m in messages if isinstance(m, protocol.Status)]
         if not status:
             raise GraderError("the sandbox supervisor ended without a status")
-        return [r for r in records if r["type"] != protocol.STATUS] + [status[-1]]
+        return [m for m in messages if not isinstance(m, protocol.Status)] + [status[-1]]
 
 
-class RecordReader:
-    """Splits the result stream into JSON messages, at a bounded cost to the grader.
+class StreamReader:
+    """Splits the result stream into messages (``protocol.parse``), at a bounded cost to the
+    grader.
 
     One line is one message. A line longer than ``protocol.LINE_LIMIT`` is dropped as it
     arrives (never held whole) and one with more than ``protocol.CONTAINER_LIMIT`` lists and
-    objects is not parsed; each becomes an ``oversize`` message. Past ``total`` bytes only the
+    objects is not parsed; each becomes an ``Oversize`` message. Past ``total`` bytes only the
     supervisor's status line (written last, by a process that never ran student code) is
-    still parsed.
+    still parsed; the first line refused there becomes an ``Overflow`` message.
     """
 
     def __init__(self, total: int):
         self.total = total
         self.size = 0
-        self.records: list[dict] = []
+        self.messages: list[protocol.Message] = []
         self.line = bytearray()
         self.dropping = 0  # bytes of the current, over-long line dropped so far
 
@@ -167,23 +167,20 @@ class RecordReader:
         line, dropped = bytes(self.line), self.dropping
         self.line, self.dropping = bytearray(), 0
         if dropped:
-            self.records.append(protocol.oversize(dropped, "long"))
+            self.messages.append(protocol.Oversize(dropped, "long"))
             return
         if not line.strip():
             return
         if self.size > self.total and protocol.STATUS_MARK not in line:
-            if not any(r["type"] == protocol.OVERFLOW for r in self.records):
-                self.records.append(protocol.overflow(self.size))
+            if not any(isinstance(m, protocol.Overflow) for m in self.messages):
+                self.messages.append(protocol.Overflow(self.size))
             return
         if line.count(b"[") + line.count(b"{") > protocol.CONTAINER_LIMIT:
-            self.records.append(protocol.oversize(len(line), "nested"))
+            self.messages.append(protocol.Oversize(len(line), "nested"))
             return
-        try:
-            record = json.loads(line)
-        except (ValueError, RecursionError):
-            return
-        if isinstance(record, dict) and isinstance(record.get("type"), str):
-            self.records.append(record)
+        message = protocol.parse(line)
+        if message is not None:
+            self.messages.append(message)
 
 
 def slot_uids(jobs: int) -> list[int | None]:

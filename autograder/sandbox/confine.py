@@ -128,18 +128,18 @@ def python_roots() -> list[str]:
     return sorted(roots)
 
 
-def allowed_paths(hidden: list[str]) -> list[str]:
-    """Read-only roots, split around ``hidden`` folders that lie inside one of them.
+def allowed_paths(private: list[str]) -> list[str]:
+    """Read-only roots, split around ``private`` folders that lie inside one of them.
 
     Landlock cannot deny a folder below an allowed one, so when, say, ``autograder/`` is
     installed inside site-packages, site-packages is allowed entry by entry instead.
     """
-    hidden = [os.path.realpath(h) for h in hidden if h]
+    private = [os.path.realpath(h) for h in private if h]
     roots = [os.path.realpath(r) for r in python_roots() + READ_ONLY_SYSTEM if os.path.exists(r)]
     allowed: list[str] = []
 
     def add(path: str) -> None:
-        inner = [h for h in hidden if h == path or h.startswith(path.rstrip("/") + "/")]
+        inner = [h for h in private if h == path or h.startswith(path.rstrip("/") + "/")]
         if not inner:
             allowed.append(path)
         elif path not in inner and os.path.isdir(path):
@@ -147,8 +147,8 @@ def allowed_paths(hidden: list[str]) -> list[str]:
                 add(os.path.join(path, entry))
 
     for root in roots:
-        if any(root.startswith(h.rstrip("/") + "/") or root == h for h in hidden):
-            continue  # an installation inside a hidden folder (a venv in the repository)
+        if any(root.startswith(h.rstrip("/") + "/") or root == h for h in private):
+            continue  # an installation inside a private folder (a venv in the repository)
         add(root)
     return sorted(set(allowed))
 

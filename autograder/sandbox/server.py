@@ -248,7 +248,7 @@ def supervise(job: dict, payload_fd: int, result_fd: int, checks: dict, readable
     _reap_uid(uid)
     _remove_files_of(uid)
     shutil.rmtree(workdir, ignore_errors=True)
-    report = protocol.status(timed_out, round(wall, 3),
+    report = protocol.Status(timed_out, round(wall, 3),
                              os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
                              os.WTERMSIG(status) if os.WIFSIGNALED(status) else None)
     _write(result_fd, b"\n" + protocol.encode(report))  # ends a line the student left open
@@ -290,7 +290,7 @@ def student_process(job: dict, payload_fd: int, result_fd: int, checks: dict, re
     os.environ.update(kept, HOME=workdir, TMPDIR=workdir, MPLBACKEND="Agg", OMP_NUM_THREADS="1")
     tempfile.tempdir = workdir
 
-    def send(message: dict) -> None:
+    def send(message: protocol.Message) -> None:
         _write(out, protocol.encode(message))
 
     with open("/proc/self/status") as status:
@@ -315,7 +315,7 @@ def student_process(job: dict, payload_fd: int, result_fd: int, checks: dict, re
         except OSError as exc:
             sandbox["user_error"] = str(exc)
             if not sandbox["landlock"]:  # root on the file system: run nothing
-                send(protocol.sandbox(**sandbox))
+                send(protocol.Sandbox(sandbox))
                 return 77
     confine.set_limits(vm, job["memory_mb"], job["timeout"], job.get("nproc", 64))
     if confine.deny_sockets():
@@ -324,7 +324,7 @@ def student_process(job: dict, payload_fd: int, result_fd: int, checks: dict, re
     sandbox["network"] = "+".join(network) or "none"
     sandbox["ipc"] = "+".join(ipc) or "none"
     sandbox["pid"] = "namespace" if os.getpid() == 1 else "shared"
-    send(protocol.sandbox(**sandbox))
+    send(protocol.Sandbox(sandbox))
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
     # torch.compile runs eagerly here: inductor needs a C++ compiler the sandbox hides, and
@@ -335,11 +335,11 @@ def student_process(job: dict, payload_fd: int, result_fd: int, checks: dict, re
     sys.stderr = open(os.devnull, "w")
     sys.argv = ["submission"]
     for index, (label, code) in enumerate(payload["program"]):
-        send(protocol.cell(index, label))
+        send(protocol.Cell(index, label))
         try:
             exec(compile(code, f"<cell {label}>", "exec"), namespace)
         except BaseException as exc:  # SystemExit, KeyboardInterrupt too: the cell failed
-            send(protocol.cell_error(index, label, _describe(exc)))
+            send(protocol.CellError(index, label, _describe(exc)))
     try:
         import matplotlib.pyplot as plt
 
@@ -349,15 +349,14 @@ def student_process(job: dict, payload_fd: int, result_fd: int, checks: dict, re
     gc.freeze()  # the forks that observe (observe_fresh) then leave these objects' pages shared
     for grade_id, seeds in payload["checks"].items():
         check = checks[payload["assignment_id"]][grade_id]
-        send(protocol.observing(grade_id))
-        try:  # encoded here: answers that JSON cannot write are an error of this check
-            line = protocol.encode(protocol.seen(grade_id, observe_fresh(check, namespace, seeds,
-                                                                         out)))
+        send(protocol.Observing(grade_id))
+        try:  # encoded where observed: answers that JSON cannot write are an error of this check
+            line = protocol.encode_seen(grade_id, observe_fresh(check, namespace, seeds, out))
         except BaseException as exc:
-            line = protocol.encode(protocol.seen_error(
-                grade_id, f"observing the results failed: {_describe(exc)}"))
+            line = protocol.encode(protocol.Seen(
+                grade_id, error=f"observing the results failed: {_describe(exc)}"))
         _write(out, line)
-    send(protocol.done())
+    send(protocol.Done())
     return 0
 
 
@@ -370,23 +369,39 @@ def student_process(job: dict, payload_fd: int, result_fd: int, checks: dict, re
 FRESH_PER = os.environ.get("AUTOGRADER_FRESH_PER", "check")
 
 
-def observe_fresh(check, namespace: dict, seeds: list, out: int) -> dict:
+def observe_fresh(check, namespace: dict, seeds: list, out: int) -> bytes:
     """``check`` observed in a fork of this process taken after the cells ran (one per
     check, or one per case: ``FRESH_PER``), so whatever a module, a function or the
     student's modules remember from an earlier check (an earlier input, an earlier answer)
-    is gone. A fork that dies or answers more than a record may hold records an error for
-    its cases: they fail. When no fork can be made (the uid's process limit), the cases are
-    observed in this process: every answer is still judged against the reference."""
+    is gone; its answers as JSON, keyed by case index, encoded once, in the fork. A fork
+    that dies or answers more than a message may hold gets an error for each of its cases:
+    they fail. When no fork can be made (the uid's process limit), the cases are observed in
+    this process: every answer is still judged against the reference."""
     if len(seeds) != len(check.cases):
         raise ValueError(f"{check.grade_id}: {len(seeds)} seeds for {len(check.cases)} cases")
     if FRESH_PER != "case":
-        found = _observe_in_child(check, namespace, None, seeds, out)
-        if isinstance(found, dict) and set(found) == {str(i) for i in range(len(seeds))}:
-            return found
-        return {str(i): found if "raised" in found else
-                _failed(i, "the answers were not one per case") for i in range(len(seeds))}
-    return {str(index): _observe_in_child(check, namespace, index, seed, out)
-            for index, seed in enumerate(seeds)}
+        raw, found = _observe_in_child(check, namespace, None, seeds, out)
+        if raw is not None and isinstance(found, dict) and \
+                set(found) == {str(i) for i in range(len(seeds))}:
+            return raw
+        failure = found if isinstance(found, dict) and "raised" in found else None
+        return json.dumps({str(i): failure or _failed(i, "the answers were not one per case")
+                           for i in range(len(seeds))}).encode()
+    parts = []
+    for index, seed in enumerate(seeds):
+        raw, found = _observe_in_child(check, namespace, index, seed, out)
+        parts.append(b'"%d": ' % index + (raw if raw is not None else json.dumps(found).encode()))
+    return b"{" + b", ".join(parts) + b"}"
+
+
+def _answers(check, namespace: dict, index, seed) -> bytes:
+    """The answers of one case (``index``), or of every case (``index`` None, ``seed`` the
+    seeds), encoded: the one place an observation becomes JSON."""
+    if index is None:
+        answers = {str(i): check.observe_case(namespace, i, s) for i, s in enumerate(seed)}
+    else:
+        answers = check.observe_case(namespace, index, seed)
+    return json.dumps(answers).encode()
 
 
 def _failed(index, why: str) -> dict:
@@ -396,13 +411,11 @@ def _failed(index, why: str) -> dict:
     return {"raised": data.error(RuntimeError(f"{where}: {why}"))}
 
 
-def _observe_in_child(check, namespace: dict, index, seed, out: int):
+def _observe_in_child(check, namespace: dict, index, seed, out: int) -> tuple[bytes | None, object]:
     """One case (``index``; or, with ``index`` None, every case with the seeds ``seed``)
-    observed in a fork; its encoded answers, or a failure."""
-    from autograder import data
-
-    def failed(why: str) -> dict:
-        return _failed(index, why)
+    observed in a fork: its answers as JSON and as read, or None and a failure."""
+    def failed(why: str) -> tuple[None, dict]:
+        return None, _failed(index, why)
 
     try:
         read, write = os.pipe()
@@ -418,17 +431,14 @@ def _observe_in_child(check, namespace: dict, index, seed, out: int):
     if pid is None:  # no fresh state to be had: observe here (the points rest on the
         os.close(read)  # reference, not on the fresh state)
         os.close(write)
-        if index is None:
-            return check.observe_in(namespace, seed)
-        return data.roundtrip(check.observe_case(namespace, index, seed))
+        raw = _answers(check, namespace, index, seed)
+        return raw, json.loads(raw)
     if pid == 0:  # the child: the case(s), the answers on the pipe, then gone
         code = 0
         try:
             os.close(read)
             os.close(out)
-            answer = (check.observe_in(namespace, seed) if index is None else
-                      data.roundtrip(check.observe_case(namespace, index, seed)))
-            _write(write, json.dumps(answer).encode())
+            _write(write, _answers(check, namespace, index, seed))
         except BaseException:
             code = 1
         finally:
@@ -460,8 +470,9 @@ def _observe_in_child(check, namespace: dict, index, seed, out: int):
     if status is None or not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0 or not size:
         return failed("the process observing it ended before it answered (did the code "
                       "exit or crash?)")
+    raw = b"".join(chunks)
     try:
-        return json.loads(b"".join(chunks))
+        return raw, json.loads(raw)
     except ValueError:
         return failed("the answer was not readable")
 

@@ -1,4 +1,4 @@
-"""The assignments the grader knows: each instructor notebook with its checks and points.
+"""Each assignment's rubric: its instructor notebook, grade cells, points and checks.
 
 The instructor's ``solutions/`` notebooks give the setup cells, the grade cells and their
 points (never the submission's metadata); ``autograder.checks`` gives one check per grade
@@ -39,7 +39,8 @@ class Assignment:
 def load_assignments(root: Path = course.ROOT) -> dict[str, Assignment]:
     """Every assignment of ``solutions/`` with its checks (``autograder.checks.checks_for``)."""
     found = {}
-    for assignment_id in course.assignments(root):
+    package = package_digest()
+    for assignment_id in course.assignment_ids(root):
         path = course.notebook_path(assignment_id, root)
         source = course.read(path)
         try:
@@ -55,25 +56,57 @@ def load_assignments(root: Path = course.ROOT) -> dict[str, Assignment]:
                 visible = course.HIDDEN_REGION.sub("", cell.source)
                 hidden[meta["grade_id"]] = not any(
                     line.strip() and not line.strip().startswith("#") for line in visible.splitlines())
-        digest = score_digest(root, path, assignment_id)
+        digest = score_digest(source, package)
         found[assignment_id] = Assignment(
             assignment_id, path.name, source, cells,
             {g: c.exercise for g, c in registered.items()}, hidden, digest, registered)
     return found
 
 
-def score_digest(root: Path, assignment_path: Path, assignment_id: str) -> str:
-    """A digest of everything that defines a score: the grading package's runtime sources
-    (checks, references, the observation format, the scoring code; not ``testing/``)
-    and the grade cells and points of the instructor's notebook."""
-    package = Path(__file__).resolve().parent
+# What defines a score, relative to the package: a change to any of these files (or
+# folders) grades every submission again on the next run; nothing else does (the console,
+# the files written, the command line, the Gradescope zip, test support). A new module of
+# the package is named here or in tests/unit/test_rubric.py's list of those that do not.
+SCORE_SOURCES = (
+    "checks",                 # the hidden checks and their framework
+    "reference",              # what the judges compare with
+    "data.py",                # how an answer is encoded and decoded
+    "course.py",              # what grading runs of a notebook (exercise_program)
+    "submissions.py",         # what is read of a submitted notebook
+    "rubric.py",              # grade cells, points, exercises, this list
+    "grading.py",             # the payload: the program and each check's seeds
+    "outcome.py",             # what a run's messages say: answers, errors, why it ended
+    "scoring.py",             # the judge: verdicts, blame, the record
+    "sandbox/protocol.py",    # the messages and the limits of what is read back
+    "sandbox/client.py",      # the bounded reader of the result stream
+    "sandbox/server.py",      # how the student process runs and is observed
+    "sandbox/confine.py",     # the student process's limits
+)
+PACKAGE = Path(__file__).resolve().parent
+
+
+def score_files(package: Path = PACKAGE) -> list[Path]:
+    """The sources of ``SCORE_SOURCES`` in ``package``, sorted."""
+    found = set()
+    for name in SCORE_SOURCES:
+        path = package / name
+        found |= set(path.rglob("*.py")) if path.is_dir() else {path}
+    return sorted(found)
+
+
+def package_digest(package: Path = PACKAGE) -> str:
+    """A digest of the package's part in every score (``score_files``)."""
     digest = hashlib.sha256(VERSION.encode())
-    for path in sorted(package.rglob("*.py")):
-        relative = path.relative_to(package).as_posix()
-        if relative.startswith("testing/"):
-            continue
-        digest.update(relative.encode() + b"\0" + path.read_bytes())
-    source = course.read(assignment_path)
+    for path in score_files(package):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def score_digest(source: nbformat.NotebookNode, package: str) -> str:
+    """A digest of everything that defines a score of one assignment: the package's part
+    (``package_digest``) and the setup, solution and grade cells and points of the
+    instructor's notebook ``source``."""
+    digest = hashlib.sha256(package.encode())
     for cell in source.cells:
         meta = course.nbgrader_meta(cell)
         if meta.get("grade") or meta.get("solution") or course.is_setup(cell):
