@@ -35,7 +35,8 @@ import torch
 
 from autograder.checks import Case, Check, Student, Verdict
 from autograder.checks._common import (
-    ATTENTION_LAYERS,
+    QKV,
+    Size,
     _peek,
     attention_weights,
     call_text,
@@ -57,7 +58,6 @@ DEFAULT_BASE = 10000.0
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
 DRAWN = "drawn"  # a wrong argument drawn from the seed
 
-Size = int | tuple[int, int]  # a fixed size, or (low, high) drawn from the seed
 Pair = tuple[torch.Tensor, torch.Tensor]  # keys and values of one update
 
 
@@ -839,7 +839,7 @@ def _observe_cached(student: Student, case: Attention, call: ModuleCall) -> dict
 
     def biases():
         built = student.get(GQA)(*call.args, **{**call.kwargs, "qkv_bias": True})
-        return [getattr(built, name).bias is not None for name in ATTENTION_LAYERS[:3]]
+        return [getattr(built, name).bias is not None for name in QKV]
 
     seen["biases"] = Student.attempt(biases)
     seen["kv 3"] = Student.attempt(lambda: student.get(GQA)(8, 8, 10, 4, 3))
