@@ -10,7 +10,9 @@ the contract's attribute paths and fed through ``GraderCache``, the grader's own
 contract's ``update``/``seq_len`` only), so the module is judged apart from the learner's
 ``KVCache``; the visible configuration of ``gqa_basics`` runs the learner's module with the
 learner's cache, as the visible cell does. ``KVCache`` is judged through its contract alone:
-the grader's tensors in, everything cached so far out, ``seq_len``.
+the grader's tensors in, everything cached so far out, ``seq_len``. ``GroupedQueryAttention``
+needs ``repeat_kv`` and ``cached_causal_mask`` (it may call them; ``gqa_basics`` also runs the
+learner's ``KVCache``); the checks of errors and of the contract do not blame (``blame=False``).
 
 Points and claims (spec section 6): every point rests on answers compared with the reference
 on the grader's inputs, with tolerances fixed here or computed from the reference (each chunk
@@ -33,7 +35,8 @@ import torch
 
 from autograder.checks import Case, Check, Student, Verdict
 from autograder.checks._common import (
-    ATTENTION_LAYERS,
+    QKV,
+    Size,
     _peek,
     attention_weights,
     call_text,
@@ -55,7 +58,6 @@ DEFAULT_BASE = 10000.0
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
 DRAWN = "drawn"  # a wrong argument drawn from the seed
 
-Spec = int | tuple[int, int]  # a size, or (low, high): a size drawn from the seed
 Pair = tuple[torch.Tensor, torch.Tensor]  # keys and values of one update
 
 
@@ -75,8 +77,8 @@ class Repeat(Case):
     sizes or ranges as ``n_rep``; ``shape`` None: the visible cell's x = arange(12).view(1, 2,
     3, 2) with n_rep 3, and the calls with n_rep 1 and 0 beside it."""
 
-    shape: tuple[Spec, Spec, Spec, Spec] | None
-    n_rep: Spec = 3
+    shape: tuple[Size, Size, Size, Size] | None
+    n_rep: Size = 3
     dtype: str = "float32"
 
 
@@ -173,8 +175,8 @@ class Masked(Case):
     omitted (the default); ``keyword``: num_cached passed by keyword; ``visible``: also
     ``cached_causal_mask(4)`` (chapter 3's ``causal_mask(4)``), as the visible cell asserts."""
 
-    num_new: Spec
-    num_cached: Spec | None
+    num_new: Size
+    num_cached: Size | None
     keyword: bool = False
     visible: bool = False
 
@@ -302,7 +304,7 @@ def _run(seed: int, shape: tuple[int, int, int], steps: list[int], dtype: str, f
 
 
 @dataclass(frozen=True)
-class Feed:
+class CacheCall:
     """What a case feeds the learner's caches: each update's keys and values, the one update
     of a cache made just before (``_new_cache``, stream 118), and wrong updates by name."""
 
@@ -376,9 +378,9 @@ class Updates(Case):
     new cache, wrong updates, 21 updates); ``beside``: a second cache of its own sizes and
     steps, updated in turn with this one."""
 
-    batch: Spec
-    kv_heads: Spec
-    head_dim: Spec
+    batch: Size
+    kv_heads: Size
+    head_dim: Size
     steps: tuple[int, ...] | str
     dtype: str = "float32"
     visible: bool = False
@@ -394,67 +396,67 @@ def _steps(case: Updates, seed: int) -> tuple[tuple[int, int, int], list[int]]:
     return shape, list(case.steps)
 
 
-def _updates(case: Updates, seed: int) -> Feed:
+def _updates(case: Updates, seed: int) -> CacheCall:
     shape, steps = _steps(case, seed)
     decoy = _entries(seed, shape, 1, case.dtype, 118)
     if case.beside is not None:  # in turn: update i of the first from stream 100 + i, the second 1100 + i
         other_shape, other_steps = _steps(case.beside, seed)
-        return Feed(_run(seed, shape, steps, case.dtype, step=1), decoy,
+        return CacheCall(_run(seed, shape, steps, case.dtype, step=1), decoy,
                     beside=_run(seed, other_shape, other_steps, case.beside.dtype, 1100, 1))
     if not case.visible:
-        return Feed(_run(seed, shape, steps, case.dtype), decoy)
+        return CacheCall(_run(seed, shape, steps, case.dtype), decoy)
     keys, values = _entries(seed, (2, 2, 4), 1, "float32", 114)  # after (2, 2, 4, 4) float32 entries
     wrong = {"a head_dim of 6": (randn(seed, (2, 2, 1, 6), 70), randn(seed, (2, 2, 1, 6), 71)),
              "float64 entries": (keys.double(), values.double()),
              "values of another shape than the keys": (keys, values[..., :2])}
-    return Feed(_run(seed, shape, steps, case.dtype), decoy, wrong=wrong,
+    return CacheCall(_run(seed, shape, steps, case.dtype), decoy, wrong=wrong,
                 repeated=_entries(seed, shape, 1, case.dtype, 102))
 
 
-def _observe_cache(student: Student, case: Updates, feed: Feed) -> dict:
-    cache = _new_cache(student, feed.decoy)
-    if feed.beside is not None:
+def _observe_cache(student: Student, case: Updates, call: CacheCall) -> dict:
+    cache = _new_cache(student, call.decoy)
+    if call.beside is not None:
         second = student.get(CACHE)()
         seen = {}
-        for index in range(max(len(feed.updates), len(feed.beside))):
-            for each, prefix, updates in ((cache, "first ", feed.updates),
-                                          (second, "second ", feed.beside)):
+        for index in range(max(len(call.updates), len(call.beside))):
+            for each, prefix, updates in ((cache, "first ", call.updates),
+                                          (second, "second ", call.beside)):
                 if index < len(updates):
                     seen.update(_observe_update(each, updates[index], prefix, index))
         return seen
     seen = {"seq_len empty": Student.attempt(lambda: cache.seq_len)}
-    for index, pair in enumerate(feed.updates):
+    for index, pair in enumerate(call.updates):
         seen.update(_observe_update(cache, pair, "", index))
     if case.visible:  # what the visible cell also asserts
         seen["second empty"] = Student.attempt(lambda: student.get(CACHE)().seq_len)
-        for why, pair in feed.wrong.items():
+        for why, pair in call.wrong.items():
             seen[why] = Student.attempt(lambda p=pair: cache.update(*p))
         seen["seq_len after"] = Student.attempt(lambda: cache.seq_len)
 
         def many():
             other = student.get(CACHE)()
             for _ in range(20):
-                other.update(*feed.repeated)
-            return [other.seq_len, list(other.update(*feed.repeated)[0].shape)]
+                other.update(*call.repeated)
+            return [other.seq_len, list(other.update(*call.repeated)[0].shape)]
 
         seen["many"] = Student.attempt(many)
     return seen
 
 
-def _judge_cache(verdict: Verdict, case: Updates, feed: Feed) -> None:
-    if feed.beside is not None:
-        for prefix, updates in (("first ", feed.updates), ("second ", feed.beside)):
+def _judge_cache(verdict: Verdict, case: Updates, call: CacheCall) -> None:
+    if call.beside is not None:
+        for prefix, updates in (("first ", call.updates), ("second ", call.beside)):
             _judge_updates(verdict, updates, prefix, hint=OWN_HINT, count_hint=OWN_HINT,
                            title=lambda index, total, p=prefix: (
                                f"the {p.strip()} of two {CACHE}s updated in turn, after "
                                f"{index + 1} updates ({total} positions)"))
         return
     verdict.equal("seq_len empty", 0, f"{CACHE}().seq_len of a new cache")
-    _judge_updates(verdict, feed.updates)
+    _judge_updates(verdict, call.updates)
     if case.visible:
         verdict.equal("second empty", 0, f"a second {CACHE}().seq_len after the first was updated",
                       hint="keep the entries on the instance (self.keys), not on the class")
-        for why in feed.wrong:
+        for why in call.wrong:
             verdict.raises(why, f"{CACHE}.update with {why} after (2, 2, 4, 4) float32 entries",
                            "ValueError")
         verdict.equal("seq_len after", 4, f"{CACHE}.seq_len after the failed updates",
@@ -493,7 +495,7 @@ class BadUpdate(Case):
     kind: str
 
 
-def _bad_update(case: BadUpdate, seed: int) -> Feed:
+def _bad_update(case: BadUpdate, seed: int) -> CacheCall:
     b, kv, hd = shape = (integer(seed, 1, 2, 20), integer(seed, 1, 3, 21),
                          2 * integer(seed, 1, 3, 22))
     first, n_new = integer(seed, 1, 4, 23), integer(seed, 1, 3, 24)
@@ -506,27 +508,27 @@ def _bad_update(case: BadUpdate, seed: int) -> Feed:
         wrong = {"keys 3-D": (keys[0], values), "values 3-D": (keys, values[:, 0]),
                  "mismatch": (keys, randn(seed, (b, kv, n_new + 1, hd), stream=60)),
                  "dtype": (keys.double(), values.double())}[case.kind]
-    return Feed(_run(seed, shape, [first, n_new], "float32"),
+    return CacheCall(_run(seed, shape, [first, n_new], "float32"),
                 _entries(seed, shape, 1, "float32", 118), wrong={"error": wrong})
 
 
-def _observe_bad_update(student: Student, case: BadUpdate, feed: Feed) -> dict:
-    cache = _new_cache(student, feed.decoy)
-    seen = _observe_update(cache, feed.updates[0], "", 0)
-    seen["error"] = Student.attempt(lambda: cache.update(*feed.wrong["error"]))
+def _observe_bad_update(student: Student, case: BadUpdate, call: CacheCall) -> dict:
+    cache = _new_cache(student, call.decoy)
+    seen = _observe_update(cache, call.updates[0], "", 0)
+    seen["error"] = Student.attempt(lambda: cache.update(*call.wrong["error"]))
     seen["seq_len after"] = Student.attempt(lambda: cache.seq_len)
     # the next valid update: the failed one left nothing behind
-    return seen | _observe_update(cache, feed.updates[1], "", 1)
+    return seen | _observe_update(cache, call.updates[1], "", 1)
 
 
-def _judge_bad_update(verdict: Verdict, case: BadUpdate, feed: Feed) -> None:
-    first, then = (keys.shape[2] for keys, _ in feed.updates)
-    _judge_updates(verdict, feed.updates[:1])
+def _judge_bad_update(verdict: Verdict, case: BadUpdate, call: CacheCall) -> None:
+    first, then = (keys.shape[2] for keys, _ in call.updates)
+    _judge_updates(verdict, call.updates[:1])
     verdict.raises("error", f"{CACHE}.update with {case.label} (after {first} cached "
                    "positions)", "ValueError")
     verdict.equal("seq_len after", first, f"{CACHE}.seq_len after the failed update",
                   hint=UNCHANGED_HINT)
-    _judge_updates(verdict, feed.updates, start=1, hint=UNCHANGED_HINT, count_hint=UNCHANGED_HINT,
+    _judge_updates(verdict, call.updates, start=1, hint=UNCHANGED_HINT, count_hint=UNCHANGED_HINT,
                    title=lambda index, total: f"{CACHE}.update of {then} positions after the "
                                               "failed update")
 
@@ -626,13 +628,13 @@ class Attention(Case):
     "prompt" (then one at a time), "uneven" (drawn) or a tuple; ``cache``: "grader" or
     "learner" (the learner's KVCache, and what the visible cell also asserts)."""
 
-    d_in: Spec
-    half: Spec
-    n: Spec
-    extra: Spec
-    batch: Spec
-    kv: str | Spec = "divisor"
-    heads: Spec = 1
+    d_in: Size
+    half: Size
+    n: Size
+    extra: Size
+    batch: Size
+    kv: str | Size = "divisor"
+    heads: Size = 1
     bias: bool | None = None
     base: bool = False
     chunks: str | tuple[int, ...] = "whole"
@@ -642,7 +644,7 @@ class Attention(Case):
 
 
 @dataclass(frozen=True)
-class Setup:
+class ModuleCall:
     """A case's module, its weights and its inputs: what both sides use."""
 
     label: str
@@ -695,14 +697,14 @@ class Setup:
         return _tokens(self.seed, (self.batch, n, self.d_in), self.scale, self.dtype, stream)
 
     @property
-    def theta(self) -> float:
+    def theta_base(self) -> float:
         """The theta_base the module uses."""
         return DEFAULT_BASE if self.base is None else self.base
 
     def reference(self, x: torch.Tensor, **options) -> np.ndarray:
         from autograder.reference.kv_cache import attention
 
-        return attention(x.double().numpy(), self.weights, self.heads, self.kv, self.theta,
+        return attention(x.double().numpy(), self.weights, self.heads, self.kv, self.theta_base,
                          **options)
 
     def variants(self, x: torch.Tensor, chunks, span: slice) -> dict:
@@ -738,7 +740,7 @@ def _chunks(spec, n: int, seed: int) -> list[int] | None:
     return list(spec)
 
 
-def _setup(case: Attention, seed: int) -> Setup:
+def _module(case: Attention, seed: int) -> ModuleCall:
     d_in, half, n, extra, batch = (size(seed, spec, 20 + stream) for stream, spec in
                                    enumerate((case.d_in, case.half, case.n, case.extra,
                                               case.batch)))
@@ -749,7 +751,7 @@ def _setup(case: Attention, seed: int) -> Setup:
         kv = 1 if case.kv == "one" else heads if case.kv == "all" else size(seed, case.kv, 28)
     head_dim = 2 * half
     learner = case.cache == "learner"
-    return Setup(case.label, d_in, heads, kv, head_dim, n, n + extra, batch, case.bias,
+    return ModuleCall(case.label, d_in, heads, kv, head_dim, n, n + extra, batch, case.bias,
                  rope_base(seed) if case.base else None, case.dtype, case.scale,
                  _chunks(case.chunks, n, seed), seed,
                  attention_weights(seed, d_in, heads * head_dim, bool(case.bias), kv * head_dim),
@@ -758,9 +760,9 @@ def _setup(case: Attention, seed: int) -> Setup:
                  _tokens(seed, (batch, 5, d_in), case.scale, case.dtype, 14) if learner else None)
 
 
-def _build(student: Student, setup: Setup):
-    model = student.build(GQA, setup.args, setup.kwargs, weights=setup.weights, seed=setup.seed)
-    return model.to(torch.float64) if setup.dtype == "float64" else model
+def _build(student: Student, call: ModuleCall):
+    model = student.build(GQA, call.args, call.kwargs, weights=call.weights, seed=call.seed)
+    return model.to(torch.float64) if call.dtype == "float64" else model
 
 
 def _forward(model, x, cache=None):
@@ -769,23 +771,23 @@ def _forward(model, x, cache=None):
         return model(x) if cache is None else model(x, cache)
 
 
-def _judge_whole(verdict: Verdict, field: str, setup: Setup, x: torch.Tensor,
+def _judge_whole(verdict: Verdict, field: str, call: ModuleCall, x: torch.Tensor,
                  note: str = "") -> bool:
     """An output without a cache against the reference."""
-    return verdict.array(field, setup.reference(x),
-                         f"{setup.what}: output for x of shape {tuple(x.shape)} without a "
-                         f"cache{note}", dtype=setup.dtype, library="torch",
-                         variants=lambda: setup.variants(x, None, slice(0, x.shape[1])),
-                         hint=GQA_HINT, **setup.tolerance)
+    return verdict.array(field, call.reference(x),
+                         f"{call.what}: output for x of shape {tuple(x.shape)} without a "
+                         f"cache{note}", dtype=call.dtype, library="torch",
+                         variants=lambda: call.variants(x, None, slice(0, x.shape[1])),
+                         hint=GQA_HINT, **call.tolerance)
 
 
-def _chunk_hint(verdict: Verdict, setup: Setup, expected: np.ndarray, span: slice, past: int,
+def _chunk_hint(verdict: Verdict, call: ModuleCall, expected: np.ndarray, span: slice, past: int,
                 size_: int) -> str:
     """The chunked-versus-whole property, for the message only: the learner's own output on
     the whole sequence (``whole``) is right where this chunk is wrong."""
     whole = _peek(verdict, "whole")
     if whole is None or whole.shape != expected.shape or \
-            not np.allclose(whole[:, span], expected[:, span], **setup.tolerance):
+            not np.allclose(whole[:, span], expected[:, span], **call.tolerance):
         return GQA_HINT
     return (f"chunked generation differs from one call on the whole sequence (your output on "
             f"the whole sequence is right here): the chunk of {size_} tokens after {past} "
@@ -794,32 +796,32 @@ def _chunk_hint(verdict: Verdict, setup: Setup, expected: np.ndarray, span: slic
             "and the keys appended to the cache once rotated")
 
 
-def _judge_chunks(verdict: Verdict, setup: Setup, cache_name: str) -> bool:
-    x, chunks = setup.x, setup.chunks
-    expected = setup.reference(x)
+def _judge_chunks(verdict: Verdict, call: ModuleCall, cache_name: str) -> bool:
+    x, chunks = call.x, call.chunks
+    expected = call.reference(x)
     start = 0
     for index, n_new in enumerate(chunks):
         span = slice(start, start + n_new)
-        what = (f"{setup.what} fed {chunks} tokens through {cache_name}: chunk {index} "
+        what = (f"{call.what} fed {chunks} tokens through {cache_name}: chunk {index} "
                 f"(positions {start}..{start + n_new - 1})")
-        if not verdict.array(f"chunk {index}", expected[:, span], what, dtype=setup.dtype,
+        if not verdict.array(f"chunk {index}", expected[:, span], what, dtype=call.dtype,
                              library="torch",
-                             variants=lambda s=span: setup.variants(x, chunks, s),
-                             hint=_chunk_hint(verdict, setup, expected, span, start, n_new),
-                             **setup.tolerance):
+                             variants=lambda s=span: call.variants(x, chunks, s),
+                             hint=_chunk_hint(verdict, call, expected, span, start, n_new),
+                             **call.tolerance):
             return False
         start += n_new
     return True
 
 
-def _observe_cached(student: Student, case: Attention, setup: Setup) -> dict:
-    model = _build(student, setup)
-    x = setup.x
+def _observe_cached(student: Student, case: Attention, call: ModuleCall) -> dict:
+    model = _build(student, call)
+    x = call.x
     seen = {"whole": Student.attempt(lambda: _forward(model, x))}
     learner = case.cache == "learner"
-    cache = _Recorder(_new_cache(student, setup.decoy)) if learner else GraderCache()
+    cache = _Recorder(_new_cache(student, call.decoy)) if learner else GraderCache()
     start = 0
-    for index, n_new in enumerate(setup.chunks):
+    for index, n_new in enumerate(call.chunks):
         part = x[:, start:start + n_new]
         seen[f"chunk {index}"] = Student.attempt(lambda p=part: _forward(model, p, cache))
         start += n_new
@@ -832,57 +834,57 @@ def _observe_cached(student: Student, case: Attention, setup: Setup) -> dict:
     seen["again"] = Student.attempt(lambda: _forward(model, x))
     seen["appended keys"] = Student.attempt(lambda: cache.appended[0][0])
     seen["appended values"] = Student.attempt(lambda: cache.appended[0][1])
-    seen["overflow"] = Student.attempt(lambda: _forward(model, setup.overflow, cache))
+    seen["overflow"] = Student.attempt(lambda: _forward(model, call.overflow, cache))
     seen["seq_len after"] = Student.attempt(lambda: cache.seq_len)
 
     def biases():
-        built = student.get(GQA)(*setup.args, **{**setup.kwargs, "qkv_bias": True})
-        return [getattr(built, name).bias is not None for name in ATTENTION_LAYERS[:3]]
+        built = student.get(GQA)(*call.args, **{**call.kwargs, "qkv_bias": True})
+        return [getattr(built, name).bias is not None for name in QKV]
 
     seen["biases"] = Student.attempt(biases)
     seen["kv 3"] = Student.attempt(lambda: student.get(GQA)(8, 8, 10, 4, 3))
     return seen
 
 
-def _judge_cached(verdict: Verdict, case: Attention, setup: Setup) -> None:
+def _judge_cached(verdict: Verdict, case: Attention, call: ModuleCall) -> None:
     from autograder.reference.kv_cache import cache_contents, projections
 
-    _judge_whole(verdict, "whole", setup, setup.x)
+    _judge_whole(verdict, "whole", call, call.x)
     learner = case.cache == "learner"
-    if not _judge_chunks(verdict, setup, "your KVCache" if learner else "the grader's cache"):
+    if not _judge_chunks(verdict, call, "your KVCache" if learner else "the grader's cache"):
         return
-    x64 = setup.x.double().numpy()
-    keys, values = cache_contents(x64, setup.weights, setup.heads, setup.kv, setup.theta)
+    x64 = call.x.double().numpy()
+    keys, values = cache_contents(x64, call.weights, call.heads, call.kv, call.theta_base)
     if not learner:
-        shape = (setup.batch, setup.kv, setup.n, setup.head_dim)
-        what = f"{setup.what}: what the grader's cache holds after {setup.chunks} tokens"
+        shape = (call.batch, call.kv, call.n, call.head_dim)
+        what = f"{call.what}: what the grader's cache holds after {call.chunks} tokens"
         hint = ("append the keys after RoPE and the values (never rotated) of the num_kv_heads "
                 "heads, before repeating them for the query heads, once per forward")
 
         def unrotated():
-            _, k, _ = projections(x64, setup.weights, setup.heads, setup.kv, setup.theta,
-                                  np.zeros(setup.n))
+            _, k, _ = projections(x64, call.weights, call.heads, call.kv, call.theta_base,
+                                  np.zeros(call.n))
             return {"the keys before RoPE: cache them after the rotation": k.numpy()}
 
         verdict.array("cache keys", keys, f"{what}: keys, expected shape {shape}",
-                      dtype=setup.dtype, library="torch", variants=unrotated, hint=hint,
-                      **setup.tolerance)
+                      dtype=call.dtype, library="torch", variants=unrotated, hint=hint,
+                      **call.tolerance)
         verdict.array("cache values", values, f"{what}: values, expected shape {shape}",
-                      dtype=setup.dtype, library="torch", hint=hint, **setup.tolerance)
+                      dtype=call.dtype, library="torch", hint=hint, **call.tolerance)
         return
-    verdict.equal("seq_len", setup.n, f"{CACHE}.seq_len after {setup.chunks} tokens")
-    _judge_whole(verdict, "again", setup, setup.x, " (a second call: nothing is kept between "
+    verdict.equal("seq_len", call.n, f"{CACHE}.seq_len after {call.chunks} tokens")
+    _judge_whole(verdict, "again", call, call.x, " (a second call: nothing is kept between "
                  "calls without a cache)")
-    first = setup.chunks[0]
+    first = call.chunks[0]
     hint = ("append the keys after RoPE and the values (never rotated) of the num_kv_heads "
             "heads, before repeating them for the query heads")
     for name, expected in (("keys", keys), ("values", values)):
-        verdict.array(f"appended {name}", expected[:, :, :first], f"{setup.what}: the {name} "
+        verdict.array(f"appended {name}", expected[:, :, :first], f"{call.what}: the {name} "
                       "the first chunk appends to your KVCache", dtype="float32",
-                      library="torch", hint=hint, **setup.tolerance)
-    verdict.raises("overflow", f"{setup.what}: 5 new tokens after {setup.n} cached positions "
-                   f"(context_length is {setup.ctx})", "ValueError")
-    verdict.equal("seq_len after", setup.n, f"{CACHE}.seq_len after the overflowing call",
+                      library="torch", hint=hint, **call.tolerance)
+    verdict.raises("overflow", f"{call.what}: 5 new tokens after {call.n} cached positions "
+                   f"(context_length is {call.ctx})", "ValueError")
+    verdict.equal("seq_len after", call.n, f"{CACHE}.seq_len after the overflowing call",
                   hint="raise before touching the cache: check past + n_new <= "
                        "context_length first")
     verdict.equal("biases", [True, True, True], f"{GQA} with qkv_bias=True: W_query, W_key "
@@ -891,7 +893,7 @@ def _judge_cached(verdict: Verdict, case: Attention, setup: Setup) -> None:
                    "num_heads)", "ValueError", mentions="num_kv_heads")
 
 
-cached_check = partial(Check, exercise=GQA, inputs=_setup, observe=_observe_cached,
+cached_check = partial(Check, exercise=GQA, inputs=_module, observe=_observe_cached,
                        judge=_judge_cached, needs=GQA_NEEDS)
 
 gqa_basics = cached_check(
@@ -923,21 +925,21 @@ gqa_cached = cached_check(
                      chunks="uneven")])
 
 
-def _with_again(case: Attention, seed: int) -> Setup:
+def _with_again(case: Attention, seed: int) -> ModuleCall:
     """A second input, of another length: nothing may be kept between calls without a cache."""
-    setup = _setup(case, seed)
-    return replace(setup, again=setup.tokens(integer(seed, 1, setup.ctx, 32), 12))
+    call = _module(case, seed)
+    return replace(call, again=call.tokens(integer(seed, 1, call.ctx, 32), 12))
 
 
-def _observe_values(student: Student, case: Attention, setup: Setup) -> dict:
-    model = _build(student, setup)
-    return {"out": Student.attempt(lambda: _forward(model, setup.x)),
-            "again": Student.attempt(lambda: _forward(model, setup.again))}
+def _observe_values(student: Student, case: Attention, call: ModuleCall) -> dict:
+    model = _build(student, call)
+    return {"out": Student.attempt(lambda: _forward(model, call.x)),
+            "again": Student.attempt(lambda: _forward(model, call.again))}
 
 
-def _judge_values(verdict: Verdict, case: Attention, setup: Setup) -> None:
-    _judge_whole(verdict, "out", setup, setup.x)
-    _judge_whole(verdict, "again", setup, setup.again,
+def _judge_values(verdict: Verdict, case: Attention, call: ModuleCall) -> None:
+    _judge_whole(verdict, "out", call, call.x)
+    _judge_whole(verdict, "again", call, call.again,
                  " (a second call: nothing is kept between calls without a cache)")
 
 
@@ -966,16 +968,16 @@ gqa_values = Check(
                      extra=(0, 3), batch=(1, 2), bias=True, dtype="float64")])
 
 
-def _with_long(case: Attention, seed: int) -> Setup:
+def _with_long(case: Attention, seed: int) -> ModuleCall:
     """The input of context_length + 1 tokens whose prefixes the contract feeds."""
-    setup = _setup(case, seed)
-    return replace(setup, long=setup.tokens(setup.ctx + 1, 13))
+    call = _module(case, seed)
+    return replace(call, long=call.tokens(call.ctx + 1, 13))
 
 
-def _bad_configs(setup: Setup) -> dict:
+def _bad_configs(call: ModuleCall) -> dict:
     """Constructor arguments that must raise, and the argument the message must name."""
-    heads, half, d_in, ctx, d_out = setup.heads, setup.head_dim // 2, setup.d_in, setup.ctx, \
-        setup.d_out
+    heads, half, d_in, ctx, d_out = call.heads, call.head_dim // 2, call.d_in, call.ctx, \
+        call.d_out
     return {
         "d_out not divisible by num_heads": ((d_in, heads * 2 * half + 1, ctx, heads, 1), None),
         "num_kv_heads 0": ((d_in, d_out, ctx, heads, 0), "num_kv_heads"),
@@ -985,12 +987,12 @@ def _bad_configs(setup: Setup) -> dict:
     }
 
 
-def _observe_contract(student: Student, case: Attention, setup: Setup) -> dict:
+def _observe_contract(student: Student, case: Attention, call: ModuleCall) -> dict:
     seen = {why: Student.attempt(lambda a=args: student.get(GQA)(*a))
-            for why, (args, _) in _bad_configs(setup).items()}
-    model = _build(student, setup)
-    x, prefix = setup.long, setup.ctx - 1  # one position left: a chunk of 2 overflows
-    seen["out"] = Student.attempt(lambda: _forward(model, x[:, :setup.n]))
+            for why, (args, _) in _bad_configs(call).items()}
+    model = _build(student, call)
+    x, prefix = call.long, call.ctx - 1  # one position left: a chunk of 2 overflows
+    seen["out"] = Student.attempt(lambda: _forward(model, x[:, :call.n]))
     seen["too long"] = Student.attempt(lambda: _forward(model, x))
     cache = GraderCache()
     seen["prefix"] = Student.attempt(lambda: _forward(model, x[:, :prefix], cache))
@@ -1004,21 +1006,21 @@ def _observe_contract(student: Student, case: Attention, setup: Setup) -> dict:
     seen["tables"] = Student.attempt(
         lambda: sorted([list(b.shape), _dtype(b)] for _, b in torch.nn.Module.named_buffers(model)))
     # last: it empties the module
-    seen["meta"] = Student.attempt(lambda: meta_forward(model, (setup.batch, setup.n, setup.d_in)))
+    seen["meta"] = Student.attempt(lambda: meta_forward(model, (call.batch, call.n, call.d_in)))
     return seen
 
 
-def _judge_contract(verdict: Verdict, case: Attention, setup: Setup) -> None:
-    what, ctx, x, prefix = setup.what, setup.ctx, setup.long, setup.ctx - 1
-    for why, (args, mentions) in _bad_configs(setup).items():
+def _judge_contract(verdict: Verdict, case: Attention, call: ModuleCall) -> None:
+    what, ctx, x, prefix = call.what, call.ctx, call.long, call.ctx - 1
+    for why, (args, mentions) in _bad_configs(call).items():
         verdict.raises(why, f"{GQA}{args} ({why})", "ValueError", mentions=mentions)
-    _judge_whole(verdict, "out", setup, x[:, :setup.n])
+    _judge_whole(verdict, "out", call, x[:, :call.n])
     verdict.raises("too long", f"{what} on {ctx + 1} tokens without a cache "
                    f"(context_length is {ctx})", "ValueError")
-    expected = setup.reference(x[:, :ctx])
+    expected = call.reference(x[:, :ctx])
     verdict.array("prefix", expected[:, :prefix], f"{what}: the first {prefix} tokens through "
                   "the grader's cache", dtype="float32", library="torch", hint=GQA_HINT,
-                  **setup.tolerance)
+                  **call.tolerance)
     verdict.raises("overflow", f"{what}: 2 new tokens after {prefix} cached positions "
                    f"(context_length is {ctx})", "ValueError")
     verdict.equal("seq_len after", prefix, f"{what}: the grader's cache after the overflowing "
@@ -1026,16 +1028,16 @@ def _judge_contract(verdict: Verdict, case: Attention, setup: Setup) -> None:
                   "<= context_length at the top of forward")
     verdict.array("last", expected[:, prefix:], f"{what}: the last token after the failed call "
                   "(position context_length - 1)", dtype="float32", library="torch",
-                  variants=lambda: setup.variants(x[:, :ctx], [prefix, 1], slice(prefix, ctx)),
+                  variants=lambda: call.variants(x[:, :ctx], [prefix, 1], slice(prefix, ctx)),
                   hint="a failed forward leaves the cache unchanged; the last token sits at "
-                       "position context_length - 1", **setup.tolerance)
+                       "position context_length - 1", **call.tolerance)
     # claims about structure, judged beside the behaviour above
-    for attr, value in (("num_heads", setup.heads), ("num_kv_heads", setup.kv),
-                        ("head_dim", setup.head_dim)):
+    for attr, value in (("num_heads", call.heads), ("num_kv_heads", call.kv),
+                        ("head_dim", call.head_dim)):
         verdict.equal(attr, value, f"{what}.{attr}")
-    kv_out = setup.kv * setup.head_dim
-    shapes = {"W_query": [setup.d_out, setup.d_in], "W_key": [kv_out, setup.d_in],
-              "W_value": [kv_out, setup.d_in], "out_proj": [setup.d_out, setup.d_out]}
+    kv_out = call.kv * call.head_dim
+    shapes = {"W_query": [call.d_out, call.d_in], "W_key": [kv_out, call.d_in],
+              "W_value": [kv_out, call.d_in], "out_proj": [call.d_out, call.d_out]}
     expected_parameters = sorted(
         [f"{layer}.{p}", shape if p == "weight" else shape[:1]]
         for layer, shape in shapes.items() for p in ("weight", "bias"))
@@ -1047,13 +1049,13 @@ def _judge_contract(verdict: Verdict, case: Attention, setup: Setup) -> None:
                      f"{expected_parameters}: W_key and W_value map d_in to num_kv_heads * "
                      "head_dim, and the RoPE tables are buffers, not nn.Parameter")
     tables = verdict.value("tables", f"{what}: its buffers", list)
-    if len([t for t in tables if t == [[ctx, setup.head_dim], "float32"]]) >= 2:
+    if len([t for t in tables if t == [[ctx, call.head_dim], "float32"]]) >= 2:
         verdict.ok("tables")
     else:
         verdict.fail(f"{what} has buffers of shapes and dtypes {tables}; expected the cos and "
-                     f"sin tables, ({ctx}, {setup.head_dim}) float32, registered with "
+                     f"sin tables, ({ctx}, {call.head_dim}) float32, registered with "
                      "self.register_buffer")
-    verdict.equal("meta", ["meta", setup.batch, setup.n, setup.d_out],
+    verdict.equal("meta", ["meta", call.batch, call.n, call.d_out],
                   f"{what} after .to('meta'), a forward on a meta input as [device, shape]",
                   hint="register the RoPE tables as buffers, and move the mask to x.device")
 
