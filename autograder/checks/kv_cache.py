@@ -173,7 +173,8 @@ MASK_HINT = ("True where hidden: the query at absolute position num_cached + i s
 class Masked(Case):
     """``cached_causal_mask(num_new, num_cached)``, sizes or ranges; ``num_cached`` None:
     omitted (the default); ``keyword``: num_cached passed by keyword; ``visible``: also
-    ``cached_causal_mask(4)`` (chapter 3's ``causal_mask(4)``), as the visible cell asserts."""
+    ``cached_causal_mask(4)`` (chapter 3's ``causal_mask(4)``) and ``cached_causal_mask(0)``
+    (a ValueError), as the visible cell asserts."""
 
     num_new: Size
     num_cached: Size | None
@@ -208,7 +209,8 @@ def _mask_call(case: Masked, seed: int) -> MaskCall:
 
 def _masks(case: Masked, seed: int) -> dict[str, MaskCall]:
     """The calls of a case, by the field of their answers."""
-    return {"mask": _mask_call(case, seed)} | ({"square": MaskCall(4, None)} if case.visible else {})
+    visible = {"square": MaskCall(4, None), "num_new 0": MaskCall(0, None)}
+    return {"mask": _mask_call(case, seed)} | (visible if case.visible else {})
 
 
 def _observe_masks(student: Student, case: Case, calls: dict[str, MaskCall]) -> dict:

@@ -167,6 +167,7 @@ softmax_check = partial(Check, exercise=SOFTMAX, inputs=_scores, observe=_observ
 softmax_basics = softmax_check("softmax_basics", cases=[  # the visible asserts, plus a seeded x
     Scores("visible", fixed=((1.0, 2.0, 3.0), (0.0, 0.0, 0.0))),
     Scores("visible, axis=0", fixed=((1.0,), (3.0,)), axis=0),
+    Scores("visible, large scores", fixed=((1000.0, 0.0), (0.0, -1000.0))),
     Scores("seeded", ((2, 5), (2, 7)), scale=2.0),
 ])
 
@@ -372,7 +373,8 @@ class Attention(Case):
     fixed or drawn from ``(low, high)``; ``scale`` "extreme": x scaled so that the largest
     score is 1e4 in absolute value. ``t`` (causal cases): the last position whose outputs
     must not change, "t" for one drawn from the seed. ``visible``: the visible cell's inputs,
-    and the same with 1 added to tokens 2 and 3."""
+    and the same with 1 added to tokens 2 and 3; with a ``scale`` of 100, its x scaled by 100
+    alone (scores of order 1e4)."""
 
     tokens: Size = 1
     heads: Size = 1
@@ -412,6 +414,7 @@ def _attention(case: Attention, seed: int) -> AttentionCall:
         g = np.random.default_rng(0)
         x = g.standard_normal((4, 6))
         W, h = tuple(g.standard_normal((6, 6)) / 2 for _ in range(4)), 2
+        x = x * case.scale
     else:
         n, h, hd = size(seed, case.tokens, 1), size(seed, case.heads, 2), size(seed, case.head_dim, 3)
         W = tuple(_matrix(seed, h * hd, h * hd, stream=20 + k) for k in range(4))
@@ -427,14 +430,21 @@ def _attention(case: Attention, seed: int) -> AttentionCall:
             f"{x.shape}")
     if case.scale == "extreme":
         what += f" (scores up to {EXTREME_SCORE:g} in absolute value)"
+    elif _large(case):
+        what += f" (inputs scaled by {case.scale:g}: scores of order 1e4)"
     xs, t = {"out": x}, None
-    if case.visible:  # the visible cell adds 1 to tokens 2 and 3
+    if case.visible and case.scale == 1.0:  # the visible cell adds 1 to tokens 2 and 3
         xs["changed"] = x.copy()
         xs["changed"][2:] += 1.0
     elif case.t is not None:
         t = integer(seed, 0, len(x) - 2, 4) if case.t == "t" else case.t
         xs["changed"], xs["past"] = future_changed(x, t, seed), _past_changed(x, seed)
     return AttentionCall(xs, W, h, t, what)
+
+
+def _large(case: Attention) -> bool:
+    """The visible cell's inputs scaled so that the scores reach about 1e4."""
+    return case.visible and case.scale != 1.0
 
 
 def _observe_attention(student: Student, case: Attention, call: AttentionCall) -> dict:
@@ -474,14 +484,14 @@ def _judge_attention(verdict: Verdict, case: Attention, call: AttentionCall) -> 
                        library="numpy")
         return
     cause = ("the scores are around +-1e4 here: the softmax must subtract the row maximum "
-             "before exponentiating" if case.scale == "extreme" else
+             "before exponentiating" if case.scale == "extreme" or _large(case) else
              "is the diagonal masked too (np.triu(..., k=1) keeps it visible; a row whose "
              "keys are all hidden gives 0 / 0), or does exp overflow in the softmax?")
     if _finite(verdict, "out", x.shape, what, cause) is None:
         return
     verdict.array("out", expected["out"], what, atol=1e-8, rtol=1e-5, library="numpy",
                   variants=lambda: ref.attention_bugs(x, *W, h), hint=ATTENTION_HINT)
-    if case.visible:  # the visible cell's change: every answer against the reference
+    if "changed" in call.xs:  # the visible cell's change: every answer against the reference
         verdict.array("changed", expected["changed"], f"{what}, tokens 2 and 3 changed",
                       atol=1e-8, rtol=1e-5, library="numpy",
                       hint=causal_diagnosis(verdict, "out", "changed", expected["changed"], 1)
@@ -492,7 +502,9 @@ attention_check = partial(Check, exercise=ATTENTION, inputs=_attention,
                           observe=_observe_attention, judge=_judge_attention, needs=(SOFTMAX,))
 
 attention_basics = attention_check("attention_basics", cases=[
-    Attention("visible", visible=True), Attention("seeded", (2, 7), (1, 3), (2, 4))])
+    Attention("visible", visible=True), Attention("visible, inputs scaled by 100", scale=100.0,
+                                                  visible=True),
+    Attention("seeded", (2, 7), (1, 3), (2, 4))])
 
 attention_values = attention_check("attention_values", cases=[
     Attention("seeded", (3, 9), (2, 3), (2, 4)),

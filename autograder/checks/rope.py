@@ -229,7 +229,8 @@ class Rotation(Case):
     """compute_rope on x of shape (batch, heads, tokens, 2 * halves) and ``dtype``, with
     tables of tokens + extra rows; each size fixed or a range. The tables' angles: those of a
     theta_base (a number, or "base": drawn from the seed), or "random" (uniform in [-pi, pi]).
-    ``visible``: the visible cell's x and tables (6 rows for 3 tokens) instead."""
+    ``visible``: the visible cell's x and tables (6 rows for 3 tokens) instead; with angles
+    "quarter", its tables of 3 rows where every angle is pi/2 (cos 0, sin 1)."""
 
     batch: Size = 1
     heads: Size = 1
@@ -274,8 +275,11 @@ def _base_angles(base: float, rows: int, half: int) -> np.ndarray:
 def _rotation(case: Rotation, seed: int) -> RotationCall:
     if case.visible:
         x = torch.randn(1, 1, 3, 4, generator=torch.Generator().manual_seed(0))
-        angles = (torch.arange(3.0)[:, None] * torch.tensor([1.0, 0.01])).double().numpy()
-        angles = np.concatenate([angles, angles])
+        if case.angles == "quarter":  # a quarter turn: cos 0 and sin 1, not the default tables
+            angles = np.full((3, 2), np.pi / 2)
+        else:
+            angles = (torch.arange(3.0)[:, None] * torch.tensor([1.0, 0.01])).double().numpy()
+            angles = np.concatenate([angles, angles])
     else:
         shape = tuple(size(seed, v, i) for i, v in enumerate((case.batch, case.heads,
                                                               case.tokens)))
@@ -315,6 +319,7 @@ rotation_check = partial(Check, exercise=ROPE, inputs=_rotation, observe=_observ
 rope_basics = rotation_check(
     "rope_basics",
     cases=[Rotation("the visible example", visible=True),
+           Rotation("the visible example, every angle pi/2", angles="quarter", visible=True),
            Rotation("seeded", (1, 2), (1, 3), (2, 6), (1, 4), (1, 4))])
 
 rope_values = rotation_check(
