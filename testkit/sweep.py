@@ -24,37 +24,47 @@ SWAP_NAMES = {"sin": "cos", "cos": "sin"}
 
 
 def sites(tree: ast.AST):
-    """(kind, description, edit) for every mutable site; edit(node_copy) mutates in place."""
+    """(node, kind, detail, edit) for every mutable site; edit(node_copy) mutates in place."""
     for node in ast.walk(tree):
         if isinstance(node, ast.Compare):
             for i, op in enumerate(node.ops):
                 if type(op) in FLIP:
-                    yield node, "flipped_comparison", f"line {node.lineno}: {type(op).__name__}", \
+                    yield node, "flipped_comparison", type(op).__name__, \
                         lambda n, i=i: n.ops.__setitem__(i, FLIP[type(n.ops[i])]())
         elif isinstance(node, ast.Call):
             for i, kw in enumerate(node.keywords):
                 if kw.arg is not None:
-                    yield node, "dropped_keyword", f"line {node.lineno}: {kw.arg}=", \
+                    yield node, "dropped_keyword", f"{kw.arg}=", \
                         lambda n, i=i: n.keywords.pop(i)
         elif isinstance(node, ast.Constant) and type(node.value) in (int, float) \
                 and not isinstance(node.value, bool):
-            yield node, "changed_constant", f"line {node.lineno}: {node.value!r}", \
+            yield node, "changed_constant", repr(node.value), \
                 lambda n: setattr(n, "value", n.value + 1 if isinstance(n.value, int) else n.value * 2)
         elif isinstance(node, ast.Attribute) and node.attr in SWAP_NAMES:
-            yield node, "sin_cos_swapped", f"line {node.lineno}: {node.attr}", \
+            yield node, "sin_cos_swapped", node.attr, \
                 lambda n: setattr(n, "attr", SWAP_NAMES[n.attr])
         elif isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)):
-            yield node, "plus_minus", f"line {node.lineno}: {type(node.op).__name__}", \
+            yield node, "plus_minus", type(node.op).__name__, \
                 lambda n: setattr(n, "op", ast.Sub() if isinstance(n.op, ast.Add) else ast.Add())
 
 
 def mutants(source: str):
+    """(kind, where, mutated code) for every site. ``where`` names the site by the code it
+    changes (``"pe = np.zeros(...) | dtype="``), not by its line number, so an edit elsewhere
+    in the solution keeps the names of the known equivalent survivors; a site that repeats
+    on one line gets ``#2``, ``#3``."""
     code = course.strip_markers(source)
+    lines = code.splitlines()
     tree = ast.parse(code)
     count = sum(1 for _ in sites(tree))
+    seen: dict[str, int] = {}
     for index in range(count):
         mutated = copy.deepcopy(tree)
-        node, kind, where, edit = list(sites(mutated))[index]
+        node, kind, detail, edit = list(sites(mutated))[index]
+        where = f"{lines[node.lineno - 1].strip()} | {detail}"
+        seen[where] = seen.get(where, 0) + 1
+        if seen[where] > 1:
+            where += f" #{seen[where]}"
         before = ast.unparse(mutated)
         edit(node)
         after = ast.unparse(mutated)

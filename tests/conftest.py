@@ -41,6 +41,8 @@ def pytest_collection_modifyitems(items):
     - ``built_book`` builds the book once: one group for the book, its pages and its leaks;
     - ``learners_copy`` (and the learners' book built from it) once: one group (test_publish);
     - the JupyterLab and Formgrader tests share a Playwright driver: one group;
+    - nbval runs a released notebook's cells in order in one kernel: one group per notebook
+      (the root conftest.py, since chapters/ is outside tests/);
     - the tests of a module that share a module-scoped fixture (the tamper suite's graded
       class, for one): one group per module, so that the fixture runs once.
     """

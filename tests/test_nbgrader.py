@@ -34,8 +34,8 @@ def test_solution_scores_full_marks(assignment_id, nbgrader_graded):
 
 def test_solution_notebook_runs_without_errors(assignment_id, nbgrader_graded):
     """Every cell of the solution notebook, lesson cells included, ran to the end without an
-    error in nbgrader's kernel (what nbval's lax mode checked, on the run the other tests of
-    this assignment share)."""
+    error in nbgrader's kernel, on the run the other tests of this assignment share (the
+    released learner notebooks run under nbval: pyproject.toml's testpaths)."""
     stock = nbgrader_graded(assignment_id)
     name = course.notebook_path(assignment_id).name
     ran = course.read(stock.dir / "autograded" / "solution" / assignment_id / name)
