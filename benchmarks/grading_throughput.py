@@ -3,7 +3,10 @@
 The class: ``--students`` students x every assignment present, a mix of the reference
 solution, the untouched learner notebook and every entry of the bug catalog (wrong and
 alternative correct ones). Both paths grade the same files on the same machine in one run;
-the script prints both wall times, the ratio, and whether every grade cell got the same score.
+the script prints both wall times, the ratio, and whether every grade cell got the same score,
+then what the fresh states (each check observed in its own fork of the student process) cost
+a submission of this class against observing in place (``fresh_state_cost.py``; ``--fresh-repeats 0``
+skips it).
 
     python benchmarks/grading_throughput.py --students 100 [--jobs N] [--assignments ID ...]
 """
@@ -17,6 +20,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import fresh_state_cost
 
 from autograder import course, engine
 from autograder.testing import catalog
@@ -53,6 +58,8 @@ def main() -> int:
     parser.add_argument("--fixed-seeds", action="store_true",
                         help="our grader with the nbgrader path's fixed seeds (default: a secret, "
                         "as in real grading; the work is the same)")
+    parser.add_argument("--fresh-repeats", type=int, default=3,
+                        help="repeats of the fresh-state measurement (0: skip it)")
     args = parser.parse_args()
     assignments = args.assignments or course.assignments()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="throughput-"))
@@ -98,6 +105,15 @@ def main() -> int:
           f"{n - len(disagree)}/{n} submissions")
     for line in disagree[:20]:
         print("  DIFFERENT", line)
+    if args.fresh_repeats > 0:
+        fresh = fresh_state_cost.measure(ours_submitted, args.fresh_repeats)
+        print()
+        print(fresh_state_cost.table(fresh))
+        jobs = max(1, args.jobs or os.cpu_count() or 1)
+        cost = fresh["class"]["cost cpu"]
+        print(f"\nfresh states: {cost * 1e3:.0f} ms of CPU per submission; over {jobs} job slot(s), "
+              f"about {n * cost / jobs:.1f} s ({n * cost / jobs / ours_time:.0%}) of our "
+              f"{ours_time:.1f} s")
     return 0 if not disagree and len(records) == n else 1
 
 
