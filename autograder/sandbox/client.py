@@ -29,8 +29,9 @@ ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "LD_LIBRARY_PATH")
 # glibc's heap in transparent huge pages where the kernel allows it (``madvise`` mode): the
 # heap of a process that imported torch, about 120 MB, is then copied by every fork as 2 MB
 # entries rather than 4 KB ones, and the forks that observe a submission's checks
-# (``sandbox.server.observe_fresh``) cost about a third less. Nothing else changes: glibc
-# older than 2.35 and kernels without transparent huge pages ignore it.
+# (``sandbox.server.observe_fresh``) cost about a fifth less CPU (``benchmarks/fresh_state_cost.py``).
+# Nothing else changes: glibc older than 2.35 and kernels without transparent huge pages
+# ignore it.
 SETTINGS = {"MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1", "GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}
 # Tests only: behave as if the kernel had no Landlock (the degraded mode).
 NO_LANDLOCK = "AUTOGRADER_NO_LANDLOCK"
