@@ -27,6 +27,9 @@ its own (CONTRIBUTING.md, "The grader's map"):
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import gc
 import os
 import queue
 import sys
@@ -64,6 +67,36 @@ def _load_references() -> None:
 
     for module in pkgutil.iter_modules(reference.__path__):
         importlib.import_module(f"autograder.reference.{module.name}")
+
+
+@contextlib.contextmanager
+def _loading():
+    """Load what lives as long as the grader (torch, the references, the assignments)
+    without cyclic garbage collection, then freeze it (``_frozen_while``): collections
+    would walk that heap again and again, about 0.3 s each with torch loaded, holding the
+    lock that every judging thread needs."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
+
+
+def _frozen_while(grade):
+    """``grade`` leaves the collector as it found it: what it froze (``_loading``) is
+    unfrozen when it returns, unless the caller had frozen objects itself."""
+    @functools.wraps(grade)
+    def wrapper(*args, **kwargs):
+        frozen = gc.get_freeze_count()
+        try:
+            return grade(*args, **kwargs)
+        finally:
+            if not frozen:
+                gc.unfreeze()
+    return wrapper
 
 
 def check_arguments(submitted: Path, out: Path, jobs: int | None, timeout: float,
@@ -104,6 +137,7 @@ def check_arguments(submitted: Path, out: Path, jobs: int | None, timeout: float
             raise UsageError(f"--seed-file {seed_file}: the folder {seed_file.parent} does not exist")
 
 
+@_frozen_while
 def grade(submitted: Path, out: Path, jobs: int | None = None, timeout: float = 60.0,
           shard_spec: str | None = None, memory_mb: int = 2048, progress: bool = True,
           root: Path = course.ROOT, secret: str | None = None, fixed_seeds: bool = False,
@@ -129,8 +163,9 @@ def grade(submitted: Path, out: Path, jobs: int | None = None, timeout: float = 
                       str(submitted), str(out)} | ({str(seed_file)} if seed_file else set()))
     zygote = client.Zygote(private)  # starts importing while this process loads the assignments
     try:
-        assignments = load_assignments(root)
-        _load_references()
+        with _loading():
+            assignments = load_assignments(root)
+            _load_references()
     except BaseException:
         zygote.close()
         raise
@@ -186,7 +221,9 @@ def grade(submitted: Path, out: Path, jobs: int | None = None, timeout: float = 
             bar.advance(error=True)
 
     try:
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
+        # one worker more than the job slots: a submission is judged here while the next one
+        # of its slot already runs in the sandbox (``slots`` still bounds those to ``jobs``)
+        with ThreadPoolExecutor(max_workers=jobs + 1) as pool:
             list(pool.map(guarded, pairs))
     finally:
         zygote.close()

@@ -24,6 +24,14 @@ from autograder.sandbox import confine, protocol
 # the strings of a process's first environment stay on its stack, where a student process
 # forked from it could read them whatever ``os.environ`` says).
 ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "LD_LIBRARY_PATH")
+# What the fork server's environment sets: Matplotlib without a display, one thread, and
+# glibc's heap in transparent huge pages where the kernel allows it (``madvise`` mode): the
+# heap of a process that imported torch, about 120 MB, is then copied by every fork as 2 MB
+# entries rather than 4 KB ones, and the forks that observe a submission's checks
+# (``sandbox.server.observe_fresh``) cost about a fifth less CPU (``benchmarks/fresh_state_cost.py``).
+# Nothing else changes: glibc older than 2.35 and kernels without transparent huge pages
+# ignore it.
+SETTINGS = {"MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1", "GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}
 # Tests only: behave as if the kernel had no Landlock (the degraded mode).
 NO_LANDLOCK = "AUTOGRADER_NO_LANDLOCK"
 
@@ -53,7 +61,7 @@ class Zygote:
         """Start the fork server; ``wait_ready`` waits for its imports."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         env = {k: os.environ[k] for k in ENVIRONMENT if k in os.environ}
-        env.update(MPLBACKEND="Agg", OMP_NUM_THREADS="1")
+        env.update(SETTINGS)
         self.process = subprocess.Popen(
             [sys.executable, "-I", "-c", BOOT, str(theirs.fileno())],
             pass_fds=(theirs.fileno(),), env=env, cwd="/", stdin=subprocess.DEVNULL)
