@@ -40,7 +40,7 @@ def programs(submitted: Path) -> list[dict]:
     """The distinct grading programs of a ``submitted/`` folder, with how many submissions
     share each (the seeds are the fixed ones: the work is the same with a secret)."""
     from autograder import course, submissions
-    from autograder.assignments import load_assignments
+    from autograder.rubric import load_assignments
 
     assignments = load_assignments(course.ROOT)
     pairs, _ = submissions.discover(submitted, assignments)
@@ -146,13 +146,14 @@ def _measuring_process(repeats: int) -> None:
                 for grade_id, seeds in job["checks"].items():
                     check = checks[job["assignment_id"]][grade_id]
                     if mode == "fresh":
-                        seen = server.observe_fresh(check, namespace, seeds, devnull)
+                        answers = server.observe_fresh(check, namespace, seeds, devnull)
                     else:
                         try:
-                            seen = check.observe_in(namespace, seeds)
+                            answers = json.dumps({str(i): check.observe_case(namespace, i, s)
+                                                  for i, s in enumerate(seeds)}).encode()
                         except BaseException as exc:
-                            seen = {"error": str(exc)}
-                    protocol.encode(protocol.seen(grade_id, seen))
+                            answers = json.dumps({"error": str(exc)}).encode()
+                    protocol.encode_seen(grade_id, answers)
                 after = resource.getrusage(resource.RUSAGE_CHILDREN)
                 os.write(write, json.dumps({
                     "wall": time.perf_counter() - wall,

@@ -4,9 +4,9 @@ import ast
 import re
 
 import pytest
-from conftest import ASSIGNMENTS
 
 from autograder import checks, course
+from conftest import ASSIGNMENTS
 from testkit import catalog
 
 EXPECTED = ["01-positional-encoding", "02-self-attention", "03-causal-masking",

@@ -6,8 +6,8 @@ reason it cannot change any answer). A listed edit that is now caught means the 
 """
 
 import pytest
-from conftest import ASSIGNMENTS
 
+from conftest import ASSIGNMENTS
 from testkit.sweep import Survivor, mutants, sweep
 
 pytestmark = pytest.mark.slow  # about 30 s of hidden checks in-process

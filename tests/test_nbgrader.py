@@ -7,9 +7,9 @@ alternative correct one keeps full marks.
 import csv
 
 import pytest
-from conftest import ASSIGNMENTS
 
 from autograder import checks, course
+from conftest import ASSIGNMENTS
 from testkit import catalog
 
 pytestmark = [pytest.mark.nbgrader, pytest.mark.kernel]

@@ -21,12 +21,12 @@ import io
 import re
 
 import pytest
-from conftest import ASSIGNMENTS
 
 from autograder import checks, course, scoring
 from autograder.outcome import Outcome
 from autograder.rubric import load_assignments
 from autograder.sandbox import protocol
+from conftest import ASSIGNMENTS
 from testkit import catalog, program
 
 # every module exercise, scaled_dot_product_attention, and every exercise of chapters 01 and 03

@@ -6,9 +6,9 @@ import os
 import time
 
 import pytest
-from conftest import ASSIGNMENTS
 
 from autograder import course
+from conftest import ASSIGNMENTS
 from testkit import catalog
 from testkit.stock import StockCourse
 
