@@ -29,9 +29,9 @@ from urllib.parse import unquote, urldefrag, urlsplit
 import nbformat
 import pytest
 import yaml
-from conftest import BOOK_PAGES
 
 from autograder import course
+from conftest import BOOK_PAGES
 
 try:
     from playwright.sync_api import Error as PlaywrightError
@@ -135,7 +135,8 @@ INSPECT = r"""() => {
     figures: Array.from(content.querySelectorAll('figure')).map(f => {
       const img = f.querySelector('img');
       const caption = f.querySelector('figcaption');
-      return {alt: img ? img.getAttribute('alt') : null, loaded: !!img && img.naturalWidth > 0,
+      return {id: f.id, alt: img ? img.getAttribute('alt') : null,
+              loaded: !!img && img.naturalWidth > 0,
               caption: caption ? caption.textContent.trim() : '',
               backing: img ? backing(img) : null};
     }),
@@ -288,6 +289,37 @@ def test_chapter_has_two_captioned_figures_with_alt_text(pages, page):
     good = [f for f in figures if f["loaded"] and (f["alt"] or "").strip() and f["caption"]]
     assert len(good) >= 2, \
         f"{page} needs at least two figures with caption and alt text, found {len(good)}: {figures}"
+
+
+def named_figures(page: str) -> dict[str, dict]:
+    """``{name: (caption, alt)}`` of every cell of the chapter's notebook whose metadata makes
+    it a named figure (``mystnb.figure.name``): the plots and the diagrams drawn from code."""
+    notebook = nbformat.read(course.ROOT / f"{page}.ipynb", as_version=4)
+    found = {}
+    for cell in notebook.cells:
+        mystnb = cell.metadata.get("mystnb", {})
+        name = mystnb.get("figure", {}).get("name")
+        if name:
+            found[name] = {"caption": mystnb["figure"].get("caption", ""),
+                           "alt": mystnb.get("image", {}).get("alt", "")}
+    return found
+
+
+@pytest.mark.parametrize("page", CHAPTER_PAGES)
+def test_every_named_figure_renders_with_its_caption_and_alt_text(pages, page):
+    """Each figure the notebook names (every diagram drawn from code among them) is on the page
+    under its name, loaded, with the caption and the alt text its cell gives."""
+    expected = named_figures(page)
+    assert expected, f"{page} names no figure"
+    shown = {f["id"]: f for f in pages(page)["figures"] if f["id"]}
+    for name, meta in expected.items():
+        figure = shown.get(name) or shown.get(name.replace("_", "-"))
+        assert figure is not None, f"{page}: figure '{name}' is not on the page ({sorted(shown)})"
+        assert figure["loaded"], f"{page}: the image of '{name}' did not load"
+        assert figure["alt"] and figure["alt"].strip() == meta["alt"].strip(), \
+            f"{page}: '{name}' has alt text {figure['alt']!r}"
+        assert figure["caption"] and meta["caption"].split()[0] in figure["caption"], \
+            f"{page}: '{name}' has caption {figure['caption']!r}"
 
 
 def luminance(rgba) -> float:
