@@ -461,7 +461,7 @@ def judge_float64(verdict, expected, call: str, x_shape: tuple, input_scale: flo
 
 def judge_mask_buffer(verdict, swapped, call: str, x_shape: tuple, out_shape: tuple,
                       window: int, meta_hint: str,
-                      buffers: str = "its registered 'mask' buffer") -> None:
+                      buffers: str = "its registered 'mask' buffer", atol: float = 1e-5) -> None:
     """Judge ``probe_module``'s "meta" probe: the output with the grader's mask of ``window``
     swapped into the ``buffers`` against the reference under that mask (``swapped``), then
     (a claim) a forward on the meta device after ``.to('meta')``."""
@@ -469,7 +469,7 @@ def judge_mask_buffer(verdict, swapped, call: str, x_shape: tuple, out_shape: tu
 
     expect(verdict, "swapped", swapped, f"{call}(x) for x of shape {x_shape} with the grader's "
            f"mask (each query sees itself and the {window} keys before it) swapped into "
-           f"{buffers}", atol=1e-5, rtol=1e-4, dtype="float32", library="torch",
+           f"{buffers}", atol=atol, rtol=1e-4, dtype="float32", library="torch",
            hint=MASK_FOLLOWS_HINT)
     found = verdict.raw("meta", call)
     meta = f"{call}.to('meta') then a forward on a meta tensor"
