@@ -47,6 +47,7 @@ from autograder.checks._common import (
     judge_no_bias,
     mask_window,
     meta_forward,
+    moderate_future,
     no_bias,
     qkv_weights,
     randn,
@@ -175,9 +176,12 @@ def _causal(case: Causal, seed: int) -> CausalCall:
     else:
         args = (d_in, d_out, ctx, p)
     t, changed, too_long, window, train_seeds = None, None, (), None, ()
+    weights = qkv_weights(seed, d_in, d_out, bool(case.bias), case.kind == "extreme")
     if case.kind in ("visible", "future"):
         t = 2 if case.kind == "visible" else integer(seed, 0, xs[0].shape[1] - 2, 5)
         changed = future_changed(xs[0], t, seed)
+        if case.kind == "future":
+            changed = _moderate(changed, t, weights, d_out)
     if case.kind in ("visible", "errors"):
         too_long = (randn(seed, (1, ctx + 1, d_in), 40),)
     if case.kind == "errors":
@@ -186,10 +190,21 @@ def _causal(case: Causal, seed: int) -> CausalCall:
         window = mask_window(seed, xs[0].shape[1])
     if case.kind == "dropout":
         train_seeds = tuple(seed + 1 + i for i in range(len(xs)))
-    return CausalCall(args, kwargs, seed, d_in, d_out, ctx, p,
-                      qkv_weights(seed, d_in, d_out, bool(case.bias), case.kind == "extreme"), xs,
+    return CausalCall(args, kwargs, seed, d_in, d_out, ctx, p, weights, xs,
                       call_text(CA, args, kwargs) + NOTES.get(case.kind, " in eval mode"),
                       t, changed, too_long, window, train_seeds)
+
+
+def _moderate(changed: torch.Tensor, t: int, weights: dict, d_out: int) -> torch.Tensor:
+    """``_common.moderate_future`` with the reference's scaled scores."""
+    def scores(x: torch.Tensor) -> torch.Tensor:
+        x = x.double()
+        q, k = (x @ weights[f"{name}.weight"].double().T for name in ("W_query", "W_key"))
+        if "W_query.bias" in weights:
+            q, k = q + weights["W_query.bias"].double(), k + weights["W_key.bias"].double()
+        return q @ k.transpose(-1, -2) / d_out ** 0.5
+
+    return moderate_future(changed, t, scores)
 
 
 def _claims_no_bias(case: Causal) -> bool:

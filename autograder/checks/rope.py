@@ -41,6 +41,7 @@ from autograder.checks._common import (
     keywords,
     mask_window,
     meta_forward,
+    moderate_future,
     randn,
     rate,
     rng,
@@ -194,8 +195,12 @@ def _odd(case: OddDim, seed: int) -> Invalid:
     head_dim, length = case.head_dim, case.length
     if head_dim is None:
         head_dim, length = 2 * integer(seed, 0, 40) + 1, integer(seed, 1, 64, 1)
+    # the valid call: head_dim >= 4 and two rows or more, where the layout of the tables
+    # shows (head_dim 2 or row 0 alone are the same in every layout); a draw of 2 or 1 moves
+    # up, so other draws keep their sizes
     return Invalid(_tables_call(seed, head_dim, length=length),
-                   _tables_call(seed, 2 * integer(seed, 1, 4, 3), length=integer(seed, 1, 6, 4)))
+                   _tables_call(seed, 2 * max(2, integer(seed, 1, 4, 3)),
+                                length=max(2, integer(seed, 1, 6, 4))))
 
 
 def _observe_odd(student: Student, case: OddDim, call: Invalid) -> dict:
@@ -663,6 +668,8 @@ def _module(case: Module, seed: int) -> ModuleCall:
     d_in, heads, halves, tokens, extra, batch = (
         size(seed, spec, 20 + stream) for stream, spec in
         enumerate((case.d_in, case.heads, case.halves, case.tokens, case.extra, case.batch)))
+    if case.base is not None:  # inv_freq[0] is 1 for every theta_base: head_dim 2 hides it
+        halves = max(2, halves)
     x = randn(seed, (batch, tokens, d_in), stream=10, scale=case.scale)
     t = integer(seed, 0, tokens - 2, 41) if tokens >= 2 else None
     return ModuleCall(
@@ -671,8 +678,32 @@ def _module(case: Module, seed: int) -> ModuleCall:
         base=None if case.base is None else rope_base(seed), scale=case.scale,
         weights=attention_weights(seed, d_in, heads * 2 * halves, case.bias), x=x,
         train_seed=integer(seed, 0, 2**31 - 1, 40), window=mask_window(seed, tokens),
-        changed_at=t, changed=None if t is None else future_changed(x, t, seed),
+        changed_at=t, changed=None if t is None else _moderate(
+            future_changed(x, t, seed), t, attention_weights(seed, d_in, heads * 2 * halves,
+                                                             case.bias),
+            heads, DEFAULT_BASE if case.base is None else rope_base(seed)),
         too_long=randn(seed, (batch, tokens + extra + 1, d_in), stream=11, scale=case.scale))
+
+
+def _moderate(changed: torch.Tensor, t: int, weights: dict, heads: int,
+              base: float) -> torch.Tensor:
+    """``_common.moderate_future`` with the reference's scaled scores (after RoPE)."""
+    from autograder.reference.rope import angles, rotate
+
+    def scores(x: torch.Tensor) -> torch.Tensor:
+        b, n, _ = x.shape
+        head_dim = weights["W_query.weight"].shape[0] // heads
+
+        def project(name: str) -> torch.Tensor:
+            found = x.double() @ weights[f"{name}.weight"].double().T
+            if weights.get(f"{name}.bias") is not None:
+                found = found + weights[f"{name}.bias"].double()
+            found = found.view(b, n, heads, head_dim).transpose(1, 2)
+            return torch.as_tensor(rotate(found, angles(np.arange(n), head_dim, base)))
+
+        return project("W_query") @ project("W_key").transpose(-1, -2) / head_dim ** 0.5
+
+    return moderate_future(changed, t, scores)
 
 
 MHA_HINT = ("split the heads to (b, num_heads, num_tokens, head_dim) first, then rotate queries "
@@ -921,6 +952,8 @@ def _judge_causal(verdict: Verdict, case: Module, call: ModuleCall) -> None:
 
 rope_mha_causal = module_check(
     "rope_mha_causal", observe=_observe_causal, judge=_judge_causal,
-    cases=[Module("seeded", (3, 10), (1, 4), (1, 4), (3, 12), 0, (1, 3)),
+    # two heads or more (rotating before the split is the right rotation with one head), and
+    # head_dim 4 or more (the default theta_base only shows there)
+    cases=[Module("seeded", (3, 10), (2, 4), (2, 4), (3, 12), 0, (1, 3)),
            Module("qkv_bias=True, theta_base drawn", (3, 10), (1, 3), (1, 3), (3, 10), (0, 4),
                   (1, 2), True, "seeded")])
