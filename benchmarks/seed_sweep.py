@@ -37,19 +37,6 @@ KNOWN = ("da599120eba64f2aa20cf320de887a79", "9531985d5d9dc9f81818e811892f902b",
          "3f98e2774cbd87ad5c90a9587403e430")
 
 
-def calls(registered, exercise) -> set[str]:
-    """The exercises ``exercise`` calls, directly or through others (``Check.needs``)."""
-    found, frontier = set(), [exercise]
-    while frontier:
-        current = frontier.pop()
-        for check in registered.values():
-            if check.exercise == current:
-                new = set(check.needs) - found
-                found |= new
-                frontier.extend(new)
-    return found
-
-
 def flips(assignment_id: str, name: str, secrets: list[str]) -> list[str]:
     """The flips of one subject (``"solution"`` or a catalog case) under ``secrets``."""
     from autograder import checks
@@ -76,7 +63,7 @@ def flips(assignment_id: str, name: str, secrets: list[str]) -> list[str]:
             found.append(f"{name} [wrong] passes every cell of {cell} ({own}) with {shown}")
         if secret is not None:
             changed = sorted(g for g in fixed if bool(fixed[g]) != bool(failed[g])
-                             and cell not in calls(registered, registered[g].exercise))
+                             and cell not in program.calls(registered, registered[g].exercise))
             found += [f"{name} [wrong] {g}: {'fails' if failed[g] else 'passes'} with {shown}, "
                       f"{'fails' if fixed[g] else 'passes'} with the fixed seeds" for g in changed]
     return found

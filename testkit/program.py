@@ -58,3 +58,16 @@ def failures(assignment_id: str, answers: dict[str, str] | None = None,
     return {grade_id: check.judge_seen(check.observe_in(namespace, check.seeds(secret)),
                                        check.seeds(secret))
             for grade_id, check in checks.checks_for(assignment_id).items()}
+
+
+def calls(registered, exercise) -> set[str]:
+    """The exercises ``exercise`` calls, directly or through others (``Check.needs``)."""
+    found, frontier = set(), [exercise]
+    while frontier:
+        current = frontier.pop()
+        for check in registered.values():
+            if check.exercise == current:
+                new = set(check.needs) - found
+                found |= new
+                frontier.extend(new)
+    return found

@@ -3,9 +3,9 @@
 import re
 
 import pytest
-from conftest import ASSIGNMENTS
 
 from autograder import course
+from conftest import ASSIGNMENTS
 
 pytestmark = [pytest.mark.book, pytest.mark.kernel]
 

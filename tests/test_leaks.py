@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import nbformat
 import pytest
-from conftest import ASSIGNMENTS
 
 from autograder import course
 from autograder.leaks import leaks, normalize, secret_lines
+from conftest import ASSIGNMENTS
 
 
 @pytest.fixture(scope="module")

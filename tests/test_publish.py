@@ -24,9 +24,9 @@ from urllib.parse import unquote, urlsplit
 import nbformat
 import pytest
 import yaml
-from conftest import toc_pages
 
 from autograder import course, leaks, publish
+from conftest import toc_pages
 
 REPOSITORY = "https://github.com/example-school/attention-learners"
 HUB = "https://hub.example-school.edu"

@@ -9,9 +9,9 @@ import json
 import shutil
 
 import pytest
-from conftest import ASSIGNMENTS
 
 from autograder import course, release
+from conftest import ASSIGNMENTS
 
 pytestmark = pytest.mark.nbgrader
 

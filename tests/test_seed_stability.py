@@ -13,23 +13,11 @@ import pytest
 
 from autograder import checks
 from testkit import catalog
+from testkit.program import calls
 
 pytestmark = pytest.mark.slow
 
 SECRETS = ("stability-1", "stability-2")
-
-
-def calls(registered, exercise) -> set[str]:
-    """The exercises ``exercise`` calls, directly or through others (``Check.needs``)."""
-    found, frontier = set(), [exercise]
-    while frontier:
-        current = frontier.pop()
-        for check in registered.values():
-            if check.exercise == current:
-                new = set(check.needs) - found
-                found |= new
-                frontier.extend(new)
-    return found
 
 
 def test_grades_do_not_depend_on_the_secret(assignment_id, judged):
