@@ -20,17 +20,23 @@ pytestmark = pytest.mark.slow
 SECRETS = ("stability-1", "stability-2")
 
 
+def _changed(judged, registered, assignment_id: str, name: str, secret: str) -> list[str]:
+    """The grade cells whose verdict on case ``name`` under ``secret`` differs from the fixed
+    seeds' one, leaving out the cells of exercises that call the case's wrong exercise."""
+    fixed = {g: not f for g, f in judged(assignment_id, name).items()}
+    wrong = {c.cell for c in catalog.cases(assignment_id) if c.name == name}
+    found = {g: not f for g, f in judged(assignment_id, name, secret).items()}
+    return sorted(g for g in fixed if fixed[g] != found[g]
+                  and not wrong & calls(registered, registered[g].exercise))
+
+
 def test_grades_do_not_depend_on_the_secret(assignment_id, judged):
     """The fixed-seed verdicts are the ones test_checks judged (``judged`` is shared)."""
     registered = checks.checks_for(assignment_id)
     unstable = []
     for name in ["solution"] + [c.name for c in catalog.cases(assignment_id)]:
-        fixed = {g: not f for g, f in judged(assignment_id, name).items()}
-        wrong = {c.cell for c in catalog.cases(assignment_id) if c.name == name}
         for secret in SECRETS:
-            found = {g: not f for g, f in judged(assignment_id, name, secret).items()}
-            changed = sorted(g for g in fixed if fixed[g] != found[g]
-                             and not wrong & calls(registered, registered[g].exercise))
+            changed = _changed(judged, registered, assignment_id, name, secret)
             if changed:
                 unstable.append(f"{name}: {changed} with secret {secret!r}")
     assert not unstable, "verdicts that depend on the secret:\n" + "\n".join(unstable)
@@ -66,11 +72,7 @@ def test_the_secrets_that_once_flipped_a_verdict(assignment_id, judged):
     registered = checks.checks_for(assignment_id)
     unstable = []
     for name, secret in FLIPS.get(assignment_id, []) + [("solution", s) for s in KNOWN]:
-        fixed = {g: not f for g, f in judged(assignment_id, name).items()}
-        wrong = {c.cell for c in catalog.cases(assignment_id) if c.name == name}
-        found = {g: not f for g, f in judged(assignment_id, name, secret).items()}
-        changed = sorted(g for g in fixed if fixed[g] != found[g]
-                         and not wrong & calls(registered, registered[g].exercise))
+        changed = _changed(judged, registered, assignment_id, name, secret)
         if changed:
             unstable.append(f"{name}: {changed} with secret {secret!r}")
     assert not unstable, "verdicts that depend on the secret:\n" + "\n".join(unstable)
