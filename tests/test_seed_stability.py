@@ -62,8 +62,6 @@ FLIPS = {
                 ("mha_naive_softmax", "ec66a78795e761d17731af10506bf2ef"),
                 ("mutant_RoPEMultiHeadAttention_default_theta_base",
                  "da599120eba64f2aa20cf320de887a79")],
-    "07-numpy-decoder": [("generate_never_feeds_back", "5affb2297631a992f0ce583505c6af07"),
-                         ("generate_feeds_only_last_token", "3f98e2774cbd87ad5c90a9587403e430")],
 }
 KNOWN = ("da599120eba64f2aa20cf320de887a79",)
 

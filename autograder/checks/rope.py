@@ -687,9 +687,9 @@ def _module(case: Module, seed: int) -> ModuleCall:
 
 def _moderate(changed: torch.Tensor, t: int, weights: dict, heads: int,
               base: float) -> torch.Tensor:
-    """``_common.moderate_future`` with the reference's scaled scores (after RoPE)."""
-    from autograder.reference.rope import angles, rotate
-
+    """``_common.moderate_future`` with the scaled scores after RoPE, computed here (this runs
+    where the student's code runs, which never imports the reference): only their size
+    matters."""
     def scores(x: torch.Tensor) -> torch.Tensor:
         b, n, _ = x.shape
         head_dim = weights["W_query.weight"].shape[0] // heads
@@ -699,7 +699,11 @@ def _moderate(changed: torch.Tensor, t: int, weights: dict, heads: int,
             if weights.get(f"{name}.bias") is not None:
                 found = found + weights[f"{name}.bias"].double()
             found = found.view(b, n, heads, head_dim).transpose(1, 2)
-            return torch.as_tensor(rotate(found, angles(np.arange(n), head_dim, base)))
+            theta = torch.arange(n, dtype=torch.float64)[:, None] * base ** (
+                -torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
+            theta = torch.cat([theta, theta], dim=-1)
+            half = torch.cat([-found[..., head_dim // 2:], found[..., :head_dim // 2]], dim=-1)
+            return found * theta.cos() + half * theta.sin()
 
         return project("W_query") @ project("W_key").transpose(-1, -2) / head_dim ** 0.5
 
