@@ -24,8 +24,8 @@ or newer can be had, it stops with a one-line reason.
 Gradescope unzips this into ``/autograder/source`` and copies ``run_autograder`` to
 ``/autograder/run_autograder``. ``run_autograder`` calls ``python -m autograder.gradescope run``,
 which lays the submission out as ``submitted/<student>/<assignment>/<notebook>.ipynb`` in a
-temporary folder, grades it with ``python -m autograder grade`` (the sandboxed grader) and
-copies the pair's ``results.json`` (already in Gradescope's format) to
+temporary folder, grades it with ``engine.grade`` (the sandboxed grader, in this process) and
+writes the pair's record in Gradescope's format (``formats.results_json``) to
 ``/autograder/results/results.json``, with a top-level ``output`` that sums it up for the
 learner: points per exercise and what to fix first, from the visible tests only (Gradescope
 hides the total while hidden tests are unpublished, so the summary never tells what they
@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import zipfile
@@ -340,6 +339,8 @@ def run(root: Path) -> dict:
 
 
 def _grade(notebook: Path, meta: dict) -> dict:
+    from autograder import engine, formats
+
     with tempfile.TemporaryDirectory(prefix="gradescope-") as tmp:
         submitted = Path(tmp) / "submitted"
         pair = submitted / STUDENT / meta["assignment_id"] / meta["notebook"]
@@ -347,21 +348,13 @@ def _grade(notebook: Path, meta: dict) -> dict:
         problem = _copy(notebook, pair)
         if problem:
             return _failed(meta, problem)
-        out = Path(tmp) / "results"
         # one student per container: nobody else's files to read, and the course's files are
         # root's alone (_restrict_source), so a kernel without Landlock still grades
-        command = [sys.executable, "-m", "autograder", "grade", str(submitted), "--out", str(out),
-                   "--jobs", "1", "--quiet", "--without-landlock"]
-        done = subprocess.run(command, cwd=course.ROOT, capture_output=True, text=True)
-        produced = out / STUDENT / meta["assignment_id"] / "results.json"
-        if not produced.is_file():
-            return _failed(meta, "The autograder could not grade this submission (exit status "
-                           f"{done.returncode}). Please contact the course staff.\n"
-                           f"{(done.stderr or done.stdout)[-2000:]}")
-        results = json.loads(produced.read_text())
-    record = Record.from_json(results["extra_data"])
+        [record] = engine.grade(submitted, Path(tmp) / "results", jobs=1, progress=False,
+                                without_landlock=True)
+    results = formats.results_json(record)
     results["max_score"] = record.max_score
-    results["output"] = "\n".join(filter(None, [summary(record), results.get("output", ""),
+    results["output"] = "\n".join(filter(None, [summary(record), results["output"],
                                                  sandbox_note(record.sandbox)]))
     return results
 

@@ -55,26 +55,35 @@ def replacements(value) -> dict[str, object]:
 
 
 def damaged(answers: dict):
-    """(description, damaged answers) for one check's answers."""
-    yield "no answers (None)", None
-    yield "an empty record", {}
-    yield "a list instead of a record", []
-    for case in answers:
-        less = {k: v for k, v in answers.items() if k != case}
-        yield f"case {case} missing", less
-        yield f"case {case} None", dict(answers, **{case: None})
-        for field, value in answers[case].items():
+    """(description, case index or None, damaged answers) for one check's answers. A damage
+    to one case comes as the answers of that case alone (under the key "0", or none when the
+    case is missing), to be judged by the check narrowed to it (``narrowed``): ``judge_seen``
+    judges each case on its own, so the narrowed verdict is the case's verdict in the whole."""
+    yield "no answers (None)", None, None
+    yield "an empty record", None, {}
+    yield "a list instead of a record", None, []
+    for case, given in answers.items():
+        yield f"case {case} missing", int(case), {}
+        yield f"case {case} None", int(case), {"0": None}
+        for field, value in given.items():
             if field == checks.RAISED:
                 continue
-            fewer = copy.deepcopy(answers)
-            del fewer[case][field]
-            yield f"case {case}: {field} missing", fewer
+            yield f"case {case}: {field} missing", int(case), \
+                {"0": {k: v for k, v in given.items() if k != field}}
             for label, replacement in replacements(value).items():
-                if replacement == value:
-                    continue
-                mutant = copy.deepcopy(answers)
-                mutant[case][field] = replacement
-                yield f"case {case}: {field} replaced by {label}", mutant
+                if replacement != value:
+                    yield f"case {case}: {field} replaced by {label}", int(case), \
+                        {"0": dict(copy.deepcopy(given), **{field: replacement})}
+
+
+def narrowed(check: checks.Check, index: int | None) -> tuple[checks.Check, list[int]]:
+    """The check with its case ``index`` only, and that case's seed (the whole check when
+    ``index`` is None)."""
+    if index is None:
+        return check, check.seeds()
+    one = copy.copy(check)
+    one.cases = [check.cases[index]]
+    return one, [check.seeds()[index]]
 
 
 def test_every_damaged_answer_fails_its_check(assignment_id):
@@ -83,10 +92,15 @@ def test_every_damaged_answer_fails_its_check(assignment_id):
     missed, counted = [], 0
     for grade_id, check in registered.items():
         assert not check.judge_seen(answers[grade_id]), f"the solution fails {grade_id}"
-        for label, mutant in damaged(answers[grade_id]):
+        for index in range(len(check.cases)):  # a case narrowed but untouched passes
+            one, seeds = narrowed(check, index)
+            assert not one.judge_seen({"0": answers[grade_id][str(index)]}, seeds), \
+                f"the solution fails {grade_id} case {index} judged alone"
+        for label, index, mutant in damaged(answers[grade_id]):
             counted += 1
+            one, seeds = narrowed(check, index)
             try:
-                failures = check.judge_seen(mutant)
+                failures = one.judge_seen(mutant, seeds)
             except checks.JudgeError as exc:
                 missed.append(f"{grade_id}: {label}: the judge crashed ({exc})")
                 continue

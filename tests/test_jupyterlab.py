@@ -12,13 +12,15 @@ chapter 01 (NumPy), chapter 03 and chapter 08 (PyTorch) the test:
 1. opens the notebook, runs all cells, and sees every visible-test cell fail with the stub's
    ``NotImplementedError`` and its message;
 2. types, through the keyboard into the CodeMirror editor, a wrong solution from the bug
-   catalog (``testkit/catalog``) into one exercise cell and the solutions of ``solutions/``
-   into the others, runs all cells and sees that visible test's own message (computed here by
-   running the same cells in-process) and "visible tests passed" for the others; saves; the file
-   on disk holds exactly the typed code, is a valid notebook, and ``nbgrader validate`` fails
-   on it; nbgrader's *Validate* toolbar button shows the failure;
+   catalog (``testkit/catalog``) into one exercise cell, and pastes the solutions of
+   ``solutions/`` into the others (typing those too cost a minute of the chapter 08 flow and
+   showed nothing the typed cell does not); runs all cells and sees that visible test's own
+   message (computed here by running the same cells in-process) and "visible tests passed"
+   for the others; saves; the file on disk holds exactly that code and is a valid notebook;
+   nbgrader's *Validate* toolbar button (``nbgrader validate`` of the saved file, run by the
+   server) shows the failure;
 3. types the solution into that cell, runs all, sees "visible tests passed" everywhere; saves;
-   the file holds it, ``nbgrader validate`` passes, and the *Validate* button says so.
+   the file holds it, and the *Validate* button says it passes.
 
 JupyterLab's settings (a temporary ``JUPYTERLAB_SETTINGS_DIR``) turn off auto-closed brackets
 and smart indentation; each typed line replaces the editor's automatic indentation
@@ -183,6 +185,16 @@ def type_into_cell(page, index: int, text: str) -> None:
     page.keyboard.press("Escape")  # back to command mode
 
 
+def paste_into_cell(page, index: int, text: str) -> None:
+    """Replace a cell's code by pasting ``text`` (one input event, as a paste makes: the editor
+    indents nothing)."""
+    cell(page, index).locator(".cm-content").click()
+    page.keyboard.press("Control+a")
+    page.keyboard.press("Backspace")
+    page.keyboard.insert_text(text)
+    page.keyboard.press("Escape")
+
+
 def printed_passed(text: str) -> bool:
     """The visible-test cell printed its success line (not just quoted it in a traceback)."""
     return re.search(rf"^{VISIBLE_PASSED}$", text, re.M) is not None
@@ -234,12 +246,6 @@ def assert_no_instructor_tools(page, lab) -> None:
     except urllib.error.HTTPError as error:
         status = error.code
     assert status == 404, f"the learner's server serves nbgrader's Formgrader (HTTP {status})"
-
-
-def nbgrader_validate(root, path) -> str:
-    result = subprocess.run([sys.executable, "-m", "nbgrader", "validate", str(path)], cwd=root,
-                            capture_output=True, text=True, timeout=600)
-    return result.stdout + result.stderr
 
 
 @pytest.fixture(scope="module")
@@ -294,10 +300,13 @@ def test_learner_flow(assignment_id, lab, browser, shots):
         assert f"NotImplementedError: {STUB_MESSAGE}" in text, f"{grade_id}: {text[-500:]}"
         assert not printed_passed(text)
 
-    # 2. a catalog bug in one exercise, the solutions in the others, typed on the keyboard
+    # 2. a catalog bug typed on the keyboard into one exercise, the solutions pasted into the others
     typed = {**solutions, exercise: case.source}
     for grade_id, text in typed.items():
-        type_into_cell(page, editors[grade_id], text)
+        if grade_id == exercise:
+            type_into_cell(page, editors[grade_id], text)
+        else:
+            paste_into_cell(page, editors[grade_id], text)
     run_all(page)
     cell(page, visible[exercise]).scroll_into_view_if_needed()
     page.screenshot(path=str(shots / f"{slug}-2-wrong-{case.name}.png"), full_page=True)
@@ -314,7 +323,6 @@ def test_learner_flow(assignment_id, lab, browser, shots):
     nbformat.validate(saved)
     sources = {gid: c.source for gid, c in course.solution_cells(saved).items()}
     assert sources == typed, "the saved notebook does not hold exactly the typed code"
-    assert "VALIDATION FAILED" in nbgrader_validate(lab.root, on_disk)
     passed, verdict = press_validate(page, shots, f"{slug}-3-validate-wrong.png")
     assert not passed, verdict
     assert "The following cell failed" in verdict or "cells failed" in verdict, verdict
@@ -332,7 +340,6 @@ def test_learner_flow(assignment_id, lab, browser, shots):
     saved = nbformat.read(str(on_disk), as_version=4)
     nbformat.validate(saved)
     assert {gid: c.source for gid, c in course.solution_cells(saved).items()} == solutions
-    assert "Success! Your notebook passes all the tests." in nbgrader_validate(lab.root, on_disk)
     passed, verdict = press_validate(page, shots, f"{slug}-5-validate-correct.png")
     assert passed, verdict
     assert "passes all the tests" in verdict.lower() or "success" in verdict.lower(), verdict
