@@ -11,8 +11,8 @@ layout Gradescope expects (https://gradescope-autograders.readthedocs.io/en/late
     gradescope.json     the assignment id and the notebook file name a submission must use
     pyproject.toml
     autograder/         the grader, and the hidden checks and reference of this assignment's
-                        chapter only (no other chapter's, not ``testing/``: no bug catalog, no
-                        tamper suite)
+                        chapter only (no other chapter's; the bug catalog and the tamper suite
+                        are in ``testkit/``, outside the package)
     solutions/<assignment>/<notebook>.ipynb
                         the instructor's notebook: setup cells, grade cells and points
 
