@@ -45,6 +45,8 @@ def pytest_collection_modifyitems(items):
       (the root conftest.py, since chapters/ is outside tests/);
     - the tests of a module that share a module-scoped fixture (the tamper suite's graded
       class, for one): one group per module, so that the fixture runs once.
+
+    The order in which the groups run is the scheduler's (``testkit/schedule.py``).
     """
     for item in items:
         fixtures = getattr(item, "fixturenames", ())
@@ -66,78 +68,11 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.xdist_group(f"module:{item.module.__name__}"))
         if any(item.get_closest_marker(need) for need in NEEDS):
             item.add_marker(pytest.mark.slow)
-    items.sort(key=_longest_first)
-
-
-# Seconds that each long unit of work (a group, or a test of its own) took in a full run on 2
-# cores (3 workers), for _longest_first; they only order the work, so a stale entry costs time,
-# never a result.
-SECONDS = {"lab": 180, "nbgrader:07-numpy-decoder": 130, "nbgrader:08-kv-cache": 125,
-           "nbgrader:06-rope": 115,
-           "nbgrader:05-multi-head-attention": 95, "nbgrader:01-positional-encoding": 85,
-           "book": 75, "nbgrader:04-stacking-heads": 73, "nbgrader:02-self-attention": 70,
-           "nbgrader:03-causal-masking": 69, "learners-book": 60,
-           "tests/test_grader_robustness.py::test_shards_merge_and_nbgrader_export": 55,
-           "tests/test_slurm.py::test_the_slurm_recipe_grades_a_class_in_a_job_array": 55,
-           "module:test_gradescope": 90,
-           "tests/test_install.py::test_learner_and_grader_resolve_without_development_packages": 35,
-           "module:test_grader_tamper": 33, "judged:06-rope": 28,
-           "judged:04-stacking-heads": 23, "judged:05-multi-head-attention": 22,
-           "tests/test_grader_robustness.py::test_killed_run_resumes_with_the_same_grades": 22,
-           "judged:07-numpy-decoder": 19, "judged:08-kv-cache": 20,
-           "module:test_grader_robustness": 18}
-
-
-def pytest_configure(config):
-    """xdist's ``loadgroup`` hands out groups in collection order only when it is told not to
-    reorder them (it would put the groups with the most tests first: 121 page tests before the
-    three browser flows that take three minutes)."""
-    if hasattr(config.option, "loadscopereorder") and not os.environ.get("REORDER"):
-        config.option.loadscopereorder = False
-
-
-def pytest_xdist_make_scheduler(config, log):
-    """``loadgroup``, except that a worker still busy with a long unit (one in ``SECONDS``) is
-    given the shortest unit left, not the next long one. A worker runs a test only once it
-    knows the next, so xdist hands it a new unit when two of its tests are left: behind the
-    last two browser flows (two minutes), the next long group would wait while a core idles."""
-    if config.getvalue("dist") != "loadgroup" or os.environ.get("NOSCHED"):
-        return None
-    from xdist.scheduler import LoadGroupScheduling
-
-    class LongestFirst(LoadGroupScheduling):
-        def _assign_work_unit(self, node):
-            running = [scope for scope, tests in self.assigned_work.get(node, {}).items()
-                       if not all(tests.values())]
-            if any(scope in SECONDS for scope in running):
-                self.workqueue.move_to_end(next(reversed(self.workqueue)), last=False)
-            super()._assign_work_unit(node)
-
-    return LongestFirst(config, log)
-
-
-def _longest_first(item) -> float:
-    """The longest unit of work first, so that no long group starts when the others are done
-    (``pytest_configure``). A stable sort keeps the order within a group, and the short tests,
-    in collection order, fill the end."""
-    mark = item.get_closest_marker("xdist_group")
-    group = (mark.args[0] if mark.args else mark.kwargs.get("name", "")) if mark else ""
-    return -SECONDS.get(group or item.nodeid, 0)
 
 
 def _shares_a_module_fixture(item) -> bool:
     definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
     return any(defs and defs[-1].scope == "module" for defs in definitions.values())
-
-
-def pytest_xdist_auto_num_workers(config):
-    """``-n auto``: one worker per core, and one more when slow tests run. They wait on
-    kernels, servers and a browser often enough that a third worker on 2 cores keeps the cores
-    busy (9:01 against 9:35 for the whole suite); the fast tier only computes (58 s against
-    51 s with the extra worker)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    fast = "not slow" in (config.getoption("markexpr", "") or "")
-    return (cores or 1) + (0 if fast else 1)
 
 
 def toc_pages(root=course.ROOT) -> list[str]:
