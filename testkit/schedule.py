@@ -52,8 +52,11 @@ def unit(item) -> str:
 
 
 def unit_of_report(nodeid: str) -> str:
-    """The unit of a report's node id (``loadgroup`` appends ``@<group>`` to it)."""
-    return nodeid.rsplit("@", 1)[1] if "@" in nodeid.rsplit("::", 1)[-1] else nodeid
+    """The unit of a report's node id: ``loadgroup`` appends ``@<group>`` to the id of a test
+    in a group (a group name holds no ``]``, ``/`` or ``::``, so a parameter id that holds an
+    ``@`` is not taken for one)."""
+    head, at, group = nodeid.rpartition("@")
+    return group if at and head and not any(c in group for c in ("]", "/", "::")) else nodeid
 
 
 def pytest_addoption(parser):

@@ -15,17 +15,13 @@ from functools import partial
 import numpy as np
 
 from autograder.checks import Case, Check, Student, Verdict
-from autograder.checks._common import integer, normal, size, uniform
+from autograder.checks._common import call_text, integer, keywords, normal, size, uniform
 
 ASSIGNMENT = "01-positional-encoding"
 PE = "sinusoidal_positional_encoding"
 ADD = "add_positional_encoding"
 REL = "relative_position_matrix"
 DEFAULT_BASE = 10000.0
-
-
-def _call(name: str, *args: object, base: float | None = None) -> str:
-    return f"{name}({', '.join(map(repr, args))}" + (")" if base is None else f", base={base})")
 
 
 # --- sinusoidal_positional_encoding -------------------------------------------------------
@@ -49,7 +45,7 @@ class EncodingCall:
 
     @property
     def what(self) -> str:
-        return _call(PE, self.n, self.d, base=self.base)
+        return call_text(PE, (self.n, self.d), keywords(base=self.base))
 
 
 def _encoding(case: Encoding, seed: int) -> EncodingCall:
@@ -59,9 +55,7 @@ def _encoding(case: Encoding, seed: int) -> EncodingCall:
 
 
 def _observe_pe(student: Student, case: Encoding, call: EncodingCall) -> dict:
-    if call.base is None:
-        return {"pe": student.call(PE, call.n, call.d)}
-    return {"pe": student.call(PE, call.n, call.d, base=call.base)}
+    return {"pe": student.call(PE, call.n, call.d, **keywords(base=call.base))}
 
 
 def _judge_pe(verdict: Verdict, case: Encoding, call: EncodingCall) -> None:
@@ -115,9 +109,9 @@ def _observe_errors(student: Student, case: BadSize, call: BadCall) -> dict:
 
 
 def _judge_errors(verdict: Verdict, case: BadSize, call: BadCall) -> None:
-    verdict.raises("error", _call(PE, call.n, call.d), "ValueError", mentions=case.names)
+    verdict.raises("error", call_text(PE, (call.n, call.d)), "ValueError", mentions=case.names)
     # values are judged elsewhere: here only that it answers
-    verdict.array_of("valid", (call.valid, 2), _call(PE, call.valid, 2), dtype="float64")
+    verdict.array_of("valid", (call.valid, 2), call_text(PE, (call.valid, 2)), dtype="float64")
     verdict.ok("valid")
 
 
@@ -246,7 +240,7 @@ class ShiftCall:
 
     @property
     def what(self) -> str:
-        return _call(REL, self.offset, self.d, base=self.base)
+        return call_text(REL, (self.offset, self.d), keywords(base=self.base))
 
 
 def _shift(case: Shift, seed: int) -> ShiftCall:
@@ -255,9 +249,7 @@ def _shift(case: Shift, seed: int) -> ShiftCall:
 
 
 def _observe_relative(student: Student, case: Shift, call: ShiftCall) -> dict:
-    if call.base is None:
-        return {"M": student.call(REL, call.offset, call.d)}
-    return {"M": student.call(REL, call.offset, call.d, base=call.base)}
+    return {"M": student.call(REL, call.offset, call.d, **keywords(base=call.base))}
 
 
 def _judge_relative(verdict: Verdict, case: Shift, call: ShiftCall) -> None:
