@@ -7,8 +7,6 @@ worker (one ``xdist_group`` per notebook); they need a kernel, so they are ``slo
 
 import pytest
 
-pytest_plugins = ["testkit.schedule"]  # the order of the work under xdist (its docstring)
-
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the groups
 def pytest_collection_modifyitems(items):
