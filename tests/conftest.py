@@ -118,16 +118,28 @@ def warm_kernels(tmp_path_factory):
     kernels.close()
 
 
+def CORRECT(assignment_id: str) -> list[str]:  # noqa: N802 (a table, as the tests read it)
+    """The names of the catalog's alternative correct cases of an assignment."""
+    from testkit import catalog
+
+    return [case.name for case in catalog.cases(assignment_id) if case.correct]
+
+
 @pytest.fixture(scope="session")
 def nbgrader_graded(tmp_path_factory, warm_kernels):
-    """``graded(assignment_id)``: the whole catalog, the solution and the untouched notebook,
-    autograded once per assignment by the real ``nbgrader autograde`` (cached per session).
+    """``graded(assignment_id)``: the solution, the untouched notebook and the whole catalog
+    in one nbgrader course, autograded once per assignment by the real ``nbgrader autograde``
+    (cached per session).
 
     The solution and the untouched notebook are submitted whole; each catalog case is
     submitted with the cells grading uses only (setup, solution and grade cells), so
-    nbgrader does not re-run the lesson once per case (the scores are the same). The kernels
-    are warm ones, and every notebook must have had its own: a test in ``test_nbgrader.py``
-    shows that stock kernels give the same scores."""
+    nbgrader does not re-run the lesson once per case (the scores are the same). nbgrader
+    grades every submission but the alternative correct cases (``CORRECT``): the spec asks it
+    to take points from the wrong ones; the correct ones are graded by our grader from the same
+    ``submitted/`` (test_grader_agreement), judged in-process and run through the visible
+    tests, which are the same checks in the same order. The kernels are warm ones, and every
+    notebook nbgrader graded must have had its own: a test in ``test_warm_kernel.py`` shows
+    that stock kernels give the same scores."""
     from testkit import catalog, program
     from testkit.stock import StockCourse
 
@@ -145,10 +157,11 @@ def nbgrader_graded(tmp_path_factory, warm_kernels):
                 stock.submit(case.name, assignment_id, course.graded_cells_only(
                     program.submission(assignment_id, {case.cell: case.source})))
             before = warm_kernels.served
-            stock.log = stock.autograde(assignment_id)
-            submitted = len(list((stock.dir / "submitted").iterdir()))
-            assert warm_kernels.served - before == submitted, \
-                f"{warm_kernels.served - before} warm kernels for {submitted} submissions"
+            stock.log = stock.autograde(assignment_id, "--CourseDirectory.student_id_exclude="
+                                        + ",".join(CORRECT(assignment_id)))
+            graded = len(list((stock.dir / "submitted").iterdir())) - len(CORRECT(assignment_id))
+            assert warm_kernels.served - before == graded, \
+                f"{warm_kernels.served - before} warm kernels for {graded} submissions"
             cache[assignment_id] = stock
         return cache[assignment_id]
 

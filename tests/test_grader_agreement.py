@@ -1,9 +1,12 @@
-"""Both grading paths agree: the solution, the untouched notebook and the whole bug catalog
-get the same score on every grade cell from ``nbgrader autograde`` and from our grader."""
+"""Both grading paths agree: the solution, the untouched notebook and every wrong case of the
+catalog get the same score on every grade cell from ``nbgrader autograde`` and from our
+grader; every alternative correct case gets full marks from our grader (its sandbox hides
+the C++ compiler that a ``torch.compile`` helper would use, for one)."""
 
 import pytest
 
 from autograder import engine
+from conftest import CORRECT
 
 pytestmark = [pytest.mark.nbgrader, pytest.mark.kernel, pytest.mark.sandbox]
 
@@ -15,15 +18,22 @@ def test_same_score_per_grade_cell(assignment_id, nbgrader_graded, tmp_path):
     students = sorted(p.name for p in (stock.dir / "submitted").iterdir())
     assert sorted(r.student_id for r in records) == students
     assert len(students) >= 3, "the solution, the untouched notebook and the catalog"
-    disagree = {}
+    correct = set(CORRECT(assignment_id))
+    cells = set(stock.scores(assignment_id, "solution"))
+    disagree, lost = {}, {}
     for record in records:
-        theirs = stock.scores(assignment_id, record.student_id)
+        assert record.status == "graded", (record.student_id, record.reason)
         ours = {c.grade_id: (c.score, c.max_score) for c in record.cells}
+        if record.student_id in correct:
+            if set(ours) != cells or any(score != best for score, best in ours.values()):
+                lost[record.student_id] = {g: s for g, s in ours.items() if s[0] != s[1]}
+            continue
+        theirs = stock.scores(assignment_id, record.student_id)
         if ours != theirs:
             disagree[record.student_id] = {g: (ours.get(g), theirs.get(g))
                                               for g in set(ours) | set(theirs)
                                               if ours.get(g) != theirs.get(g)}
-        assert record.status == "graded", (record.student_id, record.reason)
+    assert not lost, f"alternative correct implementations lost points with our grader: {lost}"
     assert not disagree, f"ours vs nbgrader (score, max) per grade cell: {disagree}\n" \
         f"nbgrader's log of these students:\n{log_of(stock.log.stderr, disagree)[-6000:]}"
 

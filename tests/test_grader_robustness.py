@@ -89,8 +89,7 @@ def test_batch_completes_and_honest_grades_are_intact(graded):
 
 
 def grade_cli(*args, **kwargs):
-    env = dict(os.environ, PYTHONPATH=str(course.ROOT))
-    return subprocess.run([sys.executable, "-m", "autograder", *map(str, args)], env=env,
+    return subprocess.run([sys.executable, "-m", "autograder", *map(str, args)],
                           capture_output=True, text=True, cwd=course.ROOT, **kwargs)
 
 
@@ -103,8 +102,7 @@ def test_killed_run_resumes_with_the_same_grades(tmp_path):
         (submitted / f"slow{i}" / A / course.notebook_path(A).name).write_bytes(slow)
     command = [sys.executable, "-m", "autograder", "grade", str(submitted), "--out", str(results),
                "--jobs", "1", "--timeout", "30"]
-    env = dict(os.environ, PYTHONPATH=str(course.ROOT))
-    run = subprocess.Popen(command, env=env, cwd=course.ROOT, start_new_session=True,
+    run = subprocess.Popen(command, cwd=course.ROOT, start_new_session=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while len(list(results.glob("*/*/results.json"))) < 3 and time.monotonic() < deadline:

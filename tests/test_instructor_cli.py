@@ -36,8 +36,7 @@ def assignments():
 
 
 def cli(*args, cwd=course.ROOT):
-    env = dict(os.environ, PYTHONPATH=str(course.ROOT))
-    return subprocess.run([sys.executable, "-m", "autograder", *map(str, args)], env=env,
+    return subprocess.run([sys.executable, "-m", "autograder", *map(str, args)],
                           capture_output=True, text=True, cwd=cwd, timeout=300)
 
 
