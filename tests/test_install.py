@@ -107,14 +107,17 @@ def test_learner_and_grader_resolve_without_development_packages(tmp_path):
 def test_the_graders_package_holds_no_test_support(tmp_path):
     """What ``python -m pip install .`` installs is the wheel pip builds from this tree: the
     package ``autograder`` (with its checks and references) and nothing of ``testkit``, the
-    bug catalog or the tests."""
+    bug catalog or the tests. Built from a copy of the tree: the build writes ``build/`` and
+    metadata beside pyproject.toml, and other tests read the repository's folder meanwhile."""
     import zipfile
 
+    tree = tmp_path / "tree"
+    shutil.copytree(course.ROOT, tree, ignore=shutil.ignore_patterns(
+        ".git", "_build", "build", "*.egg-info", "__pycache__", ".*_cache"))
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
                             "--no-build-isolation", "--wheel-dir", str(tmp_path), "."],
-                           cwd=course.ROOT, capture_output=True, text=True, timeout=600)
+                           cwd=tree, capture_output=True, text=True, timeout=600)
     assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
-    shutil.rmtree(course.ROOT / "build", ignore_errors=True)
     [wheel] = tmp_path.glob("attention_from_scratch-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     tops = {name.split("/", 1)[0] for name in names if not name.split("/", 1)[0].endswith(

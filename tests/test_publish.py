@@ -223,9 +223,10 @@ def test_a_copy_that_would_leak_is_removed(tmp_path):
 
 
 @pytest.fixture(scope="session")
-def learners_book(learners_copy, built_book) -> Path:
-    """``jupyter-book build --all -W`` of the copy, as its README says; with ``BOOK_PATH_OUTPUT``
-    into ``$BOOK_PATH_OUTPUT/learners`` (kept for review), else into the copy's own ``_build``.
+def learners_book(learners_copy, built_book, tmp_path_factory) -> Path:
+    """``jupyter-book build --all -W`` of the copy, as its README says; into a folder beside it
+    (the tests of the copy may run after this build), with ``BOOK_PATH_OUTPUT`` into
+    ``$BOOK_PATH_OUTPUT/learners`` (kept for review).
 
     The copy's notebooks are the course book's, byte for byte (the copy's first test), and the
     course book (``built_book``) has just executed them: this build starts from that build's
@@ -236,9 +237,9 @@ def learners_book(learners_copy, built_book) -> Path:
     if os.environ.get("BOOK_PATH_OUTPUT"):
         out = Path(os.environ["BOOK_PATH_OUTPUT"]).resolve() / "learners"
         out.mkdir(parents=True, exist_ok=True)
-        command += ["--path-output", str(out)]
     else:
-        out = learners_copy
+        out = tmp_path_factory.mktemp("learners-book")
+    command += ["--path-output", str(out)]
     shutil.copytree(built_book.parent / ".jupyter_cache", out / "_build" / ".jupyter_cache",
                     dirs_exist_ok=True)
     result = subprocess.run(command, capture_output=True, text=True)
