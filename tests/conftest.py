@@ -118,7 +118,7 @@ def warm_kernels(tmp_path_factory):
     kernels.close()
 
 
-def CORRECT(assignment_id: str) -> list[str]:  # noqa: N802 (a table, as the tests read it)
+def correct_cases(assignment_id: str) -> list[str]:
     """The names of the catalog's alternative correct cases of an assignment."""
     from testkit import catalog
 
@@ -134,7 +134,7 @@ def nbgrader_graded(tmp_path_factory, warm_kernels):
     The solution and the untouched notebook are submitted whole; each catalog case is
     submitted with the cells grading uses only (setup, solution and grade cells), so
     nbgrader does not re-run the lesson once per case (the scores are the same). nbgrader
-    grades every submission but the alternative correct cases (``CORRECT``): the spec asks it
+    grades every submission but the alternative correct cases (``correct_cases``): the spec asks it
     to take points from the wrong ones; the correct ones are graded by our grader from the same
     ``submitted/`` (test_grader_agreement), judged in-process and run through the visible
     tests, which are the same checks in the same order. The kernels are warm ones, and every
@@ -157,9 +157,10 @@ def nbgrader_graded(tmp_path_factory, warm_kernels):
                 stock.submit(case.name, assignment_id, course.graded_cells_only(
                     program.submission(assignment_id, {case.cell: case.source})))
             before = warm_kernels.served
+            correct = correct_cases(assignment_id)
             stock.log = stock.autograde(assignment_id, "--CourseDirectory.student_id_exclude="
-                                        + ",".join(CORRECT(assignment_id)))
-            graded = len(list((stock.dir / "submitted").iterdir())) - len(CORRECT(assignment_id))
+                                        + ",".join(correct))
+            graded = len(list((stock.dir / "submitted").iterdir())) - len(correct)
             assert warm_kernels.served - before == graded, \
                 f"{warm_kernels.served - before} warm kernels for {graded} submissions"
             cache[assignment_id] = stock

@@ -6,7 +6,7 @@ the C++ compiler that a ``torch.compile`` helper would use, for one)."""
 import pytest
 
 from autograder import engine
-from conftest import CORRECT
+from conftest import correct_cases
 
 pytestmark = [pytest.mark.nbgrader, pytest.mark.kernel, pytest.mark.sandbox]
 
@@ -18,7 +18,7 @@ def test_same_score_per_grade_cell(assignment_id, nbgrader_graded, tmp_path):
     students = sorted(p.name for p in (stock.dir / "submitted").iterdir())
     assert sorted(r.student_id for r in records) == students
     assert len(students) >= 3, "the solution, the untouched notebook and the catalog"
-    correct = set(CORRECT(assignment_id))
+    correct = set(correct_cases(assignment_id))
     cells = set(stock.scores(assignment_id, "solution"))
     disagree, lost = {}, {}
     for record in records:
