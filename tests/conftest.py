@@ -118,11 +118,13 @@ def warm_kernels(tmp_path_factory):
     kernels.close()
 
 
-def correct_cases(assignment_id: str) -> list[str]:
-    """The names of the catalog's alternative correct cases of an assignment."""
+def bundle_of(assignment_id: str, case_name: str) -> str:
+    """The student id of the submission that holds a catalog case (``catalog.bundles``)."""
     from testkit import catalog
 
-    return [case.name for case in catalog.cases(assignment_id) if case.correct]
+    return next(bundle.name for correct in (False, True)
+                for bundle in catalog.bundles(assignment_id, correct)
+                if case_name in {case.name for case in bundle.cases})
 
 
 @pytest.fixture(scope="session")
@@ -131,15 +133,17 @@ def nbgrader_graded(tmp_path_factory, warm_kernels):
     in one nbgrader course, autograded once per assignment by the real ``nbgrader autograde``
     (cached per session).
 
-    The solution and the untouched notebook are submitted whole; each catalog case is
-    submitted with the cells grading uses only (setup, solution and grade cells), so
-    nbgrader does not re-run the lesson once per case (the scores are the same). nbgrader
-    grades every submission but the alternative correct cases (``correct_cases``): the spec asks it
-    to take points from the wrong ones; the correct ones are graded by our grader from the same
-    ``submitted/`` (test_grader_agreement), judged in-process and run through the visible
-    tests, which are the same checks in the same order. The kernels are warm ones, and every
-    notebook nbgrader graded must have had its own: a test in ``test_warm_kernel.py`` shows
-    that stock kernels give the same scores."""
+    The solution and the untouched notebook are submitted whole; the catalog's cases go in
+    bundles (``catalog.bundles``: cases of exercises that neither call nor name each other
+    share a submission, 275 wrong cases in 215 notebooks), each submitted with the cells
+    grading uses only (setup, solution and grade cells), so nbgrader does not re-run the
+    lesson once per case (the scores are the same). nbgrader grades every submission but the
+    bundles of alternative correct cases: the spec asks it to take points from the wrong ones;
+    the correct ones are graded by our grader from the same ``submitted/``
+    (test_grader_agreement), judged in-process and run through the visible tests, which are the
+    same checks in the same order. The kernels are warm ones, and every notebook nbgrader
+    graded must have had its own: a test in ``test_warm_kernel.py`` shows that stock kernels
+    give the same scores."""
     from testkit import catalog, program
     from testkit.stock import StockCourse
 
@@ -153,13 +157,13 @@ def nbgrader_graded(tmp_path_factory, warm_kernels):
             stock.submit("solution", assignment_id, program.submission(assignment_id))
             untouched = course.notebook_path(assignment_id, released=True).read_bytes()
             stock.submit("untouched", assignment_id, untouched)
-            for case in catalog.cases(assignment_id):
-                stock.submit(case.name, assignment_id, course.graded_cells_only(
-                    program.submission(assignment_id, {case.cell: case.source})))
+            correct = catalog.bundles(assignment_id, correct=True)
+            for bundle in catalog.bundles(assignment_id, correct=False) + correct:
+                stock.submit(bundle.name, assignment_id, course.graded_cells_only(
+                    program.submission(assignment_id, bundle.answers)))
             before = warm_kernels.served
-            correct = correct_cases(assignment_id)
             stock.log = stock.autograde(assignment_id, "--CourseDirectory.student_id_exclude="
-                                        + ",".join(correct))
+                                        + ",".join(bundle.name for bundle in correct))
             graded = len(list((stock.dir / "submitted").iterdir())) - len(correct)
             assert warm_kernels.served - before == graded, \
                 f"{warm_kernels.served - before} warm kernels for {graded} submissions"

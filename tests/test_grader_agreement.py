@@ -1,12 +1,13 @@
 """Both grading paths agree: the solution, the untouched notebook and every wrong case of the
-catalog get the same score on every grade cell from ``nbgrader autograde`` and from our
-grader; every alternative correct case gets full marks from our grader (its sandbox hides
-the C++ compiler that a ``torch.compile`` helper would use, for one)."""
+catalog (in its bundles: ``catalog.bundles``) get the same score on every grade cell from
+``nbgrader autograde`` and from our grader; every alternative correct case (in bundles too)
+gets full marks from our grader (its sandbox hides the C++ compiler that a ``torch.compile``
+helper would use, for one)."""
 
 import pytest
 
 from autograder import engine
-from conftest import correct_cases
+from testkit import catalog
 
 pytestmark = [pytest.mark.nbgrader, pytest.mark.kernel, pytest.mark.sandbox]
 
@@ -18,7 +19,8 @@ def test_same_score_per_grade_cell(assignment_id, nbgrader_graded, tmp_path):
     students = sorted(p.name for p in (stock.dir / "submitted").iterdir())
     assert sorted(r.student_id for r in records) == students
     assert len(students) >= 3, "the solution, the untouched notebook and the catalog"
-    correct = set(correct_cases(assignment_id))
+    correct = {bundle.name: [case.name for case in bundle.cases]
+               for bundle in catalog.bundles(assignment_id, correct=True)}
     cells = set(stock.scores(assignment_id, "solution"))
     disagree, lost = {}, {}
     for record in records:
@@ -26,7 +28,8 @@ def test_same_score_per_grade_cell(assignment_id, nbgrader_graded, tmp_path):
         ours = {c.grade_id: (c.score, c.max_score) for c in record.cells}
         if record.student_id in correct:
             if set(ours) != cells or any(score != best for score, best in ours.values()):
-                lost[record.student_id] = {g: s for g, s in ours.items() if s[0] != s[1]}
+                lost[record.student_id] = (correct[record.student_id],
+                                           {g: s for g, s in ours.items() if s[0] != s[1]})
             continue
         theirs = stock.scores(assignment_id, record.student_id)
         if ours != theirs:

@@ -1,6 +1,7 @@
 """The nbgrader path end to end, with the real commands on a temporary copy of the course.
 
-Also the catalog proof: every wrong implementation loses points on its exercise. The
+Also the catalog proof: every wrong implementation loses points on its exercise (in a
+bundle of cases that cannot touch each other's exercises: ``catalog.bundles``). The
 alternative correct ones keep full marks with our grader (test_grader_agreement), in-process
 (test_checks, under the fixed seeds and secret ones) and in the visible tests
 (test_visible_tests): the checks that nbgrader's hidden cells run.
@@ -11,7 +12,7 @@ import csv
 import pytest
 
 from autograder import checks, course
-from conftest import ASSIGNMENTS
+from conftest import ASSIGNMENTS, bundle_of
 from testkit import catalog
 
 pytestmark = [pytest.mark.nbgrader, pytest.mark.kernel]
@@ -60,9 +61,13 @@ def test_untouched_notebook_scores_zero_and_grades_cleanly(assignment_id, nbgrad
 
 @pytest.mark.parametrize("assignment_id, case", WRONG, ids=[f"{a}:{c.name}" for a, c in WRONG])
 def test_catalog_case_with_nbgrader(assignment_id, case, nbgrader_graded):
-    scores = nbgrader_graded(assignment_id).scores(assignment_id, case.name)
+    """Graded in its bundle (``catalog.bundles``), where the other cases are of exercises
+    that neither call nor name this one: the points of its exercise are its own."""
+    bundle = bundle_of(assignment_id, case.name)
+    scores = nbgrader_graded(assignment_id).scores(assignment_id, bundle)
     got, best = exercise_points(scores, assignment_id, case.cell)
-    assert got < best, f"wrong implementation {case.name} ({case.note}) kept {got}/{best}"
+    assert got < best, f"wrong implementation {case.name} ({case.note}) kept {got}/{best} " \
+        f"(submitted as {bundle})"
 
 
 def test_feedback_and_export(nbgrader_graded):

@@ -79,8 +79,8 @@ def test_warm_kernels_give_the_scores_of_stock_kernels(nbgrader_graded, tmp_path
     warm = nbgrader_graded(assignment_id)
     cold = StockCourse(tmp_path / "stock")  # stock kernels
     cold.generate(assignment_id)
-    students = ["solution", "untouched"] + [c.name for c in catalog.cases(assignment_id)
-                                             if not c.correct][:3]
+    students = ["solution", "untouched"] + [bundle.name for bundle in
+                                             catalog.bundles(assignment_id, correct=False)[:3]]
     for student in students:
         name = course.notebook_path(assignment_id).name
         cold.submit(student, assignment_id,
