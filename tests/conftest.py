@@ -141,9 +141,10 @@ def nbgrader_graded(tmp_path_factory, warm_kernels):
     bundles of alternative correct cases: the spec asks it to take points from the wrong ones;
     the correct ones are graded by our grader from the same ``submitted/``
     (test_grader_agreement), judged in-process and run through the visible tests, which are the
-    same checks in the same order. The kernels are warm ones, and every notebook nbgrader
-    graded must have had its own: a test in ``test_warm_kernel.py`` shows that stock kernels
-    give the same scores."""
+    same checks in the same order. Two ``nbgrader autograde`` processes share the wrong bundles
+    (``StockCourse.autograde``'s ``elsewhere``), each filling the other's waits for its
+    kernels. The kernels are warm ones, and every notebook nbgrader graded must have had its
+    own: a test in ``test_warm_kernel.py`` shows that stock kernels give the same scores."""
     from testkit import catalog, program
     from testkit.stock import StockCourse
 
@@ -162,8 +163,9 @@ def nbgrader_graded(tmp_path_factory, warm_kernels):
                 stock.submit(bundle.name, assignment_id, course.graded_cells_only(
                     program.submission(assignment_id, bundle.answers)))
             before = warm_kernels.served
-            stock.log = stock.autograde(assignment_id, "--CourseDirectory.student_id_exclude="
-                                        + ",".join(bundle.name for bundle in correct))
+            wrong = [bundle.name for bundle in catalog.bundles(assignment_id, correct=False)]
+            stock.log = stock.autograde(assignment_id, exclude=[b.name for b in correct],
+                                        elsewhere=wrong[::2])
             graded = len(list((stock.dir / "submitted").iterdir())) - len(correct)
             assert warm_kernels.served - before == graded, \
                 f"{warm_kernels.served - before} warm kernels for {graded} submissions"
