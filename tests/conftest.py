@@ -158,14 +158,14 @@ def nbgrader_graded(tmp_path_factory, warm_kernels):
             stock.submit("solution", assignment_id, program.submission(assignment_id))
             untouched = course.notebook_path(assignment_id, released=True).read_bytes()
             stock.submit("untouched", assignment_id, untouched)
+            wrong = catalog.bundles(assignment_id, correct=False)
             correct = catalog.bundles(assignment_id, correct=True)
-            for bundle in catalog.bundles(assignment_id, correct=False) + correct:
+            for bundle in wrong + correct:
                 stock.submit(bundle.name, assignment_id, course.graded_cells_only(
                     program.submission(assignment_id, bundle.answers)))
             before = warm_kernels.served
-            wrong = [bundle.name for bundle in catalog.bundles(assignment_id, correct=False)]
             stock.log = stock.autograde(assignment_id, exclude=[b.name for b in correct],
-                                        elsewhere=wrong[::2])
+                                        elsewhere=[b.name for b in wrong[::2]])
             graded = len(list((stock.dir / "submitted").iterdir())) - len(correct)
             assert warm_kernels.served - before == graded, \
                 f"{warm_kernels.served - before} warm kernels for {graded} submissions"
