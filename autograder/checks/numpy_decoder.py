@@ -631,7 +631,8 @@ def _judge_decoder(verdict: Verdict, case: Decoding, call: DecoderCall) -> None:
     from autograder.reference import numpy_decoder as ref
 
     params, h = call.params, call.heads
-    expected = {field: ref.decoder(ids, params, h) for field, ids in call.ids.items()}
+    model = ref.TorchDecoder.from_params(params, h)
+    expected = {field: ref.logits(model, ids) for field, ids in call.ids.items()}
     if call.t is not None:
         _judge_related(verdict, expected, call.t, call.what, "logits", **DECODER_TOLERANCE)
         return
@@ -744,8 +745,9 @@ def _judge_generate(verdict: Verdict, case: Generation, call: GenerateCall) -> N
         return
     # Each new id must be an argmax of the reference logits after the ids before it (a near
     # tie, within rounding, may go either way).
+    model = ref.TorchDecoder.from_params(params, h)
     for i in range(len(prompt), len(found)):
-        logits = ref.decoder(found[:i], params, h)[-1]
+        logits = ref.logits(model, found[:i])[-1]
         if logits[found[i]] < logits.max() - 1e-9 * max(1.0, float(np.abs(logits).max())):
             break
     else:

@@ -100,16 +100,21 @@ class TorchDecoder(nn.Module):
         return h @ self.tok_emb.weight.T
 
 
-def decoder(token_ids, params: dict, num_heads: int) -> np.ndarray:
-    model = TorchDecoder.from_params(params, num_heads)
+def logits(model: TorchDecoder, token_ids) -> np.ndarray:
+    """``model``'s logits for ``token_ids``: build the model once for many calls."""
     with torch.no_grad():
         return model(torch.as_tensor(np.asarray(token_ids, dtype=np.int64))).numpy()
 
 
+def decoder(token_ids, params: dict, num_heads: int) -> np.ndarray:
+    return logits(TorchDecoder.from_params(params, num_heads), token_ids)
+
+
 def generate(token_ids, params: dict, num_heads: int, max_new_tokens: int) -> list[int]:
+    model = TorchDecoder.from_params(params, num_heads)
     ids = [int(t) for t in token_ids]
     for _ in range(max_new_tokens):
-        ids.append(int(np.argmax(decoder(ids, params, num_heads)[-1])))
+        ids.append(int(np.argmax(logits(model, ids)[-1])))
     return ids
 
 
@@ -278,18 +283,19 @@ def generate_bugs(token_ids, params, num_heads, max_new_tokens) -> dict[str, lis
     ids = [int(t) for t in token_ids]
     if max_new_tokens == 0:
         return {}
-    logits = decoder(ids, params, num_heads)
+    model = TorchDecoder.from_params(params, num_heads)
+    prompt = logits(model, ids)
     first, flat, last = ids[:], ids[:], ids[:]
     for _ in range(max_new_tokens):
-        first.append(int(np.argmax(decoder(first, params, num_heads)[0])))
-        last.append(int(np.argmax(decoder(last[-1:], params, num_heads)[-1])))
+        first.append(int(np.argmax(logits(model, first)[0])))
+        last.append(int(np.argmax(logits(model, last[-1:])[-1])))
         if flat[-1] < len(params["W_emb"]):
-            flat.append(int(np.argmax(decoder(flat, params, num_heads))))
+            flat.append(int(np.argmax(logits(model, flat))))
     return {
         "it feeds only the last token to decoder_forward (the model needs every id so far)":
             last,
         "it never feeds back its own tokens (every new token is predicted from the prompt)":
-            ids + [int(np.argmax(logits[-1]))] * max_new_tokens,
+            ids + [int(np.argmax(prompt[-1]))] * max_new_tokens,
         "the argmax of the first position's logits (the next token comes from the last row)":
             first,
         "the argmax over all logits flattened (np.argmax without picking the last row)": flat,
