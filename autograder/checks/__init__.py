@@ -96,8 +96,8 @@ class Student:
 
 def seed_torch(seed: int) -> None:
     """What ``torch.manual_seed(seed)`` does for code on the CPU: seed torch's default CPU
-    generator. (``torch.manual_seed`` also queues the seed for CUDA and XPU, formatting the
-    caller's whole stack each time: 2 ms a call under pytest, a seventh of an observation.)"""
+    generator. (``torch.manual_seed`` also queues the seed for CUDA and XPU, and formats the
+    caller's whole stack to do so: about 2 ms a call in the suite's deep stacks.)"""
     import torch
 
     torch.default_generator.manual_seed(seed)
