@@ -61,7 +61,7 @@ def disable_instructor_tools_commands(level: str = "sys_prefix") -> list[list[st
 
 
 class PublishError(Exception):
-    """Bad input: the command prints it as one line and exits 2."""
+    """Bad input, or a copy that would leak: the command prints it after `error:` and exits 2."""
 
 
 def check_url(option: str, url: str) -> str:
@@ -263,7 +263,7 @@ def publish(out: Path, repository: str, hub: str | None = None, branch: str = "m
             raise PublishError(f"_toc.yml lists chapters that chapters/ does not hold: {missing}")
         found = leaks.leaks(leaks.course_secrets(root), out)
         if found:
-            raise RuntimeError("the learners' copy would hold solution or hidden-test lines "
+            raise PublishError("the learners' copy would hold solution or hidden-test lines "
                                "(run `python -m autograder release`?):\n" + "\n".join(found))
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)

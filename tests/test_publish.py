@@ -213,7 +213,7 @@ def test_a_copy_that_would_leak_is_removed(tmp_path):
     nbformat.write(nb, released)
     out = tmp_path / "copy"
     out.mkdir()
-    with pytest.raises(RuntimeError, match="solution or hidden-test lines") as raised:
+    with pytest.raises(publish.PublishError, match="solution or hidden-test lines") as raised:
         publish.publish(out, REPOSITORY, root=root)
     assert leaks.normalize(line) in str(raised.value)
     assert out.is_dir() and not any(out.iterdir()), "the leaking copy was left behind"
