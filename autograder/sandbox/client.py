@@ -23,7 +23,9 @@ from autograder.sandbox import confine, protocol
 # libraries, nothing else (no tokens, no paths of the course, the submissions or the results:
 # the strings of a process's first environment stay on its stack, where a student process
 # forked from it could read them whatever ``os.environ`` says).
-ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "LD_LIBRARY_PATH")
+# ``AUTOGRADER_FRESH_PER`` too: observing in a fresh fork per case rather than per check
+# (``sandbox.server.FRESH_PER``).
+ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "LD_LIBRARY_PATH", "AUTOGRADER_FRESH_PER")
 # What the fork server's environment sets: Matplotlib without a display, one thread, and
 # glibc's heap in transparent huge pages where the kernel allows it (``madvise`` mode): the
 # heap of a process that imported torch, about 120 MB, is then copied by every fork as 2 MB
@@ -43,6 +45,13 @@ BOOT = ("import json, socket, sys; sock = socket.socket(fileno=int(sys.argv[1]))
         "from autograder.sandbox.server import serve; serve(sock, setup)")
 
 
+def server_environment() -> dict[str, str]:
+    """The fork server's environment: ``ENVIRONMENT`` from this process's, and ``SETTINGS``."""
+    env = {k: os.environ[k] for k in ENVIRONMENT if k in os.environ}
+    env.update(SETTINGS)
+    return env
+
+
 class Zygote:
     """The fork server process (``autograder.sandbox``) and the protocol to use it.
 
@@ -60,11 +69,9 @@ class Zygote:
     def _start(self) -> None:
         """Start the fork server; ``wait_ready`` waits for its imports."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        env = {k: os.environ[k] for k in ENVIRONMENT if k in os.environ}
-        env.update(SETTINGS)
         self.process = subprocess.Popen(
             [sys.executable, "-I", "-c", BOOT, str(theirs.fileno())],
-            pass_fds=(theirs.fileno(),), env=env, cwd="/", stdin=subprocess.DEVNULL)
+            pass_fds=(theirs.fileno(),), env=server_environment(), cwd="/", stdin=subprocess.DEVNULL)
         theirs.close()
         self.sock = ours
         self.info = None

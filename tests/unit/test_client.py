@@ -1,7 +1,8 @@
-"""``sandbox.client.StreamReader``: the result stream, split into messages at a bounded cost."""
+"""``sandbox.client``: the result stream, split into messages at a bounded cost
+(``StreamReader``), and the fork server's environment."""
 
 from autograder.sandbox import protocol
-from autograder.sandbox.client import StreamReader
+from autograder.sandbox.client import StreamReader, server_environment
 
 CELL = protocol.encode(protocol.Cell(0, "setup"))
 STATUS = protocol.encode(protocol.Status(False, 0.5, 0, None))
@@ -49,3 +50,12 @@ def test_past_the_total_only_the_status_is_read():
     messages = _read(CELL, b"y" * 100 + b"\n", CELL, CELL, STATUS, total=len(CELL) + 10)
     assert messages[0] == protocol.Cell(0, "setup")
     assert [type(m) for m in messages[1:]] == [protocol.Overflow, protocol.Status]
+
+
+def test_the_fork_server_gets_the_fresh_state_switch_and_no_other_variable(monkeypatch):
+    monkeypatch.setenv("AUTOGRADER_FRESH_PER", "case")
+    monkeypatch.setenv("GRADER_TOKEN", "secret")
+    monkeypatch.setenv("PATH", "/usr/bin")
+    env = server_environment()
+    assert env["AUTOGRADER_FRESH_PER"] == "case" and env["PATH"] == "/usr/bin"
+    assert "GRADER_TOKEN" not in env and env["OMP_NUM_THREADS"] == "1"
