@@ -29,7 +29,7 @@ from collections import Counter
 from pathlib import Path
 
 from autograder.errors import UsageError
-from autograder.records import ERROR, GRADED, Record
+from autograder.records import ERROR, GRADED, STUB, Record
 
 CSV_FIELDS = ["student_id", "assignment_id", "grade_id", "score", "max_score"]
 RECORD_LIMIT = 16 * 1024 * 1024  # bytes: the largest results.json read back (ours: under 1 MB)
@@ -228,9 +228,6 @@ def totals_csv(records: list[Record]) -> str:
     return buffer.getvalue()
 
 
-NOT_ATTEMPTED = "raised NotImplementedError"  # the learner's stub, as the checks report it
-
-
 def failure_lines(failures: list[str]) -> list[str]:
     """Each message once, in order, with a count when it was repeated: ``... (x5)``."""
     counts = Counter(failures)
@@ -245,7 +242,7 @@ def not_attempted(record: Record) -> list[str]:
         if cell.exercise:
             exercises.setdefault(cell.exercise, []).append(cell)
     return [name for name, cells in exercises.items()
-            if all(c.failures and all(NOT_ATTEMPTED in f for f in c.failures) for c in cells)]
+            if all(c.failures and all(STUB in f for f in c.failures) for c in cells)]
 
 
 def feedback(records: list[Record]) -> str:

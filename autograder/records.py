@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 GRADED, ERROR = "graded", "error"  # Record.status
+STUB = "raised NotImplementedError"  # in a failure: the learner's stub, not written yet
 
 
 @dataclass

@@ -29,12 +29,12 @@ import pkgutil
 from typing import Any, Callable, Sequence
 
 from autograder import data
+from autograder.records import STUB
 
 __all__ = ["Case", "Check", "CheckFailed", "JudgeError", "Missing", "Student", "Verdict", "assignments",
            "blame_earlier", "case_seeds", "checks_for", "load_weights", "run", "seed_torch"]
 
 RAISED = "raised"  # the key under which a case records an exception its calls raised
-STUB = "raised NotImplementedError"  # how a failure reports the learner's unwritten stub
 
 
 class CheckFailed(AssertionError):
@@ -283,7 +283,7 @@ class Verdict:
             self.fail(f"{what} should raise {error}, but returned {shown}")
             return False
         if found.type == "NotImplementedError":
-            self.fail(f"{what} raised NotImplementedError (the exercise is not completed yet)")
+            self.fail(f"{what} {STUB} (the exercise is not completed yet)")
             return False
         if found.type != error:
             self.fail(f"{what} raised {found.type}: {found.message}; expected {error}"
