@@ -159,9 +159,14 @@ def merge(args) -> int:
 
 
 def import_grades(args) -> int:
+    import importlib.util
+
     from autograder import formats
     from autograder.rubric import load_assignments
 
+    if importlib.util.find_spec("nbgrader") is None:
+        raise UsageError("import-grades writes nbgrader's gradebook, and nbgrader is not installed "
+                         "(the grader's set leaves it out): install the version requirements.txt pins")
     existing_folder(args.results, "a results folder of python -m autograder grade or merge")
     if args.db.startswith("sqlite:///"):
         folder = Path(args.db.removeprefix("sqlite:///")).parent

@@ -255,6 +255,20 @@ def test_setup_installs_the_graders_set(installed, tmp_path):
     assert results["score"] == MAX_SCORE, results["output"]
 
 
+def test_import_grades_without_nbgrader_says_so(installed, tmp_path):
+    """The grader's set has no nbgrader: ``import-grades``, which writes nbgrader's gradebook,
+    refuses with one line that says so (status 2), and writes no gradebook."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHON")}
+    done = subprocess.run([str(installed / "venv" / "bin" / "python"), "-m", "autograder",
+                           "import-grades", str(tmp_path), "--db", f"sqlite:///{tmp_path}/g.db"],
+                          cwd=installed / "source", env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.startswith("error: import-grades writes nbgrader's gradebook, and nbgrader "
+                                  "is not installed") and done.stderr.count("\n") == 1, done.stderr
+    assert not (tmp_path / "g.db").exists()
+
+
 def test_sandbox_note_says_what_is_missing():
     assert gradescope.sandbox_note({"landlock": 7, "user": "uid 1"}) == ""
     note = gradescope.sandbox_note({"landlock": 0, "landlock_error": "Function not implemented",
