@@ -261,28 +261,34 @@ def unsandboxed_program(item: tamper.Submission) -> str:
     return "\n".join(course.exercise_program(source, nb).code)
 
 
-def test_the_collusion_pair_works_without_a_sandbox(tmp_path):
-    """Proof that the previous test can fail: outside the sandbox the client gets the answers."""
+def gets_the_answers_beside(first: tamper.Submission, second: tamper.Submission, wait: float) -> None:
+    """Outside any sandbox: ``second``'s program, run while ``first``'s runs (started ``wait``
+    seconds before), computes the reference's encoding with the stub it submitted."""
     import subprocess
     import sys
     import time
 
     import numpy as np
 
-    server_item, client_item = tamper.collusion_pair()
-    server = subprocess.Popen([sys.executable, "-c", unsandboxed_program(server_item)])
+    from autograder.reference.positional_encoding import reference_encoding
+
+    running = subprocess.Popen([sys.executable, "-c", unsandboxed_program(first)])
     try:
-        time.sleep(3)
-        asked = unsandboxed_program(client_item) + "\nprint(sinusoidal_positional_encoding(3, 4).tolist())"
+        time.sleep(wait)
+        asked = unsandboxed_program(second) + "\nprint(sinusoidal_positional_encoding(3, 4).tolist())"
         out = subprocess.run([sys.executable, "-c", asked], capture_output=True, text=True,
                              timeout=60)
     finally:
-        server.kill()
-    from autograder.reference.positional_encoding import reference_encoding
-
+        running.kill()
+        running.wait()
     assert out.returncode == 0, out.stderr[-2000:]
     assert np.allclose(json.loads(out.stdout.strip().splitlines()[-1]),
                        reference_encoding(np.arange(3), 4))
+
+
+def test_the_collusion_pair_works_without_a_sandbox():
+    """Proof that the previous test can fail: outside the sandbox the client gets the answers."""
+    gets_the_answers_beside(*tamper.collusion_pair(), wait=3)
 
 
 def test_json_bomb_is_bounded(graded):
@@ -425,29 +431,11 @@ def test_no_ipc_memory_outlives_grading(channels):
 def test_the_channel_pairs_work_without_a_sandbox(pair):
     """Proof that the tests above can fail: outside the sandbox each receiver runs the
     sender's solutions."""
-    import subprocess
-    import sys
-    import time
-
-    import numpy as np
-
-    from autograder.reference.positional_encoding import reference_encoding
-
-    sender_item, receiver_item = pair(hold=4)
     tamper.remove_shm([tamper.SHM_KEY])
-    sender = subprocess.Popen([sys.executable, "-c", unsandboxed_program(sender_item)])
     try:
-        time.sleep(2)
-        asked = unsandboxed_program(receiver_item) + "\nprint(sinusoidal_positional_encoding(3, 4).tolist())"
-        out = subprocess.run([sys.executable, "-c", asked], capture_output=True, text=True,
-                             timeout=60)
+        gets_the_answers_beside(*pair(hold=4), wait=2)
     finally:
-        sender.kill()
-        sender.wait()
         tamper.remove_shm([tamper.SHM_KEY])
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert np.allclose(json.loads(out.stdout.strip().splitlines()[-1]),
-                       reference_encoding(np.arange(3), 4))
 
 
 # --- the degraded mode: no Landlock -----------------------------------------------------------
