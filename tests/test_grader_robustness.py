@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.sandbox, pytest.mark.nbgrader]
 A = tamper.ASSIGNMENT
 # Each submission's wall limit: the infinite loop and the fork bomb run into it. The memory
 # bomb must finish inside it: its 768 MB of fresh pages took from 0.1 to 6 s on an idle
-# machine of ours (a VM's first touch of memory varies that much), and at 8 s it once ran
+# machine of ours (it varies that much from one run to the next), and at 8 s it once ran
 # out under the suite's load.
 TIMEOUT = 15
 
